@@ -1,0 +1,65 @@
+import type { Clock } from './clock.js';
+import type { Db } from './database.js';
+import { ConflictError, IllegalTransitionError, MlosError, UserError } from './errors.js';
+import type { EventInput, EventLog } from './event-log.js';
+import type { IdGenerator } from './random.js';
+import type { StoredEvent } from './types.js';
+
+/** What every repository shares: the connection, the ports, who is acting, and the event log. */
+export class StoreContext {
+  readonly db: Db;
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+  readonly actor: string;
+  readonly log: EventLog;
+
+  constructor(db: Db, clock: Clock, ids: IdGenerator, actor: string, log: EventLog) {
+    this.db = db;
+    this.clock = clock;
+    this.ids = ids;
+    this.actor = actor;
+    this.log = log;
+  }
+
+  /**
+   * Runs `fn` in a write transaction opened with BEGIN IMMEDIATE, so the write lock is taken
+   * before anything is read and concurrent writers queue instead of failing. Nested calls
+   * become savepoints of the outer transaction. A SQLite constraint failure is translated into
+   * the error a caller can act on; the transaction is rolled back either way.
+   */
+  write<T>(fn: () => T): T {
+    const txn = this.db.transaction(fn);
+    try {
+      return this.db.inTransaction ? txn() : txn.immediate();
+    } catch (error) {
+      throw translateSqliteError(error);
+    }
+  }
+
+  /** Appends one event in the current transaction, stamped with this context's actor and clock. */
+  emit(input: EventInput): StoredEvent {
+    return this.log.append(this.actor, this.clock.now(), input);
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+}
+
+/** SQLite errors raised by CHECKs and triggers become typed mlos errors with the same text. */
+export function translateSqliteError(error: unknown): unknown {
+  if (error instanceof MlosError || !(error instanceof Error)) return error;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_CONSTRAINT')) return error;
+  const transition = /^illegal transition of (\S+ \S+): (\S+) → (\S+)$/.exec(error.message);
+  if (transition) return new IllegalTransitionError(transition[1]!, transition[2]!, transition[3]!);
+  return new UserError(`the database refused the write: ${error.message}`, {
+    code: 'constraint',
+    cause: error,
+  });
+}
+
+/** Checks an optimistic-concurrency version. */
+export function checkVersion(entity: string, expected: number | undefined, current: number): void {
+  if (expected !== undefined && expected !== current) throw new ConflictError(entity, expected, current);
+}

@@ -1,0 +1,97 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { DatabaseError } from './errors.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations/index.js';
+import { transitionRows } from './transitions.js';
+
+export type Db = Database.Database;
+
+export interface OpenDatabaseOptions {
+  /** `synchronous = FULL` instead of NORMAL: every commit survives a power cut, at some speed. */
+  readonly durable?: boolean;
+  /** How long a writer waits for the write lock before failing, in ms. */
+  readonly busyTimeoutMs?: number;
+  readonly readonly?: boolean;
+  /**
+   * Called before migrations are applied to a database that already has data; may throw to
+   * refuse (a live supervisor of an older build, for example).
+   */
+  readonly beforeMigrate?: (db: Db, from: number, to: number) => void;
+}
+
+/**
+ * Opens (and creates, and migrates) an mlos database. WAL, foreign keys on, a busy timeout so
+ * concurrent writers queue instead of failing. A database written by a newer schema is refused.
+ */
+export function openDatabase(path: string, options: OpenDatabaseOptions = {}): Db {
+  if (path !== ':memory:' && !options.readonly) mkdirSync(dirname(path), { recursive: true });
+  let db: Db;
+  try {
+    db = new Database(path, {
+      timeout: options.busyTimeoutMs ?? 30_000,
+      readonly: options.readonly ?? false,
+    });
+  } catch (cause) {
+    throw new DatabaseError('db_open', `cannot open database ${path}: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  try {
+    if (!options.readonly) db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    migrate(db, path, options);
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+function migrate(db: Db, path: string, options: OpenDatabaseOptions): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new DatabaseError(
+      'db_newer_schema',
+      `database ${path} has schema version ${current}, newer than this mlos (${SCHEMA_VERSION}): upgrade mlos to open it`,
+    );
+  }
+  if (options.readonly) return;
+  if (current === SCHEMA_VERSION) {
+    if (!transitionsMatch(db)) db.transaction(() => syncTransitions(db)).immediate();
+    return;
+  }
+  const apply = db.transaction(() => {
+    // Re-read inside the write lock: another process may have migrated meanwhile.
+    const from = db.pragma('user_version', { simple: true }) as number;
+    if (from >= SCHEMA_VERSION) return;
+    if (from > 0) options.beforeMigrate?.(db, from, SCHEMA_VERSION);
+    for (const m of MIGRATIONS) if (m.version > from) db.exec(m.sql);
+    syncTransitions(db);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  });
+  apply.immediate();
+}
+
+function transitionsMatch(db: Db): boolean {
+  const key = (r: { kind: string; from: string; to: string }) => `${r.kind}:${r.from}:${r.to}`;
+  const stored = db
+    .prepare<[], { kind: string; from: string; to: string }>(
+      'SELECT kind, from_status AS "from", to_status AS "to" FROM transitions',
+    )
+    .all()
+    .map(key)
+    .sort();
+  const wanted = transitionRows().map(key).sort();
+  return stored.join('|') === wanted.join('|');
+}
+
+/** The database's transition table is a copy of the one in code, refreshed whenever they differ. */
+function syncTransitions(db: Db): void {
+  db.prepare('DELETE FROM transitions').run();
+  const insert = db.prepare(
+    'INSERT INTO transitions (kind, from_status, to_status) VALUES (@kind, @from, @to)',
+  );
+  for (const row of transitionRows()) insert.run(row);
+}

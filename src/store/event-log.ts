@@ -1,0 +1,182 @@
+import { createHash } from 'node:crypto';
+import type { Db } from './database.js';
+import type { StoredEvent } from './types.js';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** An event before it is chained: what happened, to what, by whom. */
+export interface EventInput {
+  readonly kind: string;
+  readonly entity: string;
+  readonly needId?: string | null;
+  readonly payload: Record<string, unknown>;
+}
+
+interface EventRow {
+  seq: number;
+  at: number;
+  actor: string;
+  kind: string;
+  entity: string;
+  need_id: string | null;
+  payload: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/**
+ * RFC 8785 (JCS) canonical JSON: object keys sorted by UTF-16 code units, numbers and strings
+ * serialized as ECMAScript does, no whitespace. The same value always gives the same bytes.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new TypeError(`cannot encode ${value} as JSON`);
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value))
+    return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  if (typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  throw new TypeError(`cannot encode a ${typeof value} as JSON`);
+}
+
+/** The hash of one event: sha256 over the canonical encoding of every field but the hash. */
+export function eventHash(e: Omit<StoredEvent, 'hash'>): string {
+  const body = canonicalJson({
+    seq: e.seq,
+    at: e.at,
+    actor: e.actor,
+    kind: e.kind,
+    entity: e.entity,
+    needId: e.needId,
+    payload: e.payload,
+    prevHash: e.prevHash,
+  });
+  return createHash('sha256').update(body).digest('hex');
+}
+
+/**
+ * The append-only, hash-chained event log. `append` must run inside a write transaction: it
+ * reads the chain head under the write lock, so concurrent writers never fork the chain.
+ */
+export class EventLog {
+  readonly #head;
+  readonly #insert;
+  readonly #db: Db;
+
+  constructor(db: Db) {
+    this.#db = db;
+    this.#head = db.prepare<[], { seq: number; hash: string }>(
+      'SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1',
+    );
+    this.#insert = db.prepare(
+      `INSERT INTO events (seq, at, actor, kind, entity, need_id, payload, prev_hash, hash)
+       VALUES (@seq, @at, @actor, @kind, @entity, @needId, @payload, @prevHash, @hash)`,
+    );
+  }
+
+  append(actor: string, at: number, input: EventInput): StoredEvent {
+    if (!this.#db.inTransaction) throw new Error('EventLog.append must run inside a write transaction');
+    const head = this.#head.get();
+    const payload = JSON.parse(canonicalJson(input.payload)) as unknown;
+    const unhashed = {
+      seq: (head?.seq ?? 0) + 1,
+      at,
+      actor,
+      kind: input.kind,
+      entity: input.entity,
+      needId: input.needId ?? null,
+      payload,
+      prevHash: head?.hash ?? GENESIS_HASH,
+    };
+    const event: StoredEvent = { ...unhashed, hash: eventHash(unhashed) };
+    this.#insert.run({ ...event, payload: canonicalJson(payload) });
+    return event;
+  }
+
+  headSeq(): number {
+    return this.#head.get()?.seq ?? 0;
+  }
+
+  /** Events after `afterSeq`, in order, at most `limit`. */
+  since(afterSeq: number, limit = 1000): StoredEvent[] {
+    return this.#db
+      .prepare<[number, number], EventRow>('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?')
+      .all(afterSeq, limit)
+      .map(toEvent);
+  }
+
+  /** The latest events about one need, newest first. */
+  forNeed(needId: string, limit = 20): StoredEvent[] {
+    return this.#db
+      .prepare<[string, number], EventRow>('SELECT * FROM events WHERE need_id = ? ORDER BY seq DESC LIMIT ?')
+      .all(needId, limit)
+      .map(toEvent);
+  }
+
+  /** The seq of the latest event about each of the given needs (0 when none). */
+  lastSeqByNeed(): Map<string, number> {
+    const rows = this.#db
+      .prepare<[], { need_id: string; seq: number }>(
+        'SELECT need_id, max(seq) AS seq FROM events WHERE need_id IS NOT NULL GROUP BY need_id',
+      )
+      .all();
+    return new Map(rows.map((r) => [r.need_id, r.seq]));
+  }
+
+  /**
+   * Walks the whole chain and checks every link and every hash.
+   * Returns the first broken seq and why, or ok with the number of events checked.
+   */
+  verify(): VerifyResult {
+    let prevHash = GENESIS_HASH;
+    let expectedSeq = 1;
+    let checked = 0;
+    const rows = this.#db.prepare<[], EventRow>('SELECT * FROM events ORDER BY seq').iterate();
+    for (const row of rows) {
+      const event = toEvent(row);
+      if (event.seq !== expectedSeq) return broken(expectedSeq, `event ${expectedSeq} is missing`, checked);
+      if (event.prevHash !== prevHash)
+        return broken(event.seq, 'prev_hash does not match the previous event', checked);
+      if (eventHash(event) !== event.hash)
+        return broken(event.seq, 'hash does not match the event contents', checked);
+      prevHash = event.hash;
+      expectedSeq++;
+      checked++;
+    }
+    return { ok: true, checked, headHash: prevHash };
+  }
+}
+
+export type VerifyResult =
+  | { readonly ok: true; readonly checked: number; readonly headHash: string }
+  | { readonly ok: false; readonly checked: number; readonly brokenSeq: number; readonly reason: string };
+
+function broken(seq: number, reason: string, checked: number): VerifyResult {
+  return { ok: false, checked, brokenSeq: seq, reason };
+}
+
+function toEvent(row: EventRow): StoredEvent {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(row.payload);
+  } catch {
+    payload = row.payload;
+  }
+  return {
+    seq: row.seq,
+    at: row.at,
+    actor: row.actor,
+    kind: row.kind,
+    entity: row.entity,
+    needId: row.need_id,
+    payload,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}

@@ -1,0 +1,10 @@
+export * from './clock.js';
+export * from './errors.js';
+export { canonicalJson, type VerifyResult } from './event-log.js';
+export * from './random.js';
+export { sha256 } from './repos/artifacts.js';
+export { DEFAULT_WORKSPACE } from './repos/workspaces.js';
+export * from './schemas.js';
+export { Store, type StoreOptions } from './store.js';
+export * from './transitions.js';
+export * from './types.js';

@@ -1,0 +1,12 @@
+import { sql as init } from './0001-init.js';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/** Numbered migrations, applied in order inside one transaction at open. Never edit a shipped one. */
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'init', sql: init }];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,114 @@
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { type Clock, systemClock } from './clock.js';
+import { StoreContext } from './context.js';
+import { type Db, type OpenDatabaseOptions, openDatabase } from './database.js';
+import { UserError } from './errors.js';
+import { EventLog } from './event-log.js';
+import { createIdGenerator, createRandomPrng, type IdGenerator, type Prng } from './random.js';
+import { ArtifactRepository } from './repos/artifacts.js';
+import { EdgeRepository } from './repos/edges.js';
+import { IdentityRepository } from './repos/identities.js';
+import { LeaseRepository } from './repos/leases.js';
+import { NeedRepository } from './repos/needs.js';
+import { TaskRepository } from './repos/tasks.js';
+import { WorkspaceRepository } from './repos/workspaces.js';
+
+export interface StoreOptions extends OpenDatabaseOptions {
+  readonly clock?: Clock;
+  readonly prng?: Prng;
+  readonly ids?: IdGenerator;
+  /** Who the writes of this handle are attributed to in the event log (`cli`, `supervisor`, …). */
+  readonly actor?: string;
+}
+
+/**
+ * The typed repository API over one mlos database: the only way to the data. Every mutation
+ * runs in a BEGIN IMMEDIATE transaction and appends its event to the hash chain in the same
+ * transaction.
+ */
+export class Store {
+  readonly path: string;
+  readonly clock: Clock;
+  readonly events: EventLog;
+  readonly leases: LeaseRepository;
+  readonly needs: NeedRepository;
+  readonly edges: EdgeRepository;
+  readonly artifacts: ArtifactRepository;
+  readonly tasks: TaskRepository;
+  readonly workspaces: WorkspaceRepository;
+  readonly identities: IdentityRepository;
+  readonly #db: Db;
+  readonly #ids: IdGenerator;
+  readonly #ctx: StoreContext;
+  readonly #owner: boolean;
+  #closed = false;
+
+  private constructor(path: string, db: Db, clock: Clock, ids: IdGenerator, actor: string, owner: boolean) {
+    this.path = path;
+    this.#db = db;
+    this.clock = clock;
+    this.#ids = ids;
+    this.#owner = owner;
+    this.events = new EventLog(db);
+    this.#ctx = new StoreContext(db, clock, ids, actor, this.events);
+    this.leases = new LeaseRepository(this.#ctx);
+    this.edges = new EdgeRepository(this.#ctx, this.leases);
+    this.tasks = new TaskRepository(this.#ctx, this.leases);
+    this.needs = new NeedRepository(
+      this.#ctx,
+      this.leases,
+      () => this.edges,
+      () => this.tasks,
+    );
+    this.artifacts = new ArtifactRepository(this.#ctx, this.edges);
+    this.workspaces = new WorkspaceRepository(this.#ctx);
+    this.identities = new IdentityRepository(this.#ctx);
+  }
+
+  /** Opens (creating and migrating if needed) the database at `path`; `:memory:` for tests. */
+  static open(path: string, options: StoreOptions = {}): Store {
+    const db = openDatabase(path, options);
+    const clock = options.clock ?? systemClock;
+    const ids = options.ids ?? createIdGenerator(clock, options.prng ?? createRandomPrng());
+    return new Store(path, db, clock, ids, options.actor ?? 'cli', true);
+  }
+
+  get actor(): string {
+    return this.#ctx.actor;
+  }
+
+  /** The same database, with writes attributed to another actor. Closing it does not close the database. */
+  as(actor: string): Store {
+    return new Store(this.path, this.#db, this.clock, this.#ids, actor, false);
+  }
+
+  /** Runs several repository calls as one BEGIN IMMEDIATE transaction: all or nothing. */
+  transaction<T>(fn: () => T): T {
+    return this.#ctx.write(fn);
+  }
+
+  /** The folder relative paths in the database (workspace outputs) are resolved against. */
+  get baseDir(): string {
+    return this.path === ':memory:' ? process.cwd() : dirname(resolve(this.path));
+  }
+
+  resolvePath(p: string): string {
+    return isAbsolute(p) ? p : resolve(this.baseDir, p);
+  }
+
+  /**
+   * Writes a consistent copy of the database to `target` with VACUUM INTO. Safe while other
+   * processes write: the copy is one read transaction's snapshot.
+   */
+  backup(target: string): void {
+    if (existsSync(target)) throw new UserError(`${target} already exists: choose a new file for the backup`);
+    this.#db.prepare('VACUUM INTO ?').run(target);
+  }
+
+  close(): void {
+    if (this.#closed || !this.#owner) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+}
