@@ -1,0 +1,226 @@
+import type { Command } from 'commander';
+import { NEED_STATUSES, type Need, type NeedStatus, UserError } from '../../store/index.js';
+import {
+  collect,
+  collectList,
+  formatDuration,
+  output,
+  parseDuration,
+  parseIntFlag,
+  withStore,
+} from '../context.js';
+
+interface NeedFlags {
+  body?: string;
+  tags?: string[];
+  priority?: number;
+  scope?: string;
+  dependsOn?: string[];
+  acceptance?: string;
+  standing?: boolean;
+  cadence?: string;
+  notBefore?: string;
+  json?: boolean;
+}
+
+export function registerNeedCommands(program: Command): void {
+  const need = program.command('need').description('create, inspect and change needs');
+
+  need
+    .command('add')
+    .description('add a need (open); prints its id')
+    .argument('<title>', 'what is needed, in a few words')
+    .option('--body <text>', 'the detail')
+    .option('--tags <a,b>', 'tags (lowercase); repeatable', collectList)
+    .option('--priority <0-4>', '0 highest … 4 lowest (default 2)', parseIntFlag('--priority'))
+    .option('--scope <scope>', 'grouping label, e.g. Sprint_X (default "default")')
+    .option('--depends-on <id>', 'a need this one waits for; repeatable', collect)
+    .option('--acceptance <text>', 'what "met" means')
+    .option('--standing', 'a standing need: never resolved, graduates again on its cadence')
+    .option('--cadence <duration>', 'how often a standing need graduates (e.g. 1h)')
+    .option('--not-before <iso>', 'not actionable before this time (ISO 8601)')
+    .option('--json', 'print the need as JSON')
+    .action(async (title: string, flags: NeedFlags, command: Command) => {
+      await withStore(command, (store) => {
+        if (flags.cadence && !flags.standing)
+          throw new UserError('--cadence needs --standing (only standing needs recur)');
+        if (flags.standing && !flags.cadence)
+          throw new UserError('--standing needs --cadence (e.g. --cadence 1h)');
+        const created = store.needs.create({
+          title,
+          ...(flags.body !== undefined && { body: flags.body }),
+          ...(flags.acceptance !== undefined && { acceptance: flags.acceptance }),
+          ...(flags.tags && { tags: flags.tags }),
+          ...(flags.priority !== undefined && { priority: flags.priority }),
+          ...(flags.scope !== undefined && { scope: flags.scope }),
+          ...(flags.dependsOn && { dependsOn: flags.dependsOn }),
+          ...(flags.standing && {
+            mode: 'standing' as const,
+            cadenceMs: parseDuration(flags.cadence!, '--cadence'),
+          }),
+          ...(flags.notBefore !== undefined && { notBefore: parseTime(flags.notBefore) }),
+        });
+        output(flags.json, created, () => created.id);
+      });
+    });
+
+  need
+    .command('list')
+    .description('list needs, by priority then age')
+    .option('--status <s,…>', `filter by status (${NEED_STATUSES.join(', ')})`, collectList)
+    .option('--tag <tag>', 'needs carrying any of these tags; repeatable', collectList)
+    .option('--scope <scope>', 'needs in this scope')
+    .option('--text <text>', 'needs whose title or body contains this text')
+    .option('--limit <n>', 'at most n needs', parseIntFlag('--limit'))
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        flags: {
+          status?: string[];
+          tag?: string[];
+          scope?: string;
+          text?: string;
+          limit?: number;
+          json?: boolean;
+        },
+        command: Command,
+      ) => {
+        await withStore(command, (store) => {
+          const needs = store.needs.list({
+            ...(flags.status && { status: flags.status.map(checkStatus) }),
+            ...(flags.tag && { tagsAny: flags.tag }),
+            ...(flags.scope && { scope: flags.scope }),
+            ...(flags.text && { text: flags.text }),
+            ...(flags.limit !== undefined && { limit: flags.limit }),
+          });
+          output(flags.json, needs, () => (needs.length ? needs.map(needLine).join('\n') : 'no needs match'));
+        });
+      },
+    );
+
+  need
+    .command('show')
+    .description('show one need with its edges, tasks and artifacts')
+    .argument('<id>', 'need id')
+    .option('--json', 'print JSON')
+    .action(async (id: string, flags: { json?: boolean }, command: Command) => {
+      await withStore(command, (store) => {
+        const n = store.needs.require(id);
+        const detail = {
+          ...n,
+          lease: store.leases.get(id),
+          dependsOn: store.edges.from(id, 'depends_on').map((e) => e.to),
+          dependents: store.edges.to(id, 'depends_on').map((e) => e.from),
+          edges: { out: store.edges.from(id), in: store.edges.to(id) },
+          tasks: store.tasks.forNeed(id),
+          artifacts: store.artifacts.forNeed(id).map(({ content: _c, ...a }) => a),
+        };
+        output(flags.json, detail, () => {
+          const lines = [
+            `${n.id}  ${n.title}`,
+            `status ${n.status} · priority ${n.priority} · scope ${n.scope} · version ${n.version}` +
+              (n.mode === 'standing' ? ` · standing every ${formatDuration(n.cadenceMs ?? 0)}` : ''),
+          ];
+          if (n.tags.length) lines.push(`tags ${n.tags.join(', ')}`);
+          if (n.notBefore !== null) lines.push(`not before ${new Date(n.notBefore).toISOString()}`);
+          if (n.body) lines.push('', n.body);
+          if (n.acceptance) lines.push('', `acceptance: ${n.acceptance}`);
+          for (const e of detail.edges.out) lines.push(`→ ${e.rel} ${e.to}`);
+          for (const e of detail.edges.in) lines.push(`← ${e.rel} ${e.from}`);
+          for (const t of detail.tasks) {
+            lines.push(
+              `task ${t.id} attempt ${t.attempt} ${t.status}${t.outcome ? ` (${t.outcome})` : ''} by ${t.identity}`,
+            );
+          }
+          for (const a of detail.artifacts) lines.push(`artifact ${a.id} ${a.kind} ${a.title}`);
+          return lines.join('\n');
+        });
+      });
+    });
+
+  need
+    .command('update')
+    .description('change fields of a need (optimistic: --expect-version refuses if someone changed it)')
+    .argument('<id>', 'need id')
+    .option('--title <text>', 'new title')
+    .option('--body <text>', 'new body')
+    .option('--tags <a,b>', 'replace the tags', collectList)
+    .option('--priority <0-4>', 'new priority', parseIntFlag('--priority'))
+    .option('--scope <scope>', 'new scope')
+    .option('--acceptance <text>', 'new acceptance')
+    .option('--cadence <duration>', 'new cadence (standing needs)')
+    .option('--not-before <iso>', 'new not-before time (ISO 8601), or "none"')
+    .option(
+      '--expect-version <n>',
+      'refuse unless the need is at this version',
+      parseIntFlag('--expect-version'),
+    )
+    .option('--json', 'print the need as JSON')
+    .action(
+      async (id: string, flags: NeedFlags & { title?: string; expectVersion?: number }, command: Command) => {
+        await withStore(command, (store) => {
+          const patch = {
+            ...(flags.title !== undefined && { title: flags.title }),
+            ...(flags.body !== undefined && { body: flags.body }),
+            ...(flags.acceptance !== undefined && { acceptance: flags.acceptance }),
+            ...(flags.tags && { tags: flags.tags }),
+            ...(flags.priority !== undefined && { priority: flags.priority }),
+            ...(flags.scope !== undefined && { scope: flags.scope }),
+            ...(flags.cadence !== undefined && { cadenceMs: parseDuration(flags.cadence, '--cadence') }),
+            ...(flags.notBefore !== undefined && {
+              notBefore: flags.notBefore === 'none' ? null : parseTime(flags.notBefore),
+            }),
+          };
+          if (Object.keys(patch).length === 0) {
+            throw new UserError(
+              'nothing to update: pass at least one of --title, --body, --tags, --priority, …',
+            );
+          }
+          const updated = store.needs.update(
+            id,
+            patch,
+            flags.expectVersion !== undefined ? { expectedVersion: flags.expectVersion } : {},
+          );
+          output(flags.json, updated, () => `${updated.id} now at version ${updated.version}`);
+        });
+      },
+    );
+
+  for (const [name, to, what] of [
+    ['resolve', 'resolved', 'mark a need met'],
+    ['drop', 'dropped', 'give up on a need'],
+    ['reopen', 'open', 'open a resolved or dropped need again'],
+  ] as const) {
+    need
+      .command(name)
+      .description(`${what} (an operator transition: any running task is cancelled and its lease revoked)`)
+      .argument('<id>', 'need id')
+      .option('--reason <text>', 'why, recorded in the event log')
+      .option('--json', 'print the need as JSON')
+      .action(async (id: string, flags: { reason?: string; json?: boolean }, command: Command) => {
+        await withStore(command, (store) => {
+          const n = store.needs.transition(id, to, flags.reason ? { reason: flags.reason } : {});
+          output(flags.json, n, () => `${n.id} ${n.status}`);
+        });
+      });
+  }
+}
+
+export function needLine(n: Need): string {
+  const tags = n.tags.length ? ` [${n.tags.join(', ')}]` : '';
+  return `${n.id}  P${n.priority}  ${n.status.padEnd(8)}  ${n.scope}  ${n.title}${tags}`;
+}
+
+function checkStatus(s: string): NeedStatus {
+  if (!(NEED_STATUSES as readonly string[]).includes(s)) {
+    throw new UserError(`unknown status ${JSON.stringify(s)}: use one of ${NEED_STATUSES.join(', ')}`);
+  }
+  return s as NeedStatus;
+}
+
+function parseTime(text: string): number {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms))
+    throw new UserError(`${JSON.stringify(text)} is not a time: use ISO 8601, e.g. 2026-12-01T09:00:00Z`);
+  return ms;
+}

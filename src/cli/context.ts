@@ -1,0 +1,97 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { Store, UserError } from '../store/index.js';
+
+/** Options every command inherits from the root program. */
+export interface GlobalOptions {
+  readonly db: string;
+  readonly durable: boolean;
+  readonly verbose: boolean;
+}
+
+export function globalOptions(command: Command): GlobalOptions {
+  const opts = command.optsWithGlobals<{ db?: string; durable?: boolean; verbose?: boolean }>();
+  return {
+    db: resolve(opts.db ?? process.env['MLOS_DB'] ?? 'mlos.db'),
+    durable: opts.durable ?? process.env['MLOS_DURABLE'] === '1',
+    verbose: opts.verbose ?? false,
+  };
+}
+
+/** Opens the command's database, runs `fn`, and closes it whatever happens. */
+export async function withStore<T>(command: Command, fn: (store: Store) => T | Promise<T>): Promise<T> {
+  const { db, durable } = globalOptions(command);
+  const store = Store.open(db, { durable, actor: 'cli' });
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** Prints data as JSON (`--json`) or as the text rendering. */
+export function output(json: boolean | undefined, data: unknown, text: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : ensureNewline(text()));
+}
+
+function ensureNewline(s: string): string {
+  return s === '' || s.endsWith('\n') ? s : `${s}\n`;
+}
+
+const UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/** `90s`, `15m`, `1h`, `2d` → milliseconds. */
+export function parseDuration(text: string, what = 'duration'): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(text.trim());
+  if (!m)
+    throw new UserError(
+      `${what} ${JSON.stringify(text)} is not a duration: use a number and a unit, e.g. 90s, 15m, 1h, 2d`,
+    );
+  const ms = Math.round(Number(m[1]) * UNITS[m[2]!]!);
+  if (ms <= 0) throw new UserError(`${what} must be longer than 0`);
+  return ms;
+}
+
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['w', 604_800_000],
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** `a,b, c` → ['a', 'b', 'c']; repeated flags accumulate. */
+export function collectList(value: string, previous: string[] = []): string[] {
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  ];
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** Parses an integer flag, refusing anything else with the flag's name in the message. */
+export function parseIntFlag(flag: string): (value: string) => number {
+  return (value) => {
+    if (!/^-?\d+$/.test(value.trim()))
+      throw new UserError(`${flag} must be a whole number, not ${JSON.stringify(value)}`);
+    return Number(value);
+  };
+}
