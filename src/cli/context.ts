@@ -12,7 +12,7 @@ export interface GlobalOptions {
 export function globalOptions(command: Command): GlobalOptions {
   const opts = command.optsWithGlobals<{ db?: string; durable?: boolean; verbose?: boolean }>();
   return {
-    db: resolve(opts.db ?? process.env['MLOS_DB'] ?? 'mlos.db'),
+    db: resolve(opts.db ?? (process.env['MLOS_DB'] || 'mlos.db')),
     durable: opts.durable ?? process.env['MLOS_DURABLE'] === '1',
     verbose: opts.verbose ?? false,
   };

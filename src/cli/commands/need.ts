@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { NEED_STATUSES, type Need, type NeedStatus, UserError } from '../../store/index.js';
 import {
@@ -12,6 +13,7 @@ import {
 
 interface NeedFlags {
   body?: string;
+  bodyFile?: string;
   tags?: string[];
   priority?: number;
   scope?: string;
@@ -31,6 +33,7 @@ export function registerNeedCommands(program: Command): void {
     .description('add a need (open); prints its id')
     .argument('<title>', 'what is needed, in a few words')
     .option('--body <text>', 'the detail')
+    .option('--body-file <path>', 'read the body from a file ("-" for stdin)')
     .option('--tags <a,b>', 'tags (lowercase); repeatable', collectList)
     .option('--priority <0-4>', '0 highest … 4 lowest (default 2)', parseIntFlag('--priority'))
     .option('--scope <scope>', 'grouping label, e.g. Sprint_X (default "default")')
@@ -41,6 +44,7 @@ export function registerNeedCommands(program: Command): void {
     .option('--not-before <iso>', 'not actionable before this time (ISO 8601)')
     .option('--json', 'print the need as JSON')
     .action(async (title: string, flags: NeedFlags, command: Command) => {
+      readBodyFile(flags);
       await withStore(command, (store) => {
         if (flags.cadence && !flags.standing)
           throw new UserError('--cadence needs --standing (only standing needs recur)');
@@ -144,6 +148,7 @@ export function registerNeedCommands(program: Command): void {
     .argument('<id>', 'need id')
     .option('--title <text>', 'new title')
     .option('--body <text>', 'new body')
+    .option('--body-file <path>', 'read the new body from a file ("-" for stdin)')
     .option('--tags <a,b>', 'replace the tags', collectList)
     .option('--priority <0-4>', 'new priority', parseIntFlag('--priority'))
     .option('--scope <scope>', 'new scope')
@@ -216,6 +221,16 @@ function checkStatus(s: string): NeedStatus {
     throw new UserError(`unknown status ${JSON.stringify(s)}: use one of ${NEED_STATUSES.join(', ')}`);
   }
   return s as NeedStatus;
+}
+
+function readBodyFile(flags: NeedFlags): void {
+  if (flags.bodyFile === undefined) return;
+  if (flags.body !== undefined) throw new UserError('give the body with --body or --body-file, not both');
+  try {
+    flags.body = readFileSync(flags.bodyFile === '-' ? 0 : flags.bodyFile, 'utf8');
+  } catch (error) {
+    throw new UserError(`cannot read --body-file ${flags.bodyFile}: ${(error as Error).message}`);
+  }
 }
 
 function parseTime(text: string): number {
