@@ -3,9 +3,13 @@ import { MlosError } from '../store/index.js';
 import { registerArtifactCommands } from './commands/artifact.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommand } from './commands/backup.js';
+import { registerCompileCommand } from './commands/compile.js';
+import { registerIdentityCommands } from './commands/identity.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerLinkCommands } from './commands/link.js';
+import { registerMcpCommand } from './commands/mcp.js';
 import { registerNeedCommands } from './commands/need.js';
+import { registerPackCommands } from './commands/pack.js';
 import { registerWorkspaceCommands } from './commands/workspace.js';
 import { VERSION } from './version.js';
 
@@ -25,11 +29,15 @@ export function buildProgram(): Command {
     .exitOverride();
   registerInitCommand(program);
   registerNeedCommands(program);
+  registerPackCommands(program);
   registerLinkCommands(program);
   registerArtifactCommands(program);
   registerWorkspaceCommands(program);
   registerAuditCommands(program);
   registerBackupCommand(program);
+  registerCompileCommand(program);
+  registerIdentityCommands(program);
+  registerMcpCommand(program);
   for (const command of allCommands(program)) command.exitOverride();
   return program;
 }

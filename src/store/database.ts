@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { DatabaseError } from './errors.js';
+import { DatabaseError, MlosError } from './errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations/index.js';
 import { transitionRows } from './transitions.js';
 
@@ -45,7 +45,11 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     return db;
   } catch (error) {
     db.close();
-    throw error;
+    if (error instanceof MlosError) throw error;
+    // SQLite opens lazily: a file that is not a database only fails at the first statement.
+    throw new DatabaseError('db_open', `cannot open database ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -3,6 +3,25 @@ export * from './errors.js';
 export { canonicalJson, type VerifyResult } from './event-log.js';
 export * from './random.js';
 export { sha256 } from './repos/artifacts.js';
+export type { BudgetLimits, Reservation, Usage } from './repos/budgets.js';
+export { utcDay } from './repos/budgets.js';
+export {
+  type Claim,
+  type ClaimOptions,
+  type FinishOutcome,
+  NotClaimableError,
+  type Progress,
+} from './repos/claims.js';
+export type {
+  ArtifactLine,
+  Dependency,
+  EventLine,
+  LeaseHolder,
+  NeedHead,
+  NeedSelection,
+  NodeLabel,
+  TaskLine,
+} from './repos/views.js';
 export { DEFAULT_WORKSPACE } from './repos/workspaces.js';
 export * from './schemas.js';
 export { Store, type StoreOptions } from './store.js';

@@ -41,6 +41,10 @@ export const NodeIdSchema = z.string().regex(/^(need|task|art)_[0-9A-Z]{26}$/, {
   error: (iss) => `${JSON.stringify(iss.input)} is not a need, task or artifact id (need_…, task_…, art_…)`,
 });
 
+export const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, {
+  error: (iss) => `${JSON.stringify(iss.input)} is not a sha256 digest (64 lowercase hex characters)`,
+});
+
 export const PrioritySchema = z
   .number({ error: 'priority must be a number from 0 (highest) to 4 (lowest)' })
   .int({ error: 'priority must be a whole number from 0 (highest) to 4 (lowest)' })
@@ -56,6 +60,11 @@ const sizedText = (field: string, limit: number, hint: string) =>
 export const TitleSchema = z
   .string()
   .refine((s) => s.trim().length > 0, { error: 'title must not be empty: say in a few words what is needed' })
+  // SQLite's length() stops at a NUL, and a line break would split the title's row in the views.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses.
+  .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), {
+    error: 'title must be one line without control characters: put the detail in --body',
+  })
   .refine((s) => s.length <= LIMITS.titleChars, {
     error: (iss) =>
       `title is ${String(iss.input).length} characters; the limit is ${LIMITS.titleChars}: put the detail in --body`,

@@ -1,17 +1,22 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { type Clock, systemClock } from './clock.js';
 import { StoreContext } from './context.js';
 import { type Db, type OpenDatabaseOptions, openDatabase } from './database.js';
-import { UserError } from './errors.js';
+import { DatabaseError, UserError } from './errors.js';
 import { EventLog } from './event-log.js';
 import { createIdGenerator, createRandomPrng, type IdGenerator, type Prng } from './random.js';
 import { ArtifactRepository } from './repos/artifacts.js';
+import { BudgetRepository } from './repos/budgets.js';
+import { ClaimRepository } from './repos/claims.js';
 import { EdgeRepository } from './repos/edges.js';
 import { IdentityRepository } from './repos/identities.js';
 import { LeaseRepository } from './repos/leases.js';
 import { NeedRepository } from './repos/needs.js';
+import { PackReadRepository } from './repos/pack-reads.js';
+import { SecretRepository } from './repos/secrets.js';
 import { TaskRepository } from './repos/tasks.js';
+import { ViewRepository } from './repos/views.js';
 import { WorkspaceRepository } from './repos/workspaces.js';
 
 export interface StoreOptions extends OpenDatabaseOptions {
@@ -37,7 +42,14 @@ export class Store {
   readonly artifacts: ArtifactRepository;
   readonly tasks: TaskRepository;
   readonly workspaces: WorkspaceRepository;
+  /** Read-only, set-based queries for the views compiler. */
+  readonly views: ViewRepository;
   readonly identities: IdentityRepository;
+  readonly claims: ClaimRepository;
+  readonly budgets: BudgetRepository;
+  readonly secrets: SecretRepository;
+  /** Read-only, indexed queries for context packs, pointer expansion and awareness. */
+  readonly packReads: PackReadRepository;
   readonly #db: Db;
   readonly #ids: IdGenerator;
   readonly #ctx: StoreContext;
@@ -63,7 +75,12 @@ export class Store {
     );
     this.artifacts = new ArtifactRepository(this.#ctx, this.edges);
     this.workspaces = new WorkspaceRepository(this.#ctx);
+    this.views = new ViewRepository(this.#ctx);
     this.identities = new IdentityRepository(this.#ctx);
+    this.claims = new ClaimRepository(this.#ctx, this.needs, this.tasks, this.leases, this.edges);
+    this.budgets = new BudgetRepository(this.#ctx);
+    this.secrets = new SecretRepository(this.#ctx);
+    this.packReads = new PackReadRepository(this.#ctx, this.needs, this.tasks, this.events);
   }
 
   /** Opens (creating and migrating if needed) the database at `path`; `:memory:` for tests. */
@@ -103,7 +120,14 @@ export class Store {
    */
   backup(target: string): void {
     if (existsSync(target)) throw new UserError(`${target} already exists: choose a new file for the backup`);
-    this.#db.prepare('VACUUM INTO ?').run(target);
+    try {
+      mkdirSync(dirname(resolve(target)), { recursive: true });
+      this.#db.prepare('VACUUM INTO ?').run(target);
+    } catch (cause) {
+      throw new DatabaseError('backup_failed', `cannot write backup ${target}: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
   }
 
   close(): void {

@@ -36,7 +36,17 @@ describe('mlos CLI', () => {
     expect(a.code).toBe(0);
     const idA = a.stdout.trim();
     expect(idA).toMatch(/^need_[0-9A-Z]{26}$/);
-    const b = mlos('need', 'add', 'Boot test', '--tags', 'kernel', '--depends-on', idA, '--acceptance', 'test passes');
+    const b = mlos(
+      'need',
+      'add',
+      'Boot test',
+      '--tags',
+      'kernel',
+      '--depends-on',
+      idA,
+      '--acceptance',
+      'test passes',
+    );
     const idB = b.stdout.trim();
 
     const list = JSON.parse(mlos('need', 'list', '--json').stdout) as { id: string; priority: number }[];
@@ -44,7 +54,10 @@ describe('mlos CLI', () => {
     expect(mlos('need', 'list', '--tag', 'architecture').stdout).toContain('Kernel testable');
     expect(mlos('need', 'list', '--status', 'resolved').stdout).toContain('no needs match');
 
-    const shown = JSON.parse(mlos('need', 'show', idB, '--json').stdout) as { dependsOn: string[]; acceptance: string };
+    const shown = JSON.parse(mlos('need', 'show', idB, '--json').stdout) as {
+      dependsOn: string[];
+      acceptance: string;
+    };
     expect(shown.dependsOn).toEqual([idA]);
     expect(shown.acceptance).toBe('test passes');
 
@@ -91,13 +104,22 @@ describe('mlos CLI', () => {
     const before = snapshot();
     const cases: [string[], RegExp][] = [
       [['need', 'add', 'x', '--tags', 'Bad Tag'], /tag "Bad Tag" is malformed/],
-      [['need', 'add', 'x', '--priority', '7'], /priority 7 is out of range: use 0 \(highest\) to 4 \(lowest\)/],
+      [
+        ['need', 'add', 'x', '--priority', '7'],
+        /priority 7 is out of range: use 0 \(highest\) to 4 \(lowest\)/,
+      ],
       [['need', 'add', 'x', '--priority', 'high'], /--priority must be a whole number/],
       [['need', 'add', '   '], /title must not be empty/],
-      [['need', 'add', 'x', '--depends-on', 'need_01AAAAAAAAAAAAAAAAAAAAAAAA'], /need need_01AAAAAAAAAAAAAAAAAAAAAAAA does not exist/],
+      [
+        ['need', 'add', 'x', '--depends-on', 'need_01AAAAAAAAAAAAAAAAAAAAAAAA'],
+        /need need_01AAAAAAAAAAAAAAAAAAAAAAAA does not exist/,
+      ],
       [['need', 'add', 'x', '--depends-on', 'nope'], /"nope" is not a need id/],
       [['need', 'show', 'need_01AAAAAAAAAAAAAAAAAAAAAAAA'], /does not exist/],
-      [['link', 'need_01AAAAAAAAAAAAAAAAAAAAAAAA', 'blocks', 'need_01AAAAAAAAAAAAAAAAAAAAAAAB'], /unknown relation "blocks": use one of depends_on/],
+      [
+        ['link', 'need_01AAAAAAAAAAAAAAAAAAAAAAAA', 'blocks', 'need_01AAAAAAAAAAAAAAAAAAAAAAAB'],
+        /unknown relation "blocks": use one of depends_on/,
+      ],
       [['need', 'add', 'x', '--cadence', '1h'], /--cadence needs --standing/],
       [['need', 'add', 'x', '--standing', '--cadence', 'soon'], /is not a duration/],
       [['artifact', 'add', join(dir, 'missing.txt')], /no such file/],

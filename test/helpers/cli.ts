@@ -12,7 +12,10 @@ export interface CliResult {
 }
 
 /** Runs the built `mlos` binary (npm test builds first) in `cwd`, as a user would. */
-export function runCli(args: readonly string[], options: { cwd: string; env?: Record<string, string> }): CliResult {
+export function runCli(
+  args: readonly string[],
+  options: { cwd: string; env?: Record<string, string> },
+): CliResult {
   const env: Record<string, string | undefined> = { ...process.env, ...options.env };
   if (!options.env?.['MLOS_DB']) delete env['MLOS_DB'];
   const result = spawnSync(process.execPath, [BIN, ...args], {

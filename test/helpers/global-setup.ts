@@ -1,6 +1,6 @@
-import type {} from 'vitest';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { probeRedis, redisUrl } from './redis.js';
 
@@ -15,7 +15,9 @@ export default async function setup(project: TestProject): Promise<void> {
   project.provide('redisAvailable', available);
   if (available) return;
   if (process.env['MLOS_REQUIRE_REDIS'] === '1') {
-    throw new Error(`MLOS_REQUIRE_REDIS=1 but Redis does not answer at ${url}: start redis-server or unset it`);
+    throw new Error(
+      `MLOS_REQUIRE_REDIS=1 but Redis does not answer at ${url}: start redis-server or unset it`,
+    );
   }
   const suites = findRedisSuites(join(process.cwd(), 'test'));
   const bar = '!'.repeat(78);

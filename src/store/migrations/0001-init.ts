@@ -36,7 +36,7 @@ CREATE TABLE needs (
   body        TEXT NOT NULL DEFAULT '' CHECK (length(CAST(body AS BLOB)) <= 1048576),
   acceptance  TEXT NOT NULL DEFAULT '' CHECK (length(CAST(acceptance AS BLOB)) <= 65536),
   status      TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'active', 'resolved', 'dropped')),
-  priority    INTEGER NOT NULL DEFAULT 2 CHECK (priority BETWEEN 0 AND 4),
+  priority    INTEGER NOT NULL DEFAULT 2 CHECK (typeof(priority) = 'integer' AND priority BETWEEN 0 AND 4),
   scope       TEXT NOT NULL DEFAULT 'default'
               CHECK (length(scope) BETWEEN 1 AND 64 AND scope NOT GLOB '*[^A-Za-z0-9._-]*'),
   mode        TEXT NOT NULL DEFAULT 'once' CHECK (mode IN ('once', 'standing')),

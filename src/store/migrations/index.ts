@@ -1,4 +1,5 @@
 import { sql as init } from './0001-init.js';
+import { sql as progress } from './0002-progress.js';
 
 export interface Migration {
   readonly version: number;
@@ -7,6 +8,9 @@ export interface Migration {
 }
 
 /** Numbered migrations, applied in order inside one transaction at open. Never edit a shipped one. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'init', sql: init }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'init', sql: init },
+  { version: 2, name: 'progress', sql: progress },
+];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -101,6 +101,14 @@ export class ArtifactRepository {
     return artifact;
   }
 
+  /** The oldest artifact registered under `uri`, if any. */
+  findByUri(uri: string): Artifact | undefined {
+    const row = this.#ctx.db
+      .prepare<[string], ArtifactRow>('SELECT * FROM artifacts WHERE uri = ? ORDER BY created_at, id LIMIT 1')
+      .get(uri);
+    return row && toArtifact(row);
+  }
+
   /** Artifacts a need references, oldest first. */
   forNeed(needId: string): Artifact[] {
     return this.#ctx.db

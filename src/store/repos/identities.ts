@@ -1,6 +1,6 @@
 import type { StoreContext } from '../context.js';
 import { NotFoundError } from '../errors.js';
-import { NameSchema, parseInput } from '../schemas.js';
+import { NameSchema, parseInput, Sha256Schema } from '../schemas.js';
 import type { IdentityPin } from '../types.js';
 
 interface PinRow {
@@ -43,6 +43,7 @@ export class IdentityRepository {
    */
   pin(name: string, hash: string, content: string): IdentityPin {
     parseInput(NameSchema, name, 'identity name');
+    parseInput(Sha256Schema, hash, `hash of identity ${name}`);
     return this.#ctx.write(() => {
       const old = this.get(name);
       if (old && old.hash === hash && old.driftHash === null) return old;
@@ -64,6 +65,7 @@ export class IdentityRepository {
 
   /** Records that the file of `name` no longer matches its pin (once per distinct drifted hash). */
   markDrift(name: string, driftHash: string): IdentityPin {
+    parseInput(Sha256Schema, driftHash, `drifted hash of identity ${name}`);
     return this.#ctx.write(() => {
       const pin = this.require(name);
       if (pin.driftHash === driftHash) return pin;

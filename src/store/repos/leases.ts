@@ -53,9 +53,11 @@ export class LeaseRepository {
     const lease = this.require(needId);
     if (lease.fencingToken === fence.token && lease.taskId === fence.taskId) return;
     const holder = lease.taskId ? `held by task ${lease.taskId}` : 'held by no task';
-    throw new LeaseLostError(
-      `lease lost: need ${needId} is now ${holder} (token ${lease.fencingToken} > ${fence.token}); stop work on it`,
-    );
+    const tokens =
+      lease.fencingToken > fence.token
+        ? `token ${lease.fencingToken} > ${fence.token}`
+        : `token ${lease.fencingToken}, not ${fence.token}`;
+    throw new LeaseLostError(`lease lost: need ${needId} is now ${holder} (${tokens}); stop work on it`);
   }
 
   /** Gives the lease to `taskId` until `expiresAt` with a new fencing token, which it returns. */
@@ -68,8 +70,11 @@ export class LeaseRepository {
 
   /** Extends a live lease held under `fence`; the token does not change. */
   renew(needId: string, fence: Fence, expiresAt: number): void {
-    this.assertFence(needId, fence);
-    this.#set.run({ needId, taskId: fence.taskId, token: fence.token, expiresAt, now: this.#ctx.now() });
+    // Check and write under one write lock, so a revoke by another process cannot slip between.
+    this.#ctx.write(() => {
+      this.assertFence(needId, fence);
+      this.#set.run({ needId, taskId: fence.taskId, token: fence.token, expiresAt, now: this.#ctx.now() });
+    });
   }
 
   /** Clears the holder and bumps the token, so any writer still holding the old one is refused. */

@@ -1,5 +1,5 @@
 import { checkVersion, type StoreContext } from '../context.js';
-import { NotFoundError, UserError } from '../errors.js';
+import { IllegalTransitionError, NotFoundError, UserError } from '../errors.js';
 import {
   type NeedFilter,
   NeedFilterSchema,
@@ -152,6 +152,9 @@ export class NeedRepository {
         if (key === 'cadenceMs' && need.mode === 'once' && value !== null) {
           throw new UserError(`need ${id} is not standing: a cadence only applies to a standing need`);
         }
+        if (key === 'cadenceMs' && need.mode === 'standing' && value === null) {
+          throw new UserError(`need ${id} is standing and needs a cadence: drop it to stop it recurring`);
+        }
         sets.push(`${column} = @${key}`);
         params[key] = value;
         changed[key] = value;
@@ -192,9 +195,12 @@ export class NeedRepository {
       if (need.status === to) return need;
       assertTransition('need', id, need.status, to);
       if (to === 'resolved' && need.mode === 'standing') {
-        throw new UserError(`need ${id} is standing and is never resolved: drop it to stop it`, {
-          code: 'illegal_transition',
-        });
+        throw new IllegalTransitionError(
+          `need ${id}`,
+          need.status,
+          to,
+          'a standing need is never resolved: drop it to stop it',
+        );
       }
       if (options.fence) {
         this.#leases.assertFence(id, options.fence);
@@ -211,13 +217,15 @@ export class NeedRepository {
            orphaned = CASE WHEN ? IN ('resolved', 'dropped') THEN 0 ELSE orphaned END WHERE id = ?`,
         )
         .run(to, this.#ctx.now(), to, to, id);
+      // Cancelling a live task above may already have bumped the version: report the stored one.
+      const changed = this.require(id);
       this.#ctx.emit({
         kind: `need.${to === 'open' && need.status !== 'active' ? 'reopened' : to}`,
         entity: id,
         needId: id,
-        payload: { from: need.status, to, reason: options.reason ?? null, version: need.version + 1 },
+        payload: { from: need.status, to, reason: options.reason ?? null, version: changed.version },
       });
-      return this.require(id);
+      return changed;
     });
   }
 
@@ -290,6 +298,62 @@ export class NeedRepository {
       )
       .all(now, now, limit)
       .map(toNeed);
+  }
+
+  /**
+   * Sets the round-table flags of an open or active need as the supervisor observes them: unmet
+   * since a time (ms), orphaned. An omitted flag keeps its value. A change writes a
+   * `need.flagged` event; setting the values already stored writes nothing. Flags are
+   * observations, not content, so the version does not move.
+   */
+  setFlags(id: string, flags: { unmetSince?: number | null; orphaned?: boolean }): Need {
+    if (flags.unmetSince != null && !Number.isSafeInteger(flags.unmetSince)) {
+      throw new UserError(`unmetSince of need ${id} must be a time in whole milliseconds or null`);
+    }
+    return this.#ctx.write(() => {
+      const need = this.require(id);
+      const unmetSince = flags.unmetSince === undefined ? need.unmetSince : flags.unmetSince;
+      const orphaned = flags.orphaned ?? need.orphaned;
+      if (unmetSince === need.unmetSince && orphaned === need.orphaned) return need;
+      if (need.status !== 'open' && need.status !== 'active') {
+        throw new UserError(`need ${id} is ${need.status}: only open or active needs are flagged`);
+      }
+      this.#ctx.db
+        .prepare('UPDATE needs SET unmet_since = ?, orphaned = ? WHERE id = ?')
+        .run(unmetSince, orphaned ? 1 : 0, id);
+      this.#ctx.emit({ kind: 'need.flagged', entity: id, needId: id, payload: { unmetSince, orphaned } });
+      return this.require(id);
+    });
+  }
+
+  /**
+   * Whether a need is actionable at `now` (open, every `depends_on` resolved, not_before passed),
+   * and if not, why, in words a caller can act on.
+   */
+  isActionable(
+    id: string,
+    now: number,
+  ): { ok: true } | { ok: false; reason: string; eligibleAt: number | null } {
+    const need = this.require(id);
+    if (need.status !== 'open')
+      return { ok: false, reason: `need ${id} is ${need.status}, not open`, eligibleAt: null };
+    const blockers = this.#ctx.db
+      .prepare<[string], { blocker_id: string; blocker_status: string }>(
+        'SELECT blocker_id, blocker_status FROM need_blockers WHERE need_id = ? ORDER BY blocker_id',
+      )
+      .all(id);
+    if (blockers.length) {
+      const list = blockers.map((b) => `${b.blocker_id} (${b.blocker_status})`).join(', ');
+      return { ok: false, reason: `need ${id} is not actionable: it waits for ${list}`, eligibleAt: null };
+    }
+    if (need.notBefore !== null && need.notBefore > now) {
+      return {
+        ok: false,
+        reason: `need ${id} is not actionable before ${new Date(need.notBefore).toISOString()}`,
+        eligibleAt: need.notBefore,
+      };
+    }
+    return { ok: true };
   }
 
   /** Counts of needs by status and scope. */

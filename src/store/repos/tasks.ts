@@ -100,6 +100,9 @@ export class TaskRepository {
       if (need.status !== 'open' && need.status !== 'active') {
         throw new UserError(`need ${needId} is ${need.status}: only open or active needs get tasks`);
       }
+      if (!this.#ctx.db.prepare('SELECT 1 FROM identity_pins WHERE name = ?').get(identity)) {
+        throw new NotFoundError('identity', identity, 'list identities with `mlos identity list`');
+      }
       const live = this.liveFor(needId);
       if (live)
         throw new UserError(`need ${needId} already has live task ${live.id} (${live.status})`, {
@@ -136,6 +139,16 @@ export class TaskRepository {
     return this.#ctx.write(() => {
       const task = this.require(taskId);
       assertTransition('task', taskId, task.status, 'running');
+      if (
+        options.agentId &&
+        !this.#ctx.db.prepare('SELECT 1 FROM agents WHERE id = ?').get(options.agentId)
+      ) {
+        throw new NotFoundError(
+          'agent',
+          options.agentId,
+          'a worker registers its agents before they take work',
+        );
+      }
       const token = this.#leases.grant(task.needId, taskId, options.leaseUntil);
       const now = this.#ctx.now();
       this.#ctx.db
@@ -165,6 +178,18 @@ export class TaskRepository {
   }
 
   /**
+   * Cancels a queued or running task: an operator transition, so the need's fencing token is
+   * bumped whether or not the task held the lease.
+   */
+  cancel(taskId: string, reason: string): Task {
+    return this.#ctx.write(() => {
+      const task = this.transition(taskId, 'cancelled', { error: reason });
+      this.#leases.revoke(task.needId);
+      return task;
+    });
+  }
+
+  /**
    * Ends a task (or moves it between live states). A task that held the need's lease releases
    * it (the token is bumped) and an active need without a live task goes back to open.
    */
@@ -184,6 +209,12 @@ export class TaskRepository {
       if (terminal) {
         const lease = this.#leases.require(task.needId);
         if (lease.taskId === taskId) this.#leases.revoke(task.needId);
+        // A task that ended spends nothing more: its open reservations are released.
+        this.#ctx.db
+          .prepare(
+            "UPDATE budget_entries SET state = 'released', settled_at = ? WHERE task_id = ? AND state = 'reserved'",
+          )
+          .run(now, taskId);
         this.#ctx.db
           .prepare(
             "UPDATE needs SET status = 'open', version = version + 1, updated_at = ? WHERE id = ? AND status = 'active'",

@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { Command } from 'commander';
+import {
+  createGuardDeps,
+  createGuardServer,
+  createKernelCompiler,
+  GuardHttpServer,
+  OPERATOR,
+} from '../../mcp/index.js';
+import { Store, UserError } from '../../store/index.js';
+import { globalOptions, parseDuration } from '../context.js';
+import { VERSION } from '../version.js';
+
+export function registerMcpCommand(program: Command): void {
+  program
+    .command('mcp')
+    .description('serve the guard over MCP: stdio (operator scope, for IDEs) or Streamable HTTP with --http')
+    .option('--http <host:port>', 'serve Streamable HTTP at /mcp instead of stdio (e.g. 127.0.0.1:7411)')
+    .option('--lease <duration>', 'how long a claimed lease lasts without progress', '60s')
+    .action(async (flags: { http?: string; lease: string }, command: Command) => {
+      const { db, durable } = globalOptions(command);
+      const store = Store.open(db, { durable, actor: 'mcp' });
+      const deps = createGuardDeps(store, {
+        leaseMs: parseDuration(flags.lease, '--lease'),
+        compiler: createKernelCompiler(store),
+      });
+      if (!flags.http) {
+        const server = createGuardServer(deps, OPERATOR, VERSION);
+        await server.connect(new StdioServerTransport());
+        process.stderr.write(`mlos guard on stdio (operator scope), database ${db}\n`);
+        await untilSignal(
+          async () => {
+            await server.close();
+            store.close();
+          },
+          { stdin: true },
+        );
+        return;
+      }
+      const { host, port } = parseHostPort(flags.http);
+      const configured = Boolean(process.env['MLOS_OPERATOR_TOKEN'] && process.env['MLOS_WORKER_TOKEN']);
+      const operatorToken =
+        process.env['MLOS_OPERATOR_TOKEN'] || `mlos_op_${randomBytes(24).toString('base64url')}`;
+      const workerToken =
+        process.env['MLOS_WORKER_TOKEN'] || `mlos_wk_${randomBytes(24).toString('base64url')}`;
+      const http = new GuardHttpServer(deps, {
+        host,
+        port,
+        operatorToken,
+        workerToken,
+        tokensConfigured: configured,
+      });
+      const { url } = await http.start();
+      process.stderr.write(`mlos guard on ${url}, database ${db}\n`);
+      if (!process.env['MLOS_OPERATOR_TOKEN'])
+        process.stderr.write(`operator token (generated): ${operatorToken}\n`);
+      if (!process.env['MLOS_WORKER_TOKEN'])
+        process.stderr.write(`worker token (generated): ${workerToken}\n`);
+      await untilSignal(
+        async () => {
+          await http.close();
+          store.close();
+        },
+        { stdin: false },
+      );
+    });
+}
+
+export function parseHostPort(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535)
+    throw new UserError(`${JSON.stringify(text)} is not HOST:PORT (e.g. 127.0.0.1:7411)`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+/** Resolves after SIGINT/SIGTERM (or stdin closing, for stdio clients) once `close` ran; a second signal forces. */
+function untilSignal(close: () => Promise<void>, options: { stdin: boolean }): Promise<void> {
+  return new Promise((resolve) => {
+    let closing = false;
+    const stop = () => {
+      if (closing) process.exit(130);
+      closing = true;
+      close().then(resolve, resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    if (options.stdin) process.stdin.once('end', stop);
+  });
+}

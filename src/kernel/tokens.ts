@@ -1,0 +1,155 @@
+import { countTokens, isWithinTokenLimit } from 'gpt-tokenizer';
+import type { ModelSpec } from './identity/schema.js';
+
+/**
+ * Token counting for budgets: gpt-tokenizer's `o200k_base` is the local estimator for every
+ * provider. No exact offline tokenizer exists for current Claude models, so for Anthropic the
+ * o200k count is multiplied by a safety factor of 1.2 (an o200k count runs 0–20 % below Claude's
+ * on English and code; calibrate against `usage.input_tokens` when online). The factor is kept as
+ * the exact ratio 6/5 so budget arithmetic stays in integers.
+ */
+export const TOKEN_ENCODING = 'o200k_base';
+
+/** The safety factor applied to o200k counts for Anthropic (Claude) models. */
+export const CLAUDE_SAFETY_FACTOR = 1.2;
+
+const CLAUDE_RATIO = { num: 6, den: 5 } as const;
+const EXACT_RATIO = { num: 1, den: 1 } as const;
+
+/**
+ * Special-token strings such as `<|endoftext|>` are counted as ordinary text: need bodies and
+ * artifacts are data, and gpt-tokenizer would otherwise throw on them.
+ */
+const AS_TEXT = { disallowedSpecial: new Set<string>() };
+
+/** o200k tokens in `text`, special-token strings counted as text. */
+export function countRawTokens(text: string): number {
+  return text.length === 0 ? 0 : countTokens(text, AS_TEXT);
+}
+
+/** The o200k count of `text` when it is at most `limit`, else false; stops early on long texts. */
+export function rawTokensWithin(text: string, limit: number): number | false {
+  if (limit < 0) return false;
+  if (text.length === 0) return 0;
+  return isWithinTokenLimit(text, limit, AS_TEXT);
+}
+
+/**
+ * A prefix of `text` of at most `rawTokens` o200k tokens, cut back to a whole character, found by
+ * binary search over its length (each probe stops counting at the limit). gpt-tokenizer's
+ * `decode` is not used: it keeps a streaming UTF-8 decoder across calls, so a cut inside a
+ * character would corrupt the next decode.
+ */
+export function rawPrefix(text: string, rawTokens: number): string {
+  if (rawTokens <= 0) return '';
+  if (rawTokensWithin(text, rawTokens) !== false) return text;
+  // Invariant: the prefix of length lo fits, the one of length hi does not.
+  let lo = 0;
+  let hi = text.length;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (rawTokensWithin(text.slice(0, mid), rawTokens) !== false) lo = mid;
+    else hi = mid;
+  }
+  const last = lo > 0 ? text.charCodeAt(lo - 1) : 0;
+  if (last >= 0xd800 && last <= 0xdbff) lo--;
+  return text.slice(0, lo);
+}
+
+/**
+ * Counts tokens for one model family. `raw` counts are o200k tokens (additive over the pack's
+ * line-aligned units); `scale` turns them into the model's estimated tokens, in which budgets are
+ * given. Counts of texts are memoised (bounded), so recompiling a pack over mostly unchanged
+ * state does not re-tokenize it.
+ */
+export class TokenCounter {
+  /** The multiplier applied to o200k counts (1 or 1.2). */
+  readonly factor: number;
+  readonly encoding = TOKEN_ENCODING;
+  readonly #num: number;
+  readonly #den: number;
+  readonly #cache = new Map<string, number>();
+  readonly #maxEntries: number;
+  readonly #maxChars: number;
+  #chars = 0;
+
+  constructor(options: { claude?: boolean; cacheEntries?: number; cacheChars?: number } = {}) {
+    const ratio = options.claude ? CLAUDE_RATIO : EXACT_RATIO;
+    this.#num = ratio.num;
+    this.#den = ratio.den;
+    this.factor = ratio.num / ratio.den;
+    this.#maxEntries = options.cacheEntries ?? 50_000;
+    this.#maxChars = options.cacheChars ?? 8 * 1024 * 1024;
+  }
+
+  /** o200k tokens in `text` (memoised). */
+  raw(text: string): number {
+    const hit = this.#cache.get(text);
+    if (hit !== undefined) {
+      // Refresh recency: Map iteration order is insertion order, so this is an LRU.
+      this.#cache.delete(text);
+      this.#cache.set(text, hit);
+      return hit;
+    }
+    const n = countRawTokens(text);
+    this.#remember(text, n);
+    return n;
+  }
+
+  /**
+   * The o200k count when it is at most `limit`, else false. Stops early on a long text, so
+   * "does this fit" costs no more than the limit.
+   */
+  rawWithin(text: string, limit: number): number | false {
+    const hit = this.#cache.get(text);
+    if (hit !== undefined) return hit <= limit ? hit : false;
+    const n = rawTokensWithin(text, limit);
+    if (n !== false) this.#remember(text, n);
+    return n;
+  }
+
+  /** Estimated model tokens in `text`: `scale(raw(text))`. */
+  count(text: string): number {
+    return this.scale(this.raw(text));
+  }
+
+  /** Model tokens for an o200k count: `ceil(raw × factor)`, in integers. */
+  scale(raw: number): number {
+    return Math.floor((raw * this.#num + this.#den - 1) / this.#den);
+  }
+
+  /** The largest o200k count whose scaled value stays within `budget` model tokens. */
+  rawBudget(budget: number): number {
+    return budget <= 0 ? 0 : Math.floor((budget * this.#den) / this.#num);
+  }
+
+  #remember(text: string, n: number): void {
+    if (text.length > this.#maxChars / 8) return;
+    this.#cache.set(text, n);
+    this.#chars += text.length;
+    while (this.#cache.size > this.#maxEntries || this.#chars > this.#maxChars) {
+      const oldest = this.#cache.keys().next();
+      if (oldest.done) break;
+      this.#cache.delete(oldest.value);
+      this.#chars -= oldest.value.length;
+    }
+  }
+}
+
+const exactCounter = new TokenCounter();
+const claudeCounter = new TokenCounter({ claude: true });
+
+/**
+ * The counter for a model: Anthropic models get the 1.2 safety factor, every other provider
+ * (OpenAI, OpenAI-compatible, scripted) the plain o200k count.
+ */
+export function tokenCounterFor(model: Pick<ModelSpec, 'provider'>): TokenCounter {
+  return model.provider === 'anthropic' ? claudeCounter : exactCounter;
+}
+
+/** `12345` → `12,345`: locale-independent, so rendered bytes never depend on the host. */
+export function formatCount(n: number): string {
+  const s = String(Math.trunc(Math.abs(n)));
+  const grouped = s.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return n < 0 ? `-${grouped}` : grouped;
+}

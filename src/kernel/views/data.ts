@@ -1,0 +1,168 @@
+import {
+  type ArtifactLine,
+  type Dependency,
+  type Edge,
+  type EventLine,
+  type LeaseHolder,
+  NEED_STATUSES,
+  type Need,
+  type NeedHead,
+  type NeedSelection,
+  type NeedStatus,
+  type NodeLabel,
+  type Store,
+  type TaskLine,
+  type Workspace,
+} from '../../store/index.js';
+
+/** How many of a need's latest events its page lists. */
+export const RECENT_EVENTS = 10;
+
+/** The statuses PROBLEM.md shows. */
+export const PROBLEM_STATUSES: readonly NeedStatus[] = ['open', 'active'];
+
+/** What PROBLEM.md is rendered from: stored facts only. */
+export interface ProblemInput {
+  readonly workspace: Workspace;
+  /** Open and active needs of the workspace, by priority, age, id. */
+  readonly needs: readonly NeedHead[];
+  readonly holders: ReadonlyMap<string, LeaseHolder>;
+  /** `depends_on` edges by source need, by target. */
+  readonly dependencies: ReadonlyMap<string, readonly Dependency[]>;
+  /** The latest event about a shown need, a need one depends on, or the workspace. */
+  readonly seq: number;
+}
+
+/** What every file of a workspace is rendered from. */
+export interface WorkspaceInput {
+  readonly workspace: Workspace;
+  /** Every need of the workspace, by priority, age, id. */
+  readonly needs: readonly Need[];
+  readonly holders: ReadonlyMap<string, LeaseHolder>;
+  /** `depends_on` edges by source need, for the needs of the workspace. */
+  readonly dependencies: ReadonlyMap<string, readonly Dependency[]>;
+  /** Latest event seq per need, counting edge events that name it as their target. */
+  readonly seqs: ReadonlyMap<string, number>;
+  readonly workspaceSeq: number;
+  /** The seq of PROBLEM.md (see ProblemInput.seq). */
+  readonly problemSeq: number;
+  /** Every edge touching a need of the workspace, by need id (each edge listed under both ends). */
+  readonly edges: ReadonlyMap<string, readonly Edge[]>;
+  /** Labels of every node at the far end of those edges. */
+  readonly labels: ReadonlyMap<string, NodeLabel>;
+  readonly tasks: ReadonlyMap<string, readonly TaskLine[]>;
+  readonly artifacts: ReadonlyMap<string, readonly ArtifactLine[]>;
+  /** The latest events about each need, newest first. */
+  readonly events: ReadonlyMap<string, readonly EventLine[]>;
+}
+
+/** The workspace's filter with its statuses narrowed to `statuses`. */
+export function narrow(workspace: Workspace, statuses: readonly NeedStatus[]): NeedSelection {
+  const allowed = workspace.statuses.length ? workspace.statuses : NEED_STATUSES;
+  return {
+    tagsAny: workspace.tagsAny,
+    tagsAll: workspace.tagsAll,
+    scope: workspace.scope,
+    statuses: NEED_STATUSES.filter((s) => statuses.includes(s) && allowed.includes(s)),
+  };
+}
+
+/** Loads what PROBLEM.md needs and nothing more: a few set-based queries. */
+export function loadProblemInput(store: Store, workspace: Workspace): ProblemInput {
+  const selection = narrow(workspace, PROBLEM_STATUSES);
+  const needs = selection.statuses.length ? store.views.needHeads(selection) : [];
+  const dependencies = groupBy(store.views.dependencies(), (d) => d.from);
+  return {
+    workspace,
+    needs,
+    holders: byKey(store.views.leaseHolders(), (h) => h.needId),
+    dependencies,
+    seq: problemSeq(store, workspace, needs, dependencies),
+  };
+}
+
+/**
+ * The seq PROBLEM.md reflects: the latest event carrying the id of a shown need or of a need
+ * one depends on (its status decides the blocker list), or about the workspace. Computed the
+ * same way by both loaders, so the fast path and a full compile write the same header.
+ */
+function problemSeq(
+  store: Store,
+  workspace: Workspace,
+  needs: readonly NeedHead[],
+  dependencies: ReadonlyMap<string, readonly Dependency[]>,
+): number {
+  const ids = new Set<string>();
+  for (const n of needs) {
+    ids.add(n.id);
+    for (const d of dependencies.get(n.id) ?? []) ids.add(d.to);
+  }
+  return Math.max(store.views.workspaceSeq(workspace.name), store.views.maxSeq([...ids]));
+}
+
+/** Loads everything a workspace's files show, in one query per kind of fact. */
+export function loadWorkspaceInput(store: Store, workspace: Workspace): WorkspaceInput {
+  const needs = store.views.needs(narrow(workspace, NEED_STATUSES));
+  const ids = needs.map((n) => n.id);
+  const edges = store.views.edgesTouching(ids);
+  const byNeed = new Map<string, Edge[]>();
+  const far = new Set<string>();
+  const members = new Set(ids);
+  for (const e of edges) {
+    for (const [end, other] of [
+      [e.from, e.to],
+      [e.to, e.from],
+    ] as const) {
+      if (!members.has(end)) continue;
+      push(byNeed, end, e);
+      far.add(other);
+    }
+  }
+  const dependencies = groupBy(store.views.dependencies(), (d) => d.from);
+  return {
+    workspace,
+    needs,
+    holders: byKey(store.views.leaseHolders(), (h) => h.needId),
+    dependencies,
+    seqs: store.views.needSeqs(),
+    workspaceSeq: store.views.workspaceSeq(workspace.name),
+    problemSeq: problemSeq(store, workspace, problemNeeds(workspace, needs), dependencies),
+    edges: byNeed,
+    labels: store.views.nodeLabels([...far].sort()),
+    tasks: groupBy(store.views.tasksOf(ids), (t) => t.needId),
+    artifacts: groupBy(store.views.artifactsOf(ids), (a) => a.needId),
+    events: groupBy(store.views.recentEvents(ids, RECENT_EVENTS), (e) => e.needId),
+  };
+}
+
+/** The PROBLEM.md input contained in a workspace input (same rows, same order). */
+export function problemInputOf(input: WorkspaceInput): ProblemInput {
+  return {
+    workspace: input.workspace,
+    needs: problemNeeds(input.workspace, input.needs),
+    holders: input.holders,
+    dependencies: input.dependencies,
+    seq: input.problemSeq,
+  };
+}
+
+function problemNeeds(workspace: Workspace, needs: readonly Need[]): Need[] {
+  const allowed = narrow(workspace, PROBLEM_STATUSES).statuses;
+  return needs.filter((n) => allowed.includes(n.status));
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const item of items) push(map, key(item), item);
+  return map;
+}
+
+function byKey<T>(items: readonly T[], key: (item: T) => string): Map<string, T> {
+  return new Map(items.map((item) => [key(item), item]));
+}
+
+function push<T>(map: Map<string, T[]>, key: string, item: T): void {
+  const list = map.get(key);
+  if (list) list.push(item);
+  else map.set(key, [item]);
+}

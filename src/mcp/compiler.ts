@@ -1,0 +1,49 @@
+import { compileBootPayload } from '../kernel/boot.js';
+import type { Identity } from '../kernel/identity/schema.js';
+import { compilePack } from '../kernel/pack/compile.js';
+import { expandPointer } from '../kernel/pack/expand.js';
+import { renderView, renderWorkspace } from '../kernel/views/compile.js';
+import { NotFoundError, type Store } from '../store/index.js';
+import type { GuardCompiler } from './session.js';
+
+/**
+ * The guard's window on the kernel compilers: views rendered from the database (not read from
+ * disk, so they are never stale), context packs, pointer expansion and boot payloads.
+ */
+export function createKernelCompiler(store: Store): GuardCompiler {
+  const source = store.packReads;
+  return {
+    pack(needId, identity, budget) {
+      const pack = compilePack(source, needId, identity, budget);
+      return { text: pack.text, tokens: pack.tokens, sha256: pack.sha256 };
+    },
+    expandPointer(pointer, budget) {
+      const expanded = expandPointer(source, pointer, budget);
+      return { text: expanded.text, tokens: expanded.tokens };
+    },
+    view(workspaceName, file) {
+      const workspace = store.workspaces.require(workspaceName);
+      const view = renderView(store, workspace, file);
+      if (!view) {
+        throw new NotFoundError(
+          'view',
+          `${workspaceName}/${file}`,
+          'views are PROBLEM.md, README.md, graph.md and needs/<id>.md',
+        );
+      }
+      return { text: view.content, seq: view.seq };
+    },
+    listViews(workspaceName) {
+      return renderWorkspace(store, store.workspaces.require(workspaceName))
+        .map((f) => f.path)
+        .filter((p) => !p.startsWith('needs/'));
+    },
+    boot(identity: Identity, needId, budget) {
+      const boot = compileBootPayload(source, identity, needId, budget);
+      const text = [...boot.system, ...boot.messages.flatMap((m) => m.content)]
+        .map((b) => b.text)
+        .join('\n\n');
+      return { text, tokens: boot.tokens, sha256: boot.sha256 };
+    },
+  };
+}

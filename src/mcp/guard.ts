@@ -1,0 +1,122 @@
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import * as z from 'zod';
+import { MlosError } from '../store/index.js';
+import type { Principal } from './principal.js';
+import { type GuardDeps, GuardSession } from './session.js';
+import { registerLifecycleTools } from './tools/lifecycle.js';
+import { registerOperatorTools } from './tools/operator.js';
+import { registerReadTools } from './tools/read.js';
+import { registerWriteTools } from './tools/write.js';
+
+export const GUARD_INSTRUCTIONS =
+  'mlos guard: every read and write of the need graph. Errors explain what to change; the database is unchanged after any refusal.';
+
+/**
+ * Builds the guard for one principal: the tools it may see, the compiled views and packs as
+ * resources, and the boot payload as a prompt. One server definition serves every transport.
+ */
+export function createGuardServer(deps: GuardDeps, principal: Principal, version = '0.1.0'): McpServer {
+  const session = new GuardSession(deps, principal);
+  const server = new McpServer({ name: 'mlos', version }, { instructions: GUARD_INSTRUCTIONS });
+  registerReadTools(server, session);
+  registerWriteTools(server, session);
+  registerLifecycleTools(server, session);
+  registerOperatorTools(server, session);
+  registerResources(server, session);
+  registerPrompts(server, session);
+  return server;
+}
+
+function registerResources(server: McpServer, session: GuardSession): void {
+  const { store, deps } = session;
+  const rethrow = (fn: () => { contents: { uri: string; mimeType: string; text: string }[] }) => {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof MlosError) throw new McpError(ErrorCode.InvalidParams, error.message);
+      throw error;
+    }
+  };
+
+  server.registerResource(
+    'need',
+    new ResourceTemplate('mlos://needs/{id}', { list: undefined }),
+    { mimeType: 'application/json', description: 'A need as JSON' },
+    (uri, { id }) =>
+      rethrow(() => {
+        const need = store.needs.require(String(id));
+        return {
+          contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(need, null, 2) }],
+        };
+      }),
+  );
+
+  const compiler = deps.compiler;
+  if (!compiler) return;
+  server.registerResource(
+    'view',
+    new ResourceTemplate('mlos://views/{workspace}/{file}', {
+      list: () => ({
+        resources: store.workspaces
+          .list()
+          .flatMap((w) =>
+            compiler
+              .listViews(w.name)
+              .map((file) => ({ uri: `mlos://views/${w.name}/${file}`, name: `${w.name}/${file}` })),
+          ),
+      }),
+    }),
+    { mimeType: 'text/markdown', description: 'A compiled view (PROBLEM.md, README.md, graph.md)' },
+    (uri, { workspace, file }) =>
+      rethrow(() => {
+        const view = compiler.view(String(workspace), decodeURIComponent(String(file)));
+        return { contents: [{ uri: uri.href, mimeType: 'text/markdown', text: view.text }] };
+      }),
+  );
+  server.registerResource(
+    'pack',
+    new ResourceTemplate('mlos://packs/{needId}', { list: undefined }),
+    { mimeType: 'text/markdown', description: 'The context pack of a need (default budget 8000 tokens)' },
+    (uri, { needId }) =>
+      rethrow(() => {
+        const id = String(needId);
+        const identity =
+          session.principal.kind === 'agent'
+            ? session.principal.identity
+            : deps.identityOf(ownerIdentity(session, id));
+        const pack = compiler.pack(id, identity, 8000);
+        return { contents: [{ uri: uri.href, mimeType: 'text/markdown', text: pack.text }] };
+      }),
+  );
+}
+
+function registerPrompts(server: McpServer, session: GuardSession): void {
+  const compiler = session.deps.compiler;
+  if (!compiler) return;
+  server.registerPrompt(
+    'boot',
+    {
+      description: 'The boot payload of an identity for a need: identity, awareness and context pack.',
+      argsSchema: { identity: z.string(), need: z.string(), budget: z.string().optional() },
+    },
+    ({ identity, need, budget }) => {
+      try {
+        const boot = compiler.boot(session.deps.identityOf(identity), need, budget ? Number(budget) : 8000);
+        return { messages: [{ role: 'user', content: { type: 'text', text: boot.text } }] };
+      } catch (error) {
+        if (error instanceof MlosError) throw new McpError(ErrorCode.InvalidParams, error.message);
+        throw error;
+      }
+    },
+  );
+}
+
+function ownerIdentity(session: GuardSession, needId: string): string {
+  const tasks = session.store.tasks.forNeed(needId);
+  const last = tasks[tasks.length - 1];
+  if (last) return last.identity;
+  const pin = session.store.identities.list()[0];
+  if (!pin) throw new MlosError('no_identity', 'no identity is pinned: run mlos identity sync first');
+  return pin.name;
+}

@@ -1,0 +1,320 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { MlosError, NotClaimableError, UserError } from '../store/index.js';
+import { createGuardServer } from './guard.js';
+import { OPERATOR, type Principal } from './principal.js';
+import type { GuardDeps } from './session.js';
+import { type AgentClaims, safeEqual, signAgentToken, verifyAgentToken } from './tokens.js';
+
+export interface GuardHttpOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Bearer token that grants operator scope. */
+  readonly operatorToken: string;
+  /** Bearer token a worker exchanges for agent tokens at POST /agent-token. */
+  readonly workerToken: string;
+  /** True when the tokens came from configuration (not generated for this start). */
+  readonly tokensConfigured: boolean;
+  /** How long agent tokens live, in ms (default 12 h). */
+  readonly agentTokenTtlMs?: number;
+  /** Extra routes (e.g. /metrics) answered before the MCP endpoint; return true when handled. */
+  readonly extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
+}
+
+interface Session {
+  readonly transport: StreamableHTTPServerTransport;
+  readonly server: McpServer;
+  readonly tokenHash: string;
+  lastSeen: number;
+}
+
+const SIGNING_KEY = 'agent-token-key';
+const MAX_BODY = 4 * 1024 * 1024;
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/**
+ * The guard over Streamable HTTP with bearer tokens: `/mcp` (stateful sessions, one guard per
+ * session bound to the caller's principal), `/agent-token` (worker token → agent token) and
+ * `/healthz`. Loopback by default; a non-loopback bind without tokens is refused at start.
+ */
+export class GuardHttpServer {
+  readonly #deps: GuardDeps;
+  readonly #options: GuardHttpOptions;
+  readonly #sessions = new Map<string, Session>();
+  readonly #key: string;
+  #http: Server | undefined;
+  #sweep: NodeJS.Timeout | undefined;
+  #watch: NodeJS.Timeout | undefined;
+  #lastSeq = 0;
+
+  constructor(deps: GuardDeps, options: GuardHttpOptions) {
+    if (!isLoopback(options.host) && !options.tokensConfigured) {
+      throw new UserError(
+        `refusing to serve the guard on ${options.host} without tokens: set MLOS_OPERATOR_TOKEN and MLOS_WORKER_TOKEN, or bind 127.0.0.1`,
+      );
+    }
+    this.#deps = deps;
+    this.#options = options;
+    this.#key = deps.store.secrets.getOrCreate(SIGNING_KEY);
+  }
+
+  /** Mints a token for a task or an identity (used by claim_need and by /agent-token). */
+  issue(claims: Omit<AgentClaims, 'v' | 'exp'>): { token: string; expiresAt: number } {
+    const expiresAt = this.#deps.store.clock.now() + (this.#options.agentTokenTtlMs ?? 12 * 3_600_000);
+    return { token: signAgentToken({ v: 1, ...claims, exp: expiresAt }, this.#key), expiresAt };
+  }
+
+  async start(): Promise<{ url: string; port: number }> {
+    const http = createServer((req, res) => {
+      this.#route(req, res).catch((error: unknown) => {
+        this.#deps.log('guard http request failed', error);
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error in the guard' });
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(this.#options.port, this.#options.host, () => resolve());
+    });
+    this.#http = http;
+    this.#lastSeq = this.#deps.store.events.headSeq();
+    this.#sweep = setInterval(() => this.#closeIdle(30 * 60_000), 60_000).unref();
+    this.#watch = setInterval(() => this.#notifyChanges(), 1000).unref();
+    const port = (http.address() as AddressInfo).port;
+    const host = this.#options.host.includes(':') ? `[${this.#options.host}]` : this.#options.host;
+    return { url: `http://${host}:${port}/mcp`, port };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweep);
+    clearInterval(this.#watch);
+    const sessions = [...this.#sessions.values()];
+    this.#sessions.clear();
+    await Promise.allSettled(sessions.flatMap((s) => [s.transport.close(), s.server.close()]));
+    const http = this.#http;
+    this.#http = undefined;
+    if (http) {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { ok: true });
+    if (this.#options.extraRoutes && (await this.#options.extraRoutes(req, res))) return;
+    if (path === '/agent-token' && req.method === 'POST') return this.#agentToken(req, res);
+    if (path !== '/mcp') return sendJson(res, 404, { error: `no route ${req.method} ${path}` });
+
+    const token = bearer(req);
+    const principal = token ? this.#principalOf(token) : { error: 'missing bearer token' };
+    if ('error' in principal) {
+      res.setHeader(
+        'WWW-Authenticate',
+        `Bearer error="invalid_token", error_description="${principal.error}"`,
+      );
+      return sendJson(res, 401, { error: principal.error });
+    }
+    const tokenHash = hash(token!);
+    const sessionId = req.headers['mcp-session-id'];
+    if (typeof sessionId === 'string') {
+      const session = this.#sessions.get(sessionId);
+      if (!session) return sendJson(res, 404, { error: 'unknown MCP session: initialize a new one' });
+      if (session.tokenHash !== tokenHash)
+        return sendJson(res, 403, { error: 'this session belongs to another token' });
+      session.lastSeen = Date.now();
+      const body = req.method === 'POST' ? await readJson(req, res) : undefined;
+      if (body === INVALID) return;
+      return session.transport.handleRequest(req, res, body);
+    }
+    if (req.method !== 'POST')
+      return sendJson(res, 400, { error: 'start with an initialize request (POST)' });
+    const body = await readJson(req, res);
+    if (body === INVALID) return;
+    if (!isInitializeRequest(body))
+      return sendJson(res, 400, { error: 'no MCP session: send initialize first' });
+    const server = createGuardServer(
+      { ...this.#deps, issueAgentToken: (taskId) => this.#issueForTask(taskId) },
+      principal.principal,
+    );
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        this.#sessions.set(id, { transport, server, tokenHash, lastSeen: Date.now() });
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) this.#sessions.delete(transport.sessionId);
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+
+  #principalOf(token: string): { principal: Principal } | { error: string } {
+    const { operatorToken, workerToken } = this.#options;
+    if (safeEqual(token, operatorToken)) return { principal: OPERATOR };
+    if (safeEqual(token, workerToken)) {
+      return {
+        error: 'a worker token cannot call tools: exchange it for an agent token at POST /agent-token',
+      };
+    }
+    const verified = verifyAgentToken(token, this.#key, this.#deps.store.clock.now());
+    if (!verified.ok) return { error: verified.reason };
+    const { claims } = verified;
+    let identity: ReturnType<GuardDeps['identityOf']>;
+    try {
+      identity = this.#deps.identityOf(claims.identity);
+    } catch (error) {
+      return { error: error instanceof MlosError ? error.message : 'unknown identity' };
+    }
+    const task =
+      claims.task && claims.need && claims.fence !== undefined
+        ? { id: claims.task, needId: claims.need, fence: { taskId: claims.task, token: claims.fence } }
+        : undefined;
+    return {
+      principal: {
+        kind: 'agent',
+        identity,
+        ...(claims.agentId !== undefined && { agentId: claims.agentId }),
+        ...(task && { task }),
+      },
+    };
+  }
+
+  #issueForTask(taskId: string): { token: string; expiresAt: number } {
+    const task = this.#deps.store.tasks.require(taskId);
+    return this.issue({
+      identity: task.identity,
+      task: task.id,
+      need: task.needId,
+      fence: task.fencingToken,
+      ...(task.agentId && { agentId: task.agentId }),
+    });
+  }
+
+  /**
+   * POST /agent-token with the worker token. `{ task_id }` starts that queued task (a claim
+   * by its identity) and returns a token bound to it and its fencing token; `{ identity }`
+   * returns an identity-level token (for the round-table loop, which claims needs itself).
+   */
+  async #agentToken(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const token = bearer(req);
+    if (!token || !safeEqual(token, this.#options.workerToken)) {
+      return sendJson(res, 401, { error: 'POST /agent-token needs the worker token as bearer' });
+    }
+    const body = await readJson(req, res);
+    if (body === INVALID) return;
+    const { task_id, identity, agent_id } = (body ?? {}) as {
+      task_id?: unknown;
+      identity?: unknown;
+      agent_id?: unknown;
+    };
+    const agentId = typeof agent_id === 'string' ? agent_id : undefined;
+    try {
+      if (typeof task_id === 'string') {
+        const store = this.#deps.store.as('worker');
+        const queued = store.tasks.require(task_id);
+        if (queued.status !== 'queued') {
+          return sendJson(res, 409, {
+            error: `task ${task_id} is ${queued.status}, not queued: its job is superseded`,
+          });
+        }
+        const claim = store.claims.claim(queued.needId, {
+          identity: queued.identity,
+          leaseMs: this.#deps.leaseMs,
+          ...(agentId && { agentId }),
+        });
+        if (claim.task.id !== task_id) {
+          return sendJson(res, 409, { error: `task ${task_id} was taken over: its job is superseded` });
+        }
+        const issued = this.#issueForTask(task_id);
+        return sendJson(res, 200, {
+          token: issued.token,
+          expires_at: issued.expiresAt,
+          task_id,
+          need_id: claim.task.needId,
+          identity: claim.task.identity,
+          fencing_token: claim.fence.token,
+          lease_until: claim.leaseUntil,
+        });
+      }
+      if (typeof identity === 'string') {
+        this.#deps.identityOf(identity);
+        const issued = this.issue({ identity, ...(agentId && { agentId }) });
+        return sendJson(res, 200, { token: issued.token, expires_at: issued.expiresAt, identity });
+      }
+      return sendJson(res, 400, { error: 'send { "task_id": "task_…" } or { "identity": "name" }' });
+    } catch (error) {
+      if (error instanceof NotClaimableError) return sendJson(res, 409, { error: error.message });
+      if (error instanceof MlosError) return sendJson(res, 400, { error: error.message });
+      throw error;
+    }
+  }
+
+  #closeIdle(maxIdleMs: number): void {
+    const cutoff = Date.now() - maxIdleMs;
+    for (const [id, session] of this.#sessions) {
+      if (session.lastSeen < cutoff) {
+        this.#sessions.delete(id);
+        void session.transport.close();
+        void session.server.close();
+      }
+    }
+  }
+
+  /** Tells connected clients that resources changed when the event log moved (any writer). */
+  #notifyChanges(): void {
+    const seq = this.#deps.store.events.headSeq();
+    if (seq === this.#lastSeq) return;
+    this.#lastSeq = seq;
+    for (const session of this.#sessions.values()) {
+      if (session.server.isConnected()) session.server.sendResourceListChanged();
+    }
+  }
+}
+
+const INVALID = Symbol('invalid body');
+
+async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) {
+      sendJson(res, 413, { error: `request body over ${MAX_BODY} bytes` });
+      return INVALID;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    sendJson(res, 400, {
+      jsonrpc: '2.0',
+      error: { code: -32700, message: 'parse error: the body is not JSON' },
+      id: null,
+    });
+    return INVALID;
+  }
+}
+
+function bearer(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  const m = header ? /^Bearer\s+(.+)$/i.exec(header) : null;
+  return m?.[1]?.trim();
+}
+
+function hash(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}

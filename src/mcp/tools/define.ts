@@ -1,0 +1,35 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type * as z from 'zod';
+import { visibleTools } from '../principal.js';
+import { guarded } from '../result.js';
+import type { GuardSession } from '../session.js';
+
+export interface ToolSpec<S extends z.ZodRawShape> {
+  readonly name: string;
+  readonly description: string;
+  readonly input: S;
+  readonly output?: z.ZodRawShape;
+  readonly readOnly?: boolean;
+  readonly run: (args: z.infer<z.ZodObject<S>>) => CallToolResult | Promise<CallToolResult>;
+}
+
+/** Registers a tool if this session's principal may see it; failures become isError results. */
+export function defineTool<S extends z.ZodRawShape>(
+  server: McpServer,
+  session: GuardSession,
+  spec: ToolSpec<S>,
+): void {
+  if (!visibleTools(session.principal).includes(spec.name)) return;
+  server.registerTool(
+    spec.name,
+    {
+      description: spec.description,
+      inputSchema: spec.input,
+      ...(spec.output && { outputSchema: spec.output }),
+      annotations: { readOnlyHint: spec.readOnly ?? false },
+    },
+    // The SDK's callback type is generic over the shape; our spec already fixed it.
+    ((args: z.infer<z.ZodObject<S>>) => guarded(spec.name, () => spec.run(args), session.deps.log)) as never,
+  );
+}

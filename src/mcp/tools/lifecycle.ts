@@ -1,0 +1,217 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import * as z from 'zod';
+import { TASK_OUTCOMES } from '../../store/index.js';
+import { inView } from '../principal.js';
+import { GuardRefusal, ok } from '../result.js';
+import type { GuardSession } from '../session.js';
+import { defineTool } from './define.js';
+
+/** Operator callers name the task and token they act for; agents use their own. */
+const operatorTask = {
+  task_id: z.string().optional().describe('operator only'),
+  fencing_token: z.number().int().optional().describe('operator only'),
+};
+
+/** Lifecycle tools: claim_need, heartbeat, finish, reserve_budget, settle_budget. */
+export function registerLifecycleTools(server: McpServer, session: GuardSession): void {
+  const { store, deps } = session;
+
+  defineTool(server, session, {
+    name: 'claim_need',
+    description:
+      'Take a need that is unmet: an atomic lease with a new fencing token. Exactly one claimer wins.',
+    input: {
+      need_id: z.string(),
+      identity: z.string().optional().describe('operator only: claim for this identity'),
+    },
+    run: ({ need_id, identity: name }) => {
+      const identity =
+        session.principal.kind === 'agent'
+          ? session.principal.identity
+          : name
+            ? deps.identityOf(name)
+            : (() => {
+                throw new GuardRefusal('as operator, pass identity: the identity that will work on the need');
+              })();
+      const claim = store.transaction(() => {
+        const need = store.needs.require(need_id);
+        if (session.principal.kind === 'agent' && !inView(identity, need)) {
+          throw new GuardRefusal(
+            `need ${need_id} is outside the scope of ${identity.name}; claim needs whose tags meet ${[
+              ...identity.scope.primary,
+              ...identity.scope.peripheral,
+            ].join(', ')}`,
+          );
+        }
+        const pin = store.identities.require(identity.name);
+        if (pin.driftHash)
+          throw new GuardRefusal(
+            `identity ${identity.name} has drifted from its pin: no new work until the operator accepts it`,
+          );
+        if (pin.paused)
+          throw new GuardRefusal(
+            `identity ${identity.name} is paused by the operator: no new work until resumed`,
+          );
+        return store.claims.claim(need_id, {
+          identity: identity.name,
+          leaseMs: deps.leaseMs,
+          ...(session.principal.kind === 'agent' &&
+            session.principal.agentId && { agentId: session.principal.agentId }),
+        });
+      });
+      const token = deps.issueAgentToken?.(claim.task.id);
+      return ok(
+        `claimed ${need_id}: task ${claim.task.id}, fencing token ${claim.fence.token}, lease until ${new Date(claim.leaseUntil).toISOString()}`,
+        {
+          taskId: claim.task.id,
+          fencingToken: claim.fence.token,
+          leaseUntil: claim.leaseUntil,
+          takeover: claim.takeover,
+          ...(token && { agentToken: token.token, agentTokenExpiresAt: token.expiresAt }),
+        },
+      );
+    },
+  });
+
+  defineTool(server, session, {
+    name: 'heartbeat',
+    description: 'Report progress (cumulative turns, tokens, tool calls). Only progress renews your lease.',
+    input: {
+      turns: z.number().int().min(0),
+      tokens: z.number().int().min(0),
+      tool_calls: z.number().int().min(0),
+      ...operatorTask,
+    },
+    run: (args) => {
+      const task = session.requireTask(args);
+      const r = store.claims.heartbeat(
+        task.fence,
+        { turns: args.turns, tokens: args.tokens, toolCalls: args.tool_calls },
+        deps.leaseMs,
+      );
+      return ok(
+        r.renewed
+          ? `lease renewed until ${new Date(r.leaseUntil!).toISOString()}`
+          : 'no progress since the last heartbeat: lease not renewed',
+        { renewed: r.renewed, leaseUntil: r.leaseUntil },
+      );
+    },
+  });
+
+  defineTool(server, session, {
+    name: 'finish',
+    description:
+      'End your task. resolved: need met. progressed: need stays open. blocked: give sub_needs it waits for. failed: give reason.',
+    input: {
+      outcome: z.enum(TASK_OUTCOMES),
+      summary: z.string().describe('what you did and what a successor must know'),
+      reason: z.string().optional().describe('why, when failed'),
+      sub_needs: z
+        .array(
+          z.object({
+            title: z.string(),
+            body: z.string().optional(),
+            tags: z.array(z.string()).optional(),
+            priority: z.number().int().optional(),
+            acceptance: z.string().optional(),
+          }),
+        )
+        .optional()
+        .describe('when blocked'),
+      ...operatorTask,
+    },
+    run: (args) => {
+      const task = session.requireTask(args);
+      const result = (() => {
+        switch (args.outcome) {
+          case 'resolved':
+          case 'progressed':
+            return store.claims.finish(task.fence, { outcome: args.outcome, summary: args.summary });
+          case 'blocked': {
+            const parent = store.needs.require(task.needId);
+            const subNeeds = (args.sub_needs ?? []).map((s) => ({
+              ...s,
+              tags: s.tags ?? [...parent.tags],
+              scope: parent.scope,
+            }));
+            return store.claims.finish(task.fence, { outcome: 'blocked', summary: args.summary, subNeeds });
+          }
+          case 'failed':
+            if (!args.reason) throw new GuardRefusal('finish failed needs a reason: say what went wrong');
+            return store.claims.finish(task.fence, {
+              outcome: 'failed',
+              summary: args.summary,
+              reason: args.reason,
+            });
+        }
+      })();
+      return ok(
+        `task ${result.task.id} ${result.task.status} (${args.outcome}); need ${result.need.id} is ${result.need.status}` +
+          (result.subNeeds.length ? `; created ${result.subNeeds.map((n) => n.id).join(', ')}` : ''),
+        {
+          taskId: result.task.id,
+          taskStatus: result.task.status,
+          needStatus: result.need.status,
+          subNeeds: result.subNeeds.map((n) => n.id),
+        },
+      );
+    },
+  });
+
+  defineTool(server, session, {
+    name: 'reserve_budget',
+    description:
+      'Reserve the worst-case tokens of one model call before making it. Refused if a budget would overflow.',
+    input: { tokens: z.number().int().min(1), ...operatorTask },
+    run: (args) => {
+      const task = session.requireTask(args);
+      const identity = session.identityForTask(task.id);
+      const reservation = session.write(() => {
+        store.leases.assertFence(task.needId, task.fence);
+        return store.budgets.reserve(
+          task.id,
+          args.tokens,
+          { task: identity.budgets.perTask, day: identity.budgets.perDay, run: null },
+          deps.runId,
+        );
+      });
+      return ok(`reserved ${args.tokens} tokens (reservation ${reservation.id})`, {
+        reservationId: reservation.id,
+        tokens: reservation.tokens,
+      });
+    },
+  });
+
+  defineTool(server, session, {
+    name: 'settle_budget',
+    description: 'Settle a reservation with the actual usage of the call.',
+    input: {
+      reservation_id: z.number().int(),
+      input_tokens: z.number().int().min(0),
+      output_tokens: z.number().int().min(0),
+      cache_read_tokens: z.number().int().min(0).optional(),
+      cache_write_tokens: z.number().int().min(0).optional(),
+      cost_usd: z.number().min(0).optional(),
+      ...operatorTask,
+    },
+    run: (args) => {
+      const task = session.requireTask(args);
+      store.transaction(() => {
+        const owner = store.budgets.reservationTask(args.reservation_id);
+        if (owner !== task.id) {
+          throw new GuardRefusal(
+            `reservation ${args.reservation_id} belongs to another task; settle your own reservations`,
+          );
+        }
+        store.budgets.settle(args.reservation_id, {
+          inputTokens: args.input_tokens,
+          outputTokens: args.output_tokens,
+          cacheReadTokens: args.cache_read_tokens ?? 0,
+          cacheWriteTokens: args.cache_write_tokens ?? 0,
+          costUsd: args.cost_usd ?? 0,
+        });
+      });
+      return ok(`settled reservation ${args.reservation_id}`, { reservationId: args.reservation_id });
+    },
+  });
+}

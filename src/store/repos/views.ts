@@ -1,0 +1,290 @@
+import type { StoreContext } from '../context.js';
+import type { NeedStatus, TaskStatus } from '../transitions.js';
+import type { ArtifactKind, Edge, EdgeRel, Need, TaskOutcome } from '../types.js';
+import { type NeedRow, toNeed } from './needs.js';
+
+/** The part of a workspace that selects needs: tags any/all, scope, statuses (empty means any). */
+export interface NeedSelection {
+  readonly tagsAny: readonly string[];
+  readonly tagsAll: readonly string[];
+  readonly scope: string | null;
+  readonly statuses: readonly NeedStatus[];
+}
+
+/** A need without its body, acceptance and tags: what one line of PROBLEM.md shows. */
+export interface NeedHead {
+  readonly id: string;
+  readonly title: string;
+  readonly status: NeedStatus;
+  readonly priority: number;
+  readonly scope: string;
+  readonly createdAt: number;
+  readonly unmetSince: number | null;
+  readonly orphaned: boolean;
+}
+
+/** The task holding a need's lease, and the identity it runs as. */
+export interface LeaseHolder {
+  readonly needId: string;
+  readonly taskId: string;
+  readonly identity: string;
+  readonly agentId: string | null;
+}
+
+/** A `depends_on` edge with the status of the need depended on. */
+export interface Dependency {
+  readonly from: string;
+  readonly to: string;
+  readonly toStatus: NeedStatus;
+}
+
+/** The fields of a task that only change with an event (no heartbeat, progress or token counters). */
+export interface TaskLine {
+  readonly id: string;
+  readonly needId: string;
+  readonly identity: string;
+  readonly agentId: string | null;
+  readonly status: TaskStatus;
+  readonly attempt: number;
+  readonly outcome: TaskOutcome | null;
+  readonly summary: string | null;
+  readonly error: string | null;
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+}
+
+/** An artifact a need references, without its content. */
+export interface ArtifactLine {
+  readonly needId: string;
+  readonly id: string;
+  readonly kind: ArtifactKind;
+  readonly title: string;
+  readonly uri: string | null;
+  readonly summary: string | null;
+  readonly tokenCount: number;
+  readonly createdAt: number;
+}
+
+/** An event without its payload. */
+export interface EventLine {
+  readonly seq: number;
+  readonly at: number;
+  readonly actor: string;
+  readonly kind: string;
+  readonly entity: string;
+  readonly needId: string;
+}
+
+/** What an edge's far end is, for labels: a need's title and status, an artifact's title, a task's identity. */
+export interface NodeLabel {
+  readonly id: string;
+  readonly kind: 'need' | 'task' | 'artifact';
+  readonly title: string;
+  readonly status: string;
+}
+
+/**
+ * Read-only, set-based queries for the views compiler: each call is one query over a whole
+ * workspace, so compiling 10k needs costs a handful of statements rather than one per need.
+ * Every list is sorted deterministically (ties broken by id).
+ */
+export class ViewRepository {
+  readonly #ctx: StoreContext;
+
+  constructor(ctx: StoreContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * Runs `fn` in one read transaction, so every query in it sees the same database state even
+   * while other processes write (WAL readers do not block writers). Inside a transaction, just runs it.
+   */
+  snapshot<T>(fn: () => T): T {
+    const db = this.#ctx.db;
+    return db.inTransaction ? fn() : db.transaction(fn).deferred();
+  }
+
+  /** Needs a selection matches, with tags, ordered by priority, age, id. */
+  needs(selection: NeedSelection): Need[] {
+    const { where, params } = selectionWhere(selection);
+    const sql = `SELECT n.*, (SELECT json_group_array(tag) FROM (SELECT tag FROM need_tags t WHERE t.need_id = n.id ORDER BY tag)) AS tags
+      FROM needs n ${where} ORDER BY n.priority, n.created_at, n.id`;
+    return this.#ctx.db
+      .prepare<unknown[], NeedRow>(sql)
+      .all(...params)
+      .map(toNeed);
+  }
+
+  /** Heads of the needs a selection matches, ordered by priority, age, id. */
+  needHeads(selection: NeedSelection): NeedHead[] {
+    const { where, params } = selectionWhere(selection);
+    const sql = `SELECT n.id, n.title, n.status, n.priority, n.scope, n.created_at, n.unmet_since, n.orphaned
+      FROM needs n ${where} ORDER BY n.priority, n.created_at, n.id`;
+    const rows = this.#ctx.db
+      .prepare<unknown[], unknown[]>(sql)
+      .raw()
+      .all(...params);
+    return rows.map((r) => ({
+      id: r[0] as string,
+      title: r[1] as string,
+      status: r[2] as NeedStatus,
+      priority: r[3] as number,
+      scope: r[4] as string,
+      createdAt: r[5] as number,
+      unmetSince: r[6] as number | null,
+      orphaned: r[7] === 1,
+    }));
+  }
+
+  /** Every held lease with its task's identity, by need id. */
+  leaseHolders(): LeaseHolder[] {
+    return this.#ctx.db
+      .prepare<[], LeaseHolder>(
+        `SELECT l.need_id AS needId, l.task_id AS taskId, t.identity AS identity, t.agent_id AS agentId
+         FROM leases l JOIN tasks t ON t.id = l.task_id WHERE l.task_id IS NOT NULL ORDER BY l.need_id`,
+      )
+      .all();
+  }
+
+  /** Every `depends_on` edge with the status of its target, by from then to. */
+  dependencies(): Dependency[] {
+    const rows = this.#ctx.db
+      .prepare<[], unknown[]>(
+        `SELECT e.from_id, e.to_id, d.status FROM edges e JOIN needs d ON d.id = e.to_id
+         WHERE e.rel = 'depends_on' ORDER BY e.from_id, e.to_id`,
+      )
+      .raw()
+      .all();
+    return rows.map((r) => ({ from: r[0] as string, to: r[1] as string, toStatus: r[2] as NeedStatus }));
+  }
+
+  /**
+   * The seq of the latest event about each need: events carrying its id, and edge events that
+   * name it as their target (an edge event carries the id of its source only).
+   */
+  needSeqs(): Map<string, number> {
+    const rows = this.#ctx.db
+      .prepare<[], [string, number]>(
+        `SELECT need_id, max(seq) FROM (
+           SELECT need_id, seq FROM events WHERE need_id IS NOT NULL
+           UNION ALL
+           SELECT json_extract(payload, '$.to') AS need_id, seq FROM events
+           WHERE kind IN ('edge.added', 'edge.removed') AND json_extract(payload, '$.to') GLOB 'need_*'
+         ) GROUP BY need_id`,
+      )
+      .raw()
+      .all();
+    return new Map(rows);
+  }
+
+  /** The seq of the latest event carrying one of the given need ids (0 when none). */
+  maxSeq(needIds: readonly string[]): number {
+    return (
+      this.#ctx.db
+        .prepare<[string], number>(
+          'SELECT coalesce(max(seq), 0) FROM events WHERE need_id IN (SELECT value FROM json_each(?))',
+        )
+        .pluck()
+        .get(JSON.stringify(needIds)) ?? 0
+    );
+  }
+
+  /** The seq of the latest `workspace.*` event about the named workspace (0 when none). */
+  workspaceSeq(name: string): number {
+    return (
+      this.#ctx.db
+        .prepare<[string], number>(
+          "SELECT coalesce(max(seq), 0) FROM events WHERE kind GLOB 'workspace.*' AND entity = ?",
+        )
+        .pluck()
+        .get(name) ?? 0
+    );
+  }
+
+  /** Every edge leaving or arriving at one of `ids`, by from, rel, to. */
+  edgesTouching(ids: readonly string[]): Edge[] {
+    return this.#ctx.db
+      .prepare<[string, string], { from: string; rel: EdgeRel; to: string; createdAt: number }>(
+        `SELECT from_id AS "from", rel, to_id AS "to", created_at AS createdAt FROM edges
+         WHERE from_id IN (SELECT value FROM json_each(?)) OR to_id IN (SELECT value FROM json_each(?))
+         ORDER BY from_id, rel, to_id`,
+      )
+      .all(JSON.stringify(ids), JSON.stringify(ids));
+  }
+
+  /** Labels of the given nodes (needs, tasks, artifacts); unknown ids are left out. */
+  nodeLabels(ids: readonly string[]): Map<string, NodeLabel> {
+    const rows = this.#ctx.db
+      .prepare<[string, string, string], NodeLabel>(
+        `SELECT id, 'need' AS kind, title, status FROM needs WHERE id IN (SELECT value FROM json_each(?))
+         UNION ALL
+         SELECT id, 'task' AS kind, identity AS title, status FROM tasks WHERE id IN (SELECT value FROM json_each(?))
+         UNION ALL
+         SELECT id, 'artifact' AS kind, title, kind AS status FROM artifacts WHERE id IN (SELECT value FROM json_each(?))`,
+      )
+      .all(JSON.stringify(ids), JSON.stringify(ids), JSON.stringify(ids));
+    return new Map(rows.map((r) => [r.id, r]));
+  }
+
+  /** Tasks of the given needs, by need then attempt. */
+  tasksOf(needIds: readonly string[]): TaskLine[] {
+    return this.#ctx.db
+      .prepare<[string], TaskLine>(
+        `SELECT id, need_id AS needId, identity, agent_id AS agentId, status, attempt, outcome, summary, error,
+           created_at AS createdAt, started_at AS startedAt, finished_at AS finishedAt
+         FROM tasks WHERE need_id IN (SELECT value FROM json_each(?)) ORDER BY need_id, attempt, id`,
+      )
+      .all(JSON.stringify(needIds));
+  }
+
+  /** Artifacts the given needs reference, by need, then age, then id. */
+  artifactsOf(needIds: readonly string[]): ArtifactLine[] {
+    return this.#ctx.db
+      .prepare<[string], ArtifactLine>(
+        `SELECT e.from_id AS needId, a.id, a.kind, a.title, a.uri, a.summary, a.token_count AS tokenCount,
+           a.created_at AS createdAt
+         FROM edges e JOIN artifacts a ON a.id = e.to_id
+         WHERE e.rel = 'references' AND e.from_id IN (SELECT value FROM json_each(?))
+         ORDER BY e.from_id, a.created_at, a.id`,
+      )
+      .all(JSON.stringify(needIds));
+  }
+
+  /** The latest `perNeed` events about each of the given needs, by need then newest first. */
+  recentEvents(needIds: readonly string[], perNeed: number): EventLine[] {
+    return this.#ctx.db
+      .prepare<[string, number], EventLine>(
+        `SELECT seq, at, actor, kind, entity, need_id AS needId FROM (
+           SELECT seq, at, actor, kind, entity, need_id,
+             row_number() OVER (PARTITION BY need_id ORDER BY seq DESC) AS rn
+           FROM events WHERE need_id IN (SELECT value FROM json_each(?))
+         ) WHERE rn <= ? ORDER BY need_id, seq DESC`,
+      )
+      .all(JSON.stringify(needIds), perNeed);
+  }
+}
+
+function selectionWhere(s: NeedSelection): { where: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (s.statuses.length) {
+    where.push(`n.status IN (${s.statuses.map(() => '?').join(', ')})`);
+    params.push(...s.statuses);
+  }
+  if (s.scope !== null) {
+    where.push('n.scope = ?');
+    params.push(s.scope);
+  }
+  if (s.tagsAny.length) {
+    where.push(
+      `EXISTS (SELECT 1 FROM need_tags t WHERE t.need_id = n.id AND t.tag IN (${s.tagsAny.map(() => '?').join(', ')}))`,
+    );
+    params.push(...s.tagsAny);
+  }
+  for (const tag of s.tagsAll) {
+    where.push('EXISTS (SELECT 1 FROM need_tags t WHERE t.need_id = n.id AND t.tag = ?)');
+    params.push(tag);
+  }
+  return { where: where.length ? `WHERE ${where.join(' AND ')}` : '', params };
+}

@@ -1,0 +1,128 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GuardHttpServer } from '../../src/mcp/index.js';
+import { tempDir } from '../helpers/cli.js';
+import { call, createGuardWorld, data, text } from '../helpers/guard.js';
+
+const OPERATOR_TOKEN = 'op-secret-token';
+const WORKER_TOKEN = 'worker-secret-token';
+
+describe('the guard over Streamable HTTP', () => {
+  let world: ReturnType<typeof createGuardWorld>;
+  let http: GuardHttpServer;
+  let url: string;
+  let cleanup: () => void;
+  const clients: Client[] = [];
+
+  const connect = async (token: string) => {
+    const client = new Client({ name: 'test', version: '0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { Authorization: `Bearer ${token}` } },
+      }),
+    );
+    clients.push(client);
+    return client;
+  };
+  const post = (path: string, token: string | null, body: unknown) =>
+    fetch(new URL(path, url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }) },
+      body: JSON.stringify(body),
+    });
+
+  beforeAll(async () => {
+    const tmp = tempDir();
+    cleanup = tmp.cleanup;
+    world = createGuardWorld({ path: `${tmp.dir}/mlos.db` });
+    http = new GuardHttpServer(world.deps, {
+      host: '127.0.0.1',
+      port: 0,
+      operatorToken: OPERATOR_TOKEN,
+      workerToken: WORKER_TOKEN,
+      tokensConfigured: true,
+    });
+    url = (await http.start()).url;
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await http.close();
+    await world.close();
+    cleanup();
+  });
+
+  it('answers 401 without a token, with a bad one, and with the worker token on /mcp', async () => {
+    const init = {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '0' } },
+    };
+    expect((await post('/mcp', null, init)).status).toBe(401);
+    expect((await post('/mcp', 'nonsense', init)).status).toBe(401);
+    const worker = await post('/mcp', WORKER_TOKEN, init);
+    expect(worker.status).toBe(401);
+    expect(await worker.text()).toContain('exchange it for an agent token');
+    expect((await fetch(new URL('/healthz', url))).status).toBe(200);
+  });
+
+  it('exchanges the worker token for an agent token whose tools and scope are the identity’s', async () => {
+    const res = await post('/agent-token', WORKER_TOKEN, { identity: 'janitor' });
+    expect(res.status).toBe(200);
+    const { token } = (await res.json()) as { token: string };
+    const janitor = await connect(token);
+    const tools = (await janitor.listTools()).tools.map((t) => t.name);
+    expect(tools).toContain('claim_need');
+    expect(tools).not.toContain('cancel_task');
+    const op = await connect(OPERATOR_TOKEN);
+    const kernel = data<{ id: string }>(await call(op, 'create_need', { title: 'K', tags: ['kernel'] }));
+    const refused = await call(janitor, 'claim_need', { need_id: kernel.id });
+    expect(refused.isError).toBe(true);
+    expect(text(refused)).toContain('outside the scope of janitor');
+    expect((await post('/agent-token', OPERATOR_TOKEN, { identity: 'janitor' })).status).toBe(401);
+  });
+
+  it('starts a queued task for a worker and binds the token to its fencing token', async () => {
+    const op = await connect(OPERATOR_TOKEN);
+    const n = data<{ id: string }>(await call(op, 'create_need', { title: 'Queued work', tags: ['kernel'] }));
+    const { taskId } = data<{ taskId: string }>(
+      await call(op, 'graduate', { need_id: n.id, identity: 'architect' }),
+    );
+    const res = await post('/agent-token', WORKER_TOKEN, { task_id: taskId });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { token: string; fencing_token: number };
+    const again = await post('/agent-token', WORKER_TOKEN, { task_id: taskId });
+    expect(again.status).toBe(409);
+    const session = await connect(body.token);
+    const done = data<{ needStatus: string }>(
+      await call(session, 'finish', { outcome: 'resolved', summary: 'ok' }),
+    );
+    expect(done.needStatus).toBe('resolved');
+  });
+
+  it('50 concurrent claims of one need: exactly one wins, 49 clear refusals (20 rounds)', async () => {
+    const op = await connect(OPERATOR_TOKEN);
+    const tokens = await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        const r = await post('/agent-token', WORKER_TOKEN, { identity: 'architect' });
+        return ((await r.json()) as { token: string }).token;
+      }),
+    );
+    const agents = await Promise.all(tokens.map((t) => connect(t)));
+    for (let round = 0; round < 20; round++) {
+      const n = data<{ id: string }>(
+        await call(op, 'create_need', { title: `Contested ${round}`, tags: ['kernel'] }),
+      );
+      const results = await Promise.all(agents.map((a) => call(a, 'claim_need', { need_id: n.id })));
+      const wins = results.filter((r) => !r.isError);
+      const losses = results.filter((r) => r.isError);
+      expect(wins).toHaveLength(1);
+      expect(losses).toHaveLength(49);
+      for (const loss of losses)
+        expect(text(loss)).toMatch(/is held by task task_\w+ until .* \(a live lease is never displaced\)/);
+      expect(world.store.tasks.forNeed(n.id)).toHaveLength(1);
+    }
+    expect(world.store.events.verify().ok).toBe(true);
+  });
+});

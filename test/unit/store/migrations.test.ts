@@ -1,0 +1,153 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DatabaseError, MlosError, Store, transitionRows } from '../../../src/store/index.js';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../../src/store/migrations/index.js';
+import { makeTempDir, openRaw, openTestStore, snapshot, thrown } from '../../helpers/store.js';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0).reverse()) c();
+});
+
+function tempPath(name = 'mlos.db'): string {
+  const tmp = makeTempDir();
+  cleanups.push(tmp.cleanup);
+  return join(tmp.dir, name);
+}
+
+const schemaOf = (db: Database.Database) =>
+  db.prepare('SELECT type, name, sql FROM sqlite_schema ORDER BY type, name').all();
+
+describe('opening a database', () => {
+  it('creates the file and its folders, in WAL mode, migrated to the current schema', () => {
+    const path = join(tempPath(), '..', 'nested', 'deeper', 'mlos.db');
+    const { store } = openTestStore(path);
+    store.close();
+    expect(existsSync(path)).toBe(true);
+    const raw = new Database(path, { readonly: true });
+    cleanups.push(() => raw.close());
+    expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
+  });
+
+  it('is a no-op the second time: same schema, same rows, same chain', () => {
+    const path = tempPath();
+    const { store } = openTestStore(path);
+    store.needs.create({ title: 'survives reopening', tags: ['kernel'] });
+    store.close();
+    const raw = openRaw(path);
+    cleanups.push(() => raw.close());
+    const before = { schema: schemaOf(raw), rows: snapshot(raw) };
+    for (let i = 0; i < 2; i++) {
+      const { store: again } = openTestStore(path);
+      expect(again.events.verify()).toMatchObject({ ok: true, checked: 1 });
+      expect(again.needs.list().map((n) => n.title)).toEqual(['survives reopening']);
+      again.close();
+    }
+    expect({ schema: schemaOf(raw), rows: snapshot(raw) }).toEqual(before);
+    expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+  });
+
+  it('restores the transition table from the code when the copy in the database drifted', () => {
+    const path = tempPath();
+    openTestStore(path).store.close();
+    const raw = openRaw(path);
+    cleanups.push(() => raw.close());
+    raw.exec(
+      "DELETE FROM transitions WHERE kind = 'need' AND from_status = 'open' AND to_status = 'resolved'",
+    );
+    raw.exec("INSERT INTO transitions VALUES ('need', 'resolved', 'active')");
+    const { store } = openTestStore(path);
+    cleanups.push(() => store.close());
+    const rows = raw
+      .prepare<[], { kind: string; from: string; to: string }>(
+        'SELECT kind, from_status AS "from", to_status AS "to" FROM transitions',
+      )
+      .all();
+    const key = (r: { kind: string; from: string; to: string }) => `${r.kind}:${r.from}:${r.to}`;
+    expect(rows.map(key).sort()).toEqual(transitionRows().map(key).sort());
+    const need = store.needs.create({ title: 'x' });
+    expect(store.needs.resolve(need.id).status).toBe('resolved');
+  });
+
+  it('refuses a database written by a newer schema, saying so, and leaves it untouched', () => {
+    const path = tempPath();
+    const { store } = openTestStore(path);
+    store.needs.create({ title: 'from the future' });
+    store.close();
+    const raw = openRaw(path);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    const before = { schema: schemaOf(raw), rows: snapshot(raw) };
+    for (const readonly of [false, true]) {
+      const error = thrown(() => Store.open(path, { readonly }));
+      expect(error).toBeInstanceOf(DatabaseError);
+      expect(error).toBeInstanceOf(MlosError);
+      expect((error as DatabaseError).code).toBe('db_newer_schema');
+      expect(error.message).toBe(
+        `database ${path} has schema version ${SCHEMA_VERSION + 1}, newer than this mlos (${SCHEMA_VERSION}): upgrade mlos to open it`,
+      );
+    }
+    expect({ schema: schemaOf(raw), rows: snapshot(raw) }).toEqual(before);
+    expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION + 1);
+    raw.close();
+  });
+
+  it('refuses a file that is not a database with a DatabaseError naming it', async () => {
+    const path = tempPath('not-a.db');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(path, 'this is a text file, not SQLite '.repeat(64));
+    const error = thrown(() => Store.open(path));
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect(error).toMatchObject({ code: 'db_open' });
+    expect(error.message).toBe(`cannot open database ${path}: file is not a database`);
+  });
+});
+
+describe.skipIf(SCHEMA_VERSION < 2)('upgrading an older database', () => {
+  /** A database at the previous schema version, with one need, as an older mlos would leave it. */
+  function olderDatabase(): string {
+    const path = tempPath();
+    const raw = openRaw(path);
+    raw.transaction(() => {
+      for (const m of MIGRATIONS.slice(0, -1)) raw.exec(m.sql);
+      const insert = raw.prepare('INSERT INTO transitions VALUES (@kind, @from, @to)');
+      for (const row of transitionRows()) insert.run(row);
+      raw
+        .prepare(
+          "INSERT INTO needs (id, title, created_at, updated_at) VALUES ('need_01JAAAAAAAAAAAAAAAAAAAAAAA', 'old', 0, 0)",
+        )
+        .run();
+      raw.pragma(`user_version = ${SCHEMA_VERSION - 1}`);
+    })();
+    raw.close();
+    return path;
+  }
+
+  it('applies the missing migrations and keeps the data', () => {
+    const path = olderDatabase();
+    const seen: [number, number][] = [];
+    const store = Store.open(path, { beforeMigrate: (_db, from, to) => seen.push([from, to]) });
+    cleanups.push(() => store.close());
+    expect(seen).toEqual([[SCHEMA_VERSION - 1, SCHEMA_VERSION]]);
+    expect(store.needs.list().map((n) => n.title)).toEqual(['old']);
+  });
+
+  it('applies nothing when refused before migrating: the upgrade is one transaction', () => {
+    const path = olderDatabase();
+    const raw = openRaw(path);
+    cleanups.push(() => raw.close());
+    const before = { schema: schemaOf(raw), rows: snapshot(raw) };
+    const error = thrown(() =>
+      Store.open(path, {
+        beforeMigrate: () => {
+          throw new DatabaseError('supervisor_alive', 'a supervisor of an older mlos is running');
+        },
+      }),
+    );
+    expect(error.message).toBe('a supervisor of an older mlos is running');
+    expect({ schema: schemaOf(raw), rows: snapshot(raw) }).toEqual(before);
+    expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION - 1);
+  });
+});
