@@ -40,10 +40,15 @@ export function createKernelCompiler(store: Store): GuardCompiler {
     },
     boot(identity: Identity, needId, budget) {
       const boot = compileBootPayload(source, identity, needId, budget);
-      const text = [...boot.system, ...boot.messages.flatMap((m) => m.content)]
-        .map((b) => b.text)
-        .join('\n\n');
-      return { text, tokens: boot.tokens, sha256: boot.sha256 };
+      return {
+        system: boot.system.map((b) => ({ text: b.text, cacheBreakpoint: b.cacheBreakpoint })),
+        first: boot.messages.flatMap((m) => m.content.map((b) => b.text)).join('\n\n'),
+        tools: boot.tools,
+        tokens: boot.tokens,
+        sha256: boot.sha256,
+        packSha256: boot.pack.sha256,
+        sections: boot.sections,
+      };
     },
   };
 }

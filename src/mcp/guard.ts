@@ -9,6 +9,9 @@ import { registerOperatorTools } from './tools/operator.js';
 import { registerReadTools } from './tools/read.js';
 import { registerWriteTools } from './tools/write.js';
 
+/** The `_meta` key of the `boot` prompt carrying the structured payload (blocks, breakpoints). */
+export const BOOT_META = 'mlos/boot';
+
 export const GUARD_INSTRUCTIONS =
   'mlos guard: every read and write of the need graph. Errors explain what to change; the database is unchanged after any refusal.';
 
@@ -102,8 +105,21 @@ function registerPrompts(server: McpServer, session: GuardSession): void {
     },
     ({ identity, need, budget }) => {
       try {
-        const boot = compiler.boot(session.deps.identityOf(identity), need, budget ? Number(budget) : 8000);
-        return { messages: [{ role: 'user', content: { type: 'text', text: boot.text } }] };
+        const principal = session.principal;
+        if (principal.kind === 'agent' && principal.identity.name !== identity) {
+          throw new MlosError('forbidden', `an agent of ${principal.identity.name} may only boot as itself`);
+        }
+        const boot = compiler.boot(session.deps.identityOf(identity), need, budget ? Number(budget) : 16_000);
+        // A session booting for its own task records what it saw: the pack's hash is provenance.
+        if (principal.kind === 'agent' && principal.task?.needId === need) {
+          session.store.tasks.recordBoot(principal.task.id, boot.packSha256);
+        }
+        const text = [...boot.system.map((b) => b.text), boot.first].join('\n\n');
+        return {
+          description: `boot payload of ${identity} for ${need}: ${boot.tokens} tokens, sha256 ${boot.sha256}`,
+          messages: [{ role: 'user', content: { type: 'text', text } }],
+          _meta: { [BOOT_META]: boot },
+        };
       } catch (error) {
         if (error instanceof MlosError) throw new McpError(ErrorCode.InvalidParams, error.message);
         throw error;

@@ -24,7 +24,20 @@ export interface GuardCompiler {
   expandPointer(pointer: string, budget: number): { text: string; tokens: number };
   view(workspace: string, file: string): { text: string; seq: number };
   listViews(workspace: string): string[];
-  boot(identity: Identity, needId: string, budget: number): { text: string; tokens: number; sha256: string };
+  boot(identity: Identity, needId: string, budget: number): BootForAgent;
+}
+
+/** A boot payload as an agent loop consumes it (also sent as the `boot` prompt's `_meta`). */
+export interface BootForAgent {
+  /** [L1 identity, L2 awareness], each with whether a cache breakpoint follows it. */
+  readonly system: readonly { readonly text: string; readonly cacheBreakpoint: boolean }[];
+  /** The first user message: L3 pack and the task statement. */
+  readonly first: string;
+  readonly tools: readonly string[];
+  readonly tokens: number;
+  readonly sha256: string;
+  readonly packSha256: string;
+  readonly sections: readonly { readonly section: string; readonly tokens: number }[];
 }
 
 /**

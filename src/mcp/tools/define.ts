@@ -11,7 +11,11 @@ export interface ToolSpec<S extends z.ZodRawShape> {
   readonly input: S;
   readonly output?: z.ZodRawShape;
   readonly readOnly?: boolean;
-  readonly run: (args: z.infer<z.ZodObject<S>>) => CallToolResult | Promise<CallToolResult>;
+  /** `meta` is the call's `_meta`: data the client sends the guard that the model never sees. */
+  readonly run: (
+    args: z.infer<z.ZodObject<S>>,
+    meta: Readonly<Record<string, unknown>>,
+  ) => CallToolResult | Promise<CallToolResult>;
 }
 
 /** Registers a tool if this session's principal may see it; failures become isError results. */
@@ -30,6 +34,7 @@ export function defineTool<S extends z.ZodRawShape>(
       annotations: { readOnlyHint: spec.readOnly ?? false },
     },
     // The SDK's callback type is generic over the shape; our spec already fixed it.
-    ((args: z.infer<z.ZodObject<S>>) => guarded(spec.name, () => spec.run(args), session.deps.log)) as never,
+    ((args: z.infer<z.ZodObject<S>>, extra: { _meta?: Record<string, unknown> }) =>
+      guarded(spec.name, () => spec.run(args, extra._meta ?? {}), session.deps.log)) as never,
   );
 }

@@ -1,10 +1,30 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
-import { TASK_OUTCOMES } from '../../store/index.js';
+import { type Fence, TASK_OUTCOMES } from '../../store/index.js';
 import { inView } from '../principal.js';
 import { GuardRefusal, ok } from '../result.js';
 import type { GuardSession } from '../session.js';
 import { defineTool } from './define.js';
+
+/** The `_meta` key under which an agent loop sends its session transcript with `finish`. */
+export const TRANSCRIPT_META = 'mlos/transcript';
+
+/**
+ * Stores a session's transcript as a `transcript` artifact of its need, `produced_by` the task,
+ * and points every artifact the task produced at it with `source_transcript`.
+ */
+function storeTranscript(session: GuardSession, task: { id: string; needId: string; fence: Fence }, text: string): void {
+  const { store } = session;
+  store.leases.assertFence(task.needId, task.fence);
+  const { artifact } = store.artifacts.add(
+    { kind: 'transcript', title: `Transcript of ${task.id}`, uri: `mlos://transcripts/${task.id}`, content: text },
+    { needId: task.needId, fence: task.fence },
+  );
+  store.edges.link(artifact.id, 'produced_by', task.id);
+  for (const edge of store.edges.to(task.id, 'produced_by')) {
+    if (edge.from !== artifact.id) store.edges.link(edge.from, 'source_transcript', artifact.id);
+  }
+}
 
 /** Operator callers name the task and token they act for; agents use their own. */
 const operatorTask = {
@@ -120,9 +140,10 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
         .describe('when blocked'),
       ...operatorTask,
     },
-    run: (args) => {
+    run: (args, meta) => {
       const task = session.requireTask(args);
-      const result = (() => {
+      const transcript = typeof meta[TRANSCRIPT_META] === 'string' ? (meta[TRANSCRIPT_META] as string) : null;
+      const finishTask = () => {
         switch (args.outcome) {
           case 'resolved':
           case 'progressed':
@@ -144,7 +165,11 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
               reason: args.reason,
             });
         }
-      })();
+      };
+      const result = store.transaction(() => {
+        if (transcript !== null) storeTranscript(session, task, transcript);
+        return finishTask();
+      });
       return ok(
         `task ${result.task.id} ${result.task.status} (${args.outcome}); need ${result.need.id} is ${result.need.status}` +
           (result.subNeeds.length ? `; created ${result.subNeeds.map((n) => n.id).join(', ')}` : ''),

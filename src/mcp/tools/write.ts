@@ -102,7 +102,7 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
           },
           args.need_id ? { needId: args.need_id, ...session.fenceFor(args.need_id) } : {},
         );
-        linkTranscript(session, r.artifact.id);
+        markProduced(session, r.artifact.id);
         return r;
       });
       return ok(`${result.created ? 'registered' : 'already registered'} ${result.artifact.id}`, {
@@ -123,7 +123,7 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
           { kind: 'note', title, content },
           { needId: need_id, ...session.fenceFor(need_id) },
         );
-        linkTranscript(session, r.artifact.id);
+        markProduced(session, r.artifact.id);
         return r;
       });
       return ok(`note ${artifact.id} added to ${need_id}`, { id: artifact.id });
@@ -132,13 +132,11 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
 }
 
 /**
- * Every note or artifact a session produces points at the session's transcript artifact, so a
- * summary can be traced back to its full reasoning. The transcript is registered under a stable
- * URI per task (`mlos://transcripts/<task>`) when the session starts.
+ * An artifact a session registers is `produced_by` its task; when the session finishes, its
+ * transcript is stored and every artifact produced by the task gets a `source_transcript` edge
+ * to it (see finish), so any summary can be traced back to its full reasoning.
  */
-function linkTranscript(session: GuardSession, artifactId: string): void {
+function markProduced(session: GuardSession, artifactId: string): void {
   if (session.principal.kind !== 'agent' || !session.principal.task) return;
-  const transcript = session.store.artifacts.findByUri(`mlos://transcripts/${session.principal.task.id}`);
-  if (transcript && transcript.id !== artifactId)
-    session.store.edges.link(artifactId, 'source_transcript', transcript.id);
+  session.store.edges.link(artifactId, 'produced_by', session.principal.task.id);
 }

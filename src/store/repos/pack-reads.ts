@@ -139,7 +139,11 @@ export class PackReadRepository {
         'SELECT need_id FROM need_tags WHERE tag = ? AND need_id <> ? ORDER BY need_id DESC LIMIT ?',
       )
       .pluck();
-    this.#tagCount = db.prepare<[string], number>('SELECT count(*) FROM need_tags WHERE tag = ?').pluck();
+    this.#tagCount = db
+      .prepare<[string, number], number>(
+        'SELECT count(*) FROM (SELECT 1 FROM need_tags WHERE tag = ? LIMIT ?)',
+      )
+      .pluck();
     this.#shared = db.prepare<[string, string], { id: string; shared: number }>(
       `SELECT need_id AS id, count(*) AS shared FROM need_tags
        WHERE need_id IN (SELECT value FROM json_each(?)) AND tag IN (SELECT value FROM json_each(?))
@@ -237,7 +241,9 @@ export class PackReadRepository {
   /**
    * Other needs sharing a tag with `needId`, found in the newest `window` needs of each of its
    * tags (an index range scan per tag, so a tag on half the graph costs no more than a rare one):
-   * most windows shared first, then newest; the rows kept show their exact shared-tag count.
+   * most windows shared first, then newest; the rows kept show their exact shared-tag count. A
+   * tag carried by more needs than the window is reported with how many, counted up to ten
+   * windows (`exact` false beyond that).
    */
   neighbours(
     needId: string,
@@ -246,16 +252,20 @@ export class PackReadRepository {
   ): {
     rows: { id: string; title: string; status: NeedStatus; priority: number; shared: number }[];
     ranked: number;
-    cut: { tag: string; needs: number }[];
+    cut: { tag: string; needs: number; exact: boolean }[];
   } {
     const tags = this.#tagsOf.all(needId);
     const hits = new Map<string, number>();
-    const cut: { tag: string; needs: number }[] = [];
+    const cut: { tag: string; needs: number; exact: boolean }[] = [];
+    const countCap = window * 10;
     for (const tag of tags) {
       const ids = this.#newestWithTag.all(tag, needId, window + 1);
       if (ids.length > window) {
         ids.pop();
-        cut.push({ tag, needs: (this.#tagCount.get(tag) ?? 1) - 1 });
+        // The need itself carries the tag: one more than the others, up to the cap.
+        const carried = this.#tagCount.get(tag, countCap + 2) ?? 1;
+        const exact = carried <= countCap + 1;
+        cut.push({ tag, needs: exact ? carried - 1 : countCap, exact });
       }
       for (const id of ids) hits.set(id, (hits.get(id) ?? 0) + 1);
     }

@@ -177,6 +177,17 @@ export class TaskRepository {
     });
   }
 
+  /** Records the hash of the context pack a running task booted with (provenance of what it saw). */
+  recordBoot(taskId: string, packHash: string): Task {
+    return this.#ctx.write(() => {
+      const task = this.require(taskId);
+      if (task.packHash === packHash) return task;
+      this.#ctx.db.prepare('UPDATE tasks SET pack_hash = ? WHERE id = ?').run(packHash, taskId);
+      this.#ctx.emit({ kind: 'task.booted', entity: taskId, needId: task.needId, payload: { packHash } });
+      return this.require(taskId);
+    });
+  }
+
   /**
    * Cancels a queued or running task: an operator transition, so the need's fencing token is
    * bumped whether or not the task held the lease.

@@ -1,0 +1,361 @@
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { Identity } from '../kernel/identity/schema.js';
+import { tokenCounterFor } from '../kernel/tokens.js';
+import { BudgetExceededError, type Clock, systemClock, type TaskOutcome } from '../store/index.js';
+import { Conversation } from './conversation.js';
+import type { LlmProvider, LlmResponse, LlmUsage, ToolDefinition } from './provider.js';
+import { realSleep, type Sleep, withRetries } from './retry.js';
+import { Transcript } from './transcript.js';
+
+/** Keys of `_meta` shared with the guard (src/mcp): the structured boot payload and the transcript. */
+const BOOT_META = 'mlos/boot';
+const TRANSCRIPT_META = 'mlos/transcript';
+
+export interface SessionLimits {
+  /** Model calls at most. */
+  maxTurns: number;
+  maxOutputTokens: number;
+  /** The model's context window; older tool results are compacted past 80 % of it. */
+  contextWindow: number;
+  /** Wall time of the whole session, in ms. */
+  deadlineMs: number;
+  /** Deadline of one model call attempt, in ms. */
+  callTimeoutMs: number;
+  /** Attempts per model call (retries on 429, 5xx, timeouts), each reserved against the budget. */
+  maxAttempts: number;
+  /** Malformed tool calls in a row before the task fails. */
+  maxMalformedInARow: number;
+  /** Replies without a tool call before the task fails. */
+  maxNudges: number;
+  bootBudget: number;
+}
+
+export const DEFAULT_LIMITS: SessionLimits = {
+  maxTurns: 40,
+  maxOutputTokens: 4096,
+  contextWindow: 200_000,
+  deadlineMs: 30 * 60_000,
+  callTimeoutMs: 120_000,
+  maxAttempts: 4,
+  maxMalformedInARow: 3,
+  maxNudges: 2,
+  bootBudget: 16_000,
+};
+
+export interface SessionTask {
+  readonly id: string;
+  readonly needId: string;
+  readonly identity: Identity;
+  readonly needTitle?: string;
+  readonly needTags?: readonly string[];
+}
+
+export type SessionEvent =
+  | { kind: 'boot'; tokens: number; sections: readonly { section: string; tokens: number }[] }
+  | { kind: 'turn'; turn: number; usage: LlmUsage; costUsd: number; text: string; calls: string[] }
+  | { kind: 'tool'; turn: number; name: string; isError: boolean; text: string }
+  | { kind: 'retry'; attempt: number; delayMs: number; reason: string }
+  | { kind: 'end'; result: SessionResult };
+
+export interface AgentSessionOptions {
+  /** An MCP client of the guard bound to this task (its agent token or principal). */
+  readonly client: Client;
+  readonly provider: LlmProvider;
+  readonly model: string;
+  readonly task: SessionTask;
+  readonly limits?: Partial<SessionLimits>;
+  readonly clock?: Clock;
+  readonly sleep?: Sleep;
+  /** How often progress is reported to the guard, in ms (default 5 s). */
+  readonly heartbeatMs?: number;
+  readonly onEvent?: (event: SessionEvent) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface SessionResult {
+  /** How the task ended: a finish outcome, or why the session stopped without one. */
+  readonly outcome: TaskOutcome | 'lease_lost' | 'aborted';
+  readonly reason: string | null;
+  readonly turns: number;
+  readonly toolCalls: number;
+  readonly usage: LlmUsage;
+  readonly costUsd: number;
+}
+
+class Stop extends Error {
+  constructor(
+    readonly outcome: SessionResult['outcome'],
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/**
+ * Runs one agent session on a task through the guard: boot, then call the model with the guard's
+ * tools, run each tool call through the MCP client, and repeat until `finish` or a limit. Before
+ * every call attempt the worst case is reserved with `reserve_budget` and afterwards settled with
+ * the actual usage, so a budget is never exceeded even by one call. Progress heartbeats renew the
+ * lease; once the lease is lost the session stops at once and writes nothing more. The loop never
+ * touches the database: it works the same when the guard is remote.
+ */
+export async function runAgentSession(options: AgentSessionOptions): Promise<SessionResult> {
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const clock = options.clock ?? systemClock;
+  const sleep = options.sleep ?? realSleep;
+  const { client, provider, task } = options;
+  const counter = tokenCounterFor(task.identity.model);
+  const emit = (event: SessionEvent) => options.onEvent?.(event);
+  const started = clock.now();
+  const usage: LlmUsage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 };
+  let costUsd = 0;
+  let turns = 0;
+  let toolCalls = 0;
+  let leaseLost: string | null = null;
+  const transcript = new Transcript(task.id);
+
+  const callTool = async (name: string, args: Record<string, unknown>, meta?: Record<string, unknown>) => {
+    const result = (await client.callTool({
+      name,
+      arguments: args,
+      ...(meta && { _meta: meta }),
+    })) as CallToolResult;
+    const text = resultText(result);
+    if (result.isError && /lease lost/.test(text)) leaseLost = text;
+    return { result, text };
+  };
+  const heartbeat = async () => {
+    if (leaseLost) return;
+    await callTool('heartbeat', { turns, tokens: totalTokens(usage), tool_calls: toolCalls }).catch(
+      () => undefined,
+    );
+  };
+  const end = (result: SessionResult) => {
+    emit({ kind: 'end', result });
+    return result;
+  };
+  const summary = (outcome: SessionResult['outcome'], reason: string | null): SessionResult => ({
+    outcome,
+    reason,
+    turns,
+    toolCalls,
+    usage: { ...usage },
+    costUsd,
+  });
+
+  const prompt = await client.getPrompt({
+    name: 'boot',
+    arguments: { identity: task.identity.name, need: task.needId, budget: String(limits.bootBudget) },
+  });
+  const boot = prompt._meta?.[BOOT_META] as
+    | {
+        system: { text: string; cacheBreakpoint: boolean }[];
+        first: string;
+        tokens: number;
+        sections: { section: string; tokens: number }[];
+      }
+    | undefined;
+  if (!boot) throw new Error('the guard returned a boot prompt without its structured payload');
+  emit({ kind: 'boot', tokens: boot.tokens, sections: boot.sections });
+  const tools: ToolDefinition[] = (await client.listTools()).tools.map((t) => ({
+    name: t.name,
+    description: t.description ?? '',
+    inputSchema: t.inputSchema as Record<string, unknown>,
+  }));
+  const conversation = new Conversation(boot.system, tools, boot.first, counter);
+  transcript.boot(
+    boot.system.map((b) => b.text),
+    boot.first,
+    tools.map((t) => t.name),
+  );
+
+  const finishWith = async (outcome: 'failed', reason: string): Promise<SessionResult> => {
+    if (leaseLost) return summary('lease_lost', leaseLost);
+    transcript.note(`session ends: ${reason}`);
+    const { result, text } = await callTool(
+      'finish',
+      { outcome, summary: `the session stopped: ${reason}`, reason },
+      { [TRANSCRIPT_META]: transcript.text() },
+    );
+    if (leaseLost) return summary('lease_lost', leaseLost);
+    return summary(outcome, result.isError ? `${reason} (finish refused: ${text})` : reason);
+  };
+
+  const timer = setInterval(() => void heartbeat(), options.heartbeatMs ?? 5000);
+  timer.unref?.();
+  try {
+    let malformed = 0;
+    let nudges = 0;
+    for (;;) {
+      if (options.signal?.aborted) return end(summary('aborted', 'the session was cancelled'));
+      if (leaseLost) return end(summary('lease_lost', leaseLost));
+      if (turns >= limits.maxTurns)
+        return end(await finishWith('failed', `reached the limit of ${limits.maxTurns} turns`));
+      if (clock.now() - started > limits.deadlineMs) {
+        return end(await finishWith('failed', `passed the session deadline of ${limits.deadlineMs} ms`));
+      }
+      if (conversation.promptTokens() > limits.contextWindow * 0.8) {
+        const dropped = conversation.compact(Math.floor(limits.contextWindow * 0.6));
+        if (dropped) transcript.note(`compacted ${dropped} older tool results to fit the context window`);
+      }
+
+      let response: LlmResponse;
+      try {
+        response = await callModel();
+      } catch (error) {
+        if (error instanceof Stop) {
+          if (error.outcome === 'lease_lost') return end(summary('lease_lost', error.reason));
+          return end(await finishWith('failed', error.reason));
+        }
+        if (error instanceof BudgetExceededError) return end(await finishWith('failed', error.message));
+        const message = error instanceof Error ? error.message : String(error);
+        return end(await finishWith('failed', `the model call failed: ${message}`));
+      }
+      turns++;
+      usage.inputTokens += response.usage.inputTokens;
+      usage.outputTokens += response.usage.outputTokens;
+      usage.cacheReadTokens += response.usage.cacheReadTokens;
+      usage.cacheWriteTokens += response.usage.cacheWriteTokens;
+      costUsd += response.costUsd;
+      conversation.messages.push({ role: 'assistant', content: response.content });
+      transcript.assistant(turns, response);
+      const calls = response.content.filter((p) => p.type === 'tool_call');
+      emit({
+        kind: 'turn',
+        turn: turns,
+        usage: response.usage,
+        costUsd: response.costUsd,
+        text: response.content
+          .map((p) => (p.type === 'text' ? p.text : ''))
+          .join(' ')
+          .trim(),
+        calls: calls.map((c) => c.name),
+      });
+      await heartbeat();
+
+      if (calls.length === 0) {
+        if (++nudges > limits.maxNudges) {
+          return end(await finishWith('failed', 'the model stopped without calling finish'));
+        }
+        const nudge =
+          'End the task with the finish tool (resolved, progressed, blocked or failed), or call another tool.';
+        conversation.messages.push({ role: 'user', content: [{ type: 'text', text: nudge }] });
+        transcript.note(nudge);
+        continue;
+      }
+
+      const results: { type: 'tool_result'; toolCallId: string; content: string; isError: boolean }[] = [];
+      for (const call of calls) {
+        if (leaseLost) break;
+        toolCalls++;
+        if (call.inputError || !isObject(call.input) || !tools.some((t) => t.name === call.name)) {
+          malformed++;
+          const why = call.inputError
+            ? `your arguments for ${call.name} were not valid: ${call.inputError}; send a JSON object`
+            : !tools.some((t) => t.name === call.name)
+              ? `there is no tool ${call.name}; use one of ${tools.map((t) => t.name).join(', ')}`
+              : `the arguments of ${call.name} must be a JSON object`;
+          results.push({ type: 'tool_result', toolCallId: call.id, content: why, isError: true });
+          transcript.tool(call.name, call.input, why, true);
+          emit({ kind: 'tool', turn: turns, name: call.name, isError: true, text: why });
+          continue;
+        }
+        malformed = 0;
+        const isFinish = call.name === 'finish';
+        if (isFinish) transcript.tool(call.name, call.input, '(finishing)', false);
+        const { result, text } = await callTool(
+          call.name,
+          call.input,
+          isFinish ? { [TRANSCRIPT_META]: transcript.text() } : undefined,
+        );
+        const content =
+          result.isError || !result.structuredContent ? text : JSON.stringify(result.structuredContent);
+        emit({ kind: 'tool', turn: turns, name: call.name, isError: Boolean(result.isError), text });
+        if (!isFinish) transcript.tool(call.name, call.input, content, Boolean(result.isError));
+        if (isFinish && !result.isError) {
+          const outcome = (call.input as { outcome: TaskOutcome }).outcome;
+          const reason = (call.input as { reason?: string; summary?: string }).reason ?? null;
+          return end(summary(outcome, reason));
+        }
+        results.push({ type: 'tool_result', toolCallId: call.id, content, isError: Boolean(result.isError) });
+      }
+      if (leaseLost) return end(summary('lease_lost', leaseLost));
+      conversation.messages.push({ role: 'user', content: results });
+      if (malformed >= limits.maxMalformedInARow) {
+        return end(await finishWith('failed', `${malformed} malformed tool calls in a row`));
+      }
+    }
+  } finally {
+    clearInterval(timer);
+  }
+
+  /** One model call with retries; every attempt is reserved first and settled after. */
+  async function callModel(): Promise<LlmResponse> {
+    return withRetries(
+      async () => {
+        const worstCase = conversation.promptTokens() + limits.maxOutputTokens;
+        const reserved = await callTool('reserve_budget', { tokens: worstCase });
+        if (leaseLost) throw new Stop('lease_lost', leaseLost);
+        if (reserved.result.isError) throw new BudgetExceededError(reserved.text);
+        const reservationId = (reserved.result.structuredContent as { reservationId: number }).reservationId;
+        let response: LlmResponse | undefined;
+        try {
+          response = await provider.complete({
+            model: options.model,
+            system: [...conversation.system],
+            messages: conversation.messages,
+            tools: [...conversation.tools],
+            maxOutputTokens: limits.maxOutputTokens,
+            timeoutMs: limits.callTimeoutMs,
+            ...(options.signal && { signal: options.signal }),
+            context: {
+              identity: task.identity.name,
+              needId: task.needId,
+              taskId: task.id,
+              ...(task.needTitle !== undefined && { needTitle: task.needTitle }),
+              ...(task.needTags !== undefined && { needTags: task.needTags }),
+            },
+          });
+          return response;
+        } finally {
+          const u = response?.usage;
+          await callTool('settle_budget', {
+            reservation_id: reservationId,
+            input_tokens: u?.inputTokens ?? 0,
+            output_tokens: u?.outputTokens ?? 0,
+            cache_read_tokens: u?.cacheReadTokens ?? 0,
+            cache_write_tokens: u?.cacheWriteTokens ?? 0,
+            cost_usd: response?.costUsd ?? 0,
+          });
+        }
+      },
+      {
+        maxAttempts: limits.maxAttempts,
+        baseDelayMs: 500,
+        maxDelayMs: 20_000,
+        sleep,
+        jitterKey: task.id,
+        ...(options.signal && { signal: options.signal }),
+        onRetry: (info) => {
+          transcript.note(
+            `attempt ${info.attempt} failed (${info.error.message}); retrying in ${info.delayMs} ms`,
+          );
+          emit({ kind: 'retry', attempt: info.attempt, delayMs: info.delayMs, reason: info.error.message });
+        },
+      },
+    );
+  }
+}
+
+function resultText(result: CallToolResult): string {
+  return result.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
+}
+
+function totalTokens(u: LlmUsage): number {
+  return u.inputTokens + u.outputTokens + u.cacheReadTokens + u.cacheWriteTokens;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

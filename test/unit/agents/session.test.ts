@@ -1,0 +1,223 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${…} are script references.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { LlmProvider, LlmRequest } from '../../../src/agents/provider.js';
+import { ScriptedProvider, type ScriptInput } from '../../../src/agents/providers/index.js';
+import { runAgentSession, type SessionEvent } from '../../../src/agents/session.js';
+import type { Identity } from '../../../src/kernel/identity/schema.js';
+import { createGuardWorld, identityFrom } from '../../helpers/guard.js';
+
+type World = ReturnType<typeof createGuardWorld>;
+
+const finish = (outcome: string, extra: Record<string, unknown> = {}) => ({
+  tool: 'finish',
+  args: { outcome, summary: `${outcome} by the script`, ...extra },
+});
+
+/** Counts calls and lets a test act between them. */
+class Spy implements LlmProvider {
+  readonly name = 'scripted' as const;
+  calls = 0;
+  constructor(
+    readonly inner: LlmProvider,
+    readonly before?: (call: number, request: LlmRequest) => void,
+  ) {}
+  async complete(request: LlmRequest) {
+    this.calls++;
+    this.before?.(this.calls, request);
+    return this.inner.complete(request);
+  }
+}
+
+describe('the agent loop over the in-memory guard with the scripted provider', () => {
+  let world: World;
+  beforeEach(() => {
+    world = createGuardWorld();
+  });
+  afterEach(() => world.close());
+
+  const run = async (
+    needId: string,
+    script: ScriptInput,
+    options: { identity?: Identity; before?: Spy['before']; events?: SessionEvent[] } = {},
+  ) => {
+    const identity = options.identity ?? world.identity('architect');
+    if (options.identity) world.store.identities.pin(identity.name, identity.hash, identity.source);
+    const claim = world.store.claims.claim(needId, { identity: identity.name, leaseMs: 60_000 });
+    const client = await world.client({
+      kind: 'agent',
+      identity,
+      task: { id: claim.task.id, needId, fence: claim.fence },
+    });
+    const provider = new Spy(new ScriptedProvider({ script, sleep: async () => {} }), options.before);
+    const result = await runAgentSession({
+      client,
+      provider,
+      model: 'test',
+      task: { id: claim.task.id, needId, identity },
+      sleep: async () => {},
+      heartbeatMs: 3_600_000,
+      ...(options.events && { onEvent: (e) => options.events!.push(e) }),
+    });
+    return { result, provider, taskId: claim.task.id };
+  };
+  const need = (title = 'Make the kernel testable', tags = ['kernel']) =>
+    world.store.needs.create({ title, tags });
+
+  it('resolves: reads, notes, finishes; stores the transcript and links the note to it', async () => {
+    const n = need();
+    const { result, taskId } = await run(n.id, {
+      rules: [
+        {
+          steps: [
+            { tool: 'get_need', args: { id: '${need.id}' }, as: 'need' },
+            {
+              tool: 'add_note',
+              args: { need_id: '${need.id}', title: 'Seen', content: 'Title: ${steps.need.need.title}' },
+            },
+            finish('resolved'),
+          ],
+        },
+      ],
+    });
+    expect(result).toMatchObject({ outcome: 'resolved', turns: 3, toolCalls: 3 });
+    expect(world.store.needs.require(n.id).status).toBe('resolved');
+    const task = world.store.tasks.require(taskId);
+    expect(task).toMatchObject({ status: 'succeeded', outcome: 'resolved' });
+    expect(task.packHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(task.tokensIn).toBeGreaterThan(0);
+    const artifacts = world.store.artifacts.forNeed(n.id);
+    const note = artifacts.find((a) => a.kind === 'note')!;
+    const transcript = artifacts.find((a) => a.kind === 'transcript')!;
+    expect(note.content).toBe('Title: Make the kernel testable');
+    expect(transcript.content).toContain('→ add_note');
+    expect(transcript.content).toContain('→ finish');
+    expect(world.store.edges.get(note.id, 'source_transcript', transcript.id)).toBeDefined();
+    expect(world.store.edges.get(transcript.id, 'produced_by', taskId)).toBeDefined();
+    expect(world.store.events.verify().ok).toBe(true);
+  });
+
+  it('progresses: the need stays open for a later attempt', async () => {
+    const n = need();
+    const { result, taskId } = await run(n.id, { rules: [{ steps: [finish('progressed')] }] });
+    expect(result.outcome).toBe('progressed');
+    expect(world.store.needs.require(n.id).status).toBe('open');
+    expect(world.store.tasks.require(taskId).outcome).toBe('progressed');
+  });
+
+  it('blocks with sub-needs that reuse values of earlier tool calls', async () => {
+    const n = need();
+    const { result } = await run(n.id, {
+      rules: [
+        {
+          steps: [
+            { tool: 'create_need', args: { title: 'Prerequisite', tags: ['kernel'] }, as: 'pre' },
+            { tool: 'link', args: { from: '${need.id}', rel: 'depends_on', to: '${steps.pre.id}' } },
+            finish('blocked', { sub_needs: [{ title: 'Second prerequisite' }] }),
+          ],
+        },
+      ],
+    });
+    expect(result.outcome).toBe('blocked');
+    const deps = world.store.edges.from(n.id, 'depends_on').map((e) => world.store.needs.require(e.to).title);
+    expect(deps.sort()).toEqual(['Prerequisite', 'Second prerequisite']);
+    expect(world.store.needs.isActionable(n.id, world.clock.now()).ok).toBe(false);
+  });
+
+  it('fails with the reason the model gave', async () => {
+    const n = need();
+    const { result, taskId } = await run(n.id, {
+      rules: [{ steps: [finish('failed', { reason: 'the spec contradicts itself' })] }],
+    });
+    expect(result).toMatchObject({ outcome: 'failed', reason: 'the spec contradicts itself' });
+    expect(world.store.tasks.require(taskId)).toMatchObject({
+      status: 'failed',
+      error: 'the spec contradicts itself',
+    });
+  });
+
+  it('refuses a call that could exceed the budget: the call is not made and the task fails', async () => {
+    const tiny = identityFrom(
+      'objective: test\nscope: { primary: [kernel] }\nbudgets: { per_task: 500, per_day: 1000 }',
+      'tiny',
+    );
+    const n = need();
+    const { result, provider, taskId } = await run(
+      n.id,
+      { rules: [{ steps: [finish('resolved')] }] },
+      { identity: tiny },
+    );
+    expect(provider.calls).toBe(0);
+    expect(result.outcome).toBe('failed');
+    expect(result.reason).toMatch(/budget of task .* would be exceeded: 0 of 500 tokens/);
+    expect(world.store.tasks.require(taskId).status).toBe('failed');
+    expect(world.store.budgets.used('task', taskId)).toBe(0);
+  });
+
+  it('hands malformed tool calls back to the model; three in a row fail the task', async () => {
+    const n = need();
+    const events: SessionEvent[] = [];
+    const { result } = await run(
+      n.id,
+      {
+        rules: [
+          {
+            steps: [
+              { tool: 'get_need', args: { id: '${need.id}' }, fail: ['malformed', 'malformed', 'malformed'] },
+              finish('resolved'),
+            ],
+          },
+        ],
+      },
+      { events },
+    );
+    expect(result.outcome).toBe('failed');
+    expect(result.reason).toBe('3 malformed tool calls in a row');
+    expect(events.filter((e) => e.kind === 'tool' && e.isError)).toHaveLength(3);
+    expect(world.store.needs.require(n.id).status).toBe('open');
+  });
+
+  it('retries a 429, reserving each attempt and settling the failed one at zero', async () => {
+    const n = need();
+    const { result, provider, taskId } = await run(n.id, {
+      rules: [{ steps: [{ ...finish('resolved'), fail: ['rate_limit'] }] }],
+    });
+    expect(result.outcome).toBe('resolved');
+    expect(provider.calls).toBe(2);
+    expect(world.store.tasks.require(taskId).tokensIn).toBeGreaterThan(0);
+  });
+
+  it('stops cleanly when the lease is lost mid-session and writes nothing more', async () => {
+    const n = need();
+    let headAfterCancel = -1;
+    const { result, provider } = await run(
+      n.id,
+      {
+        rules: [
+          {
+            steps: [
+              { tool: 'get_need', args: { id: '${need.id}' } },
+              {
+                tool: 'add_note',
+                args: { need_id: '${need.id}', title: 'late', content: 'should not land' },
+              },
+              finish('resolved'),
+            ],
+          },
+        ],
+      },
+      {
+        before: (call) => {
+          if (call !== 2) return;
+          const live = world.store.tasks.liveFor(n.id)!;
+          world.store.tasks.cancel(live.id, 'operator took it back');
+          headAfterCancel = world.store.events.headSeq();
+        },
+      },
+    );
+    expect(result.outcome).toBe('lease_lost');
+    expect(result.reason).toMatch(/lease lost/);
+    expect(provider.calls).toBe(2);
+    expect(world.store.events.headSeq()).toBe(headAfterCancel);
+    expect(world.store.artifacts.forNeed(n.id).filter((a) => a.kind === 'note')).toHaveLength(0);
+  });
+});
