@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { MlosError } from '../store/index.js';
+import { registerAgentCommands } from './commands/agent.js';
 import { registerArtifactCommands } from './commands/artifact.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerBackupCommand } from './commands/backup.js';
@@ -10,6 +11,9 @@ import { registerLinkCommands } from './commands/link.js';
 import { registerMcpCommand } from './commands/mcp.js';
 import { registerNeedCommands } from './commands/need.js';
 import { registerPackCommands } from './commands/pack.js';
+import { registerRunCommand } from './commands/run.js';
+import { registerStatusCommands } from './commands/status.js';
+import { registerWorkerCommand } from './commands/worker.js';
 import { registerWorkspaceCommands } from './commands/workspace.js';
 import { VERSION } from './version.js';
 
@@ -38,6 +42,10 @@ export function buildProgram(): Command {
   registerCompileCommand(program);
   registerIdentityCommands(program);
   registerMcpCommand(program);
+  registerRunCommand(program);
+  registerStatusCommands(program);
+  registerAgentCommands(program);
+  registerWorkerCommand(program);
   for (const command of allCommands(program)) command.exitOverride();
   return program;
 }

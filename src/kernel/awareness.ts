@@ -170,6 +170,11 @@ export function compileAwareness(
     text = `${render(shown)}\n`;
     raw = counter.raw(text);
   }
+  if (raw > rawCap) {
+    throw new BudgetExceededError(
+      `an awareness cap of ${capTokens} tokens is too small for ${identity.name}: its headings alone take ${counter.scale(raw)} tokens`,
+    );
+  }
   return {
     text,
     tokens: counter.scale(raw),

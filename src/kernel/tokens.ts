@@ -59,8 +59,9 @@ export function rawPrefix(text: string, rawTokens: number): string {
 /**
  * Counts tokens for one model family. `raw` counts are o200k tokens (additive over the pack's
  * line-aligned units); `scale` turns them into the model's estimated tokens, in which budgets are
- * given. Counts of texts are memoised (bounded), so recompiling a pack over mostly unchanged
- * state does not re-tokenize it.
+ * given. Counts of texts are memoised in two generations (a text seen in the last two
+ * generations is not tokenized again; a full young generation becomes the old one), so
+ * recompiling a pack over mostly unchanged state stays cheap and memory stays bounded.
  */
 export class TokenCounter {
   /** The multiplier applied to o200k counts (1 or 1.2). */
@@ -68,29 +69,23 @@ export class TokenCounter {
   readonly encoding = TOKEN_ENCODING;
   readonly #num: number;
   readonly #den: number;
-  readonly #cache = new Map<string, number>();
-  readonly #maxEntries: number;
   readonly #maxChars: number;
-  #chars = 0;
+  #young = new Map<string, number>();
+  #old = new Map<string, number>();
+  #youngChars = 0;
 
-  constructor(options: { claude?: boolean; cacheEntries?: number; cacheChars?: number } = {}) {
+  constructor(options: { claude?: boolean; cacheChars?: number } = {}) {
     const ratio = options.claude ? CLAUDE_RATIO : EXACT_RATIO;
     this.#num = ratio.num;
     this.#den = ratio.den;
     this.factor = ratio.num / ratio.den;
-    this.#maxEntries = options.cacheEntries ?? 50_000;
-    this.#maxChars = options.cacheChars ?? 8 * 1024 * 1024;
+    this.#maxChars = options.cacheChars ?? 4 * 1024 * 1024;
   }
 
   /** o200k tokens in `text` (memoised). */
   raw(text: string): number {
-    const hit = this.#cache.get(text);
-    if (hit !== undefined) {
-      // Refresh recency: Map iteration order is insertion order, so this is an LRU.
-      this.#cache.delete(text);
-      this.#cache.set(text, hit);
-      return hit;
-    }
+    const hit = this.#lookup(text);
+    if (hit !== undefined) return hit;
     const n = countRawTokens(text);
     this.#remember(text, n);
     return n;
@@ -101,7 +96,7 @@ export class TokenCounter {
    * "does this fit" costs no more than the limit.
    */
   rawWithin(text: string, limit: number): number | false {
-    const hit = this.#cache.get(text);
+    const hit = this.#lookup(text);
     if (hit !== undefined) return hit <= limit ? hit : false;
     const n = rawTokensWithin(text, limit);
     if (n !== false) this.#remember(text, n);
@@ -123,15 +118,22 @@ export class TokenCounter {
     return budget <= 0 ? 0 : Math.floor((budget * this.#den) / this.#num);
   }
 
+  #lookup(text: string): number | undefined {
+    const young = this.#young.get(text);
+    if (young !== undefined) return young;
+    const old = this.#old.get(text);
+    if (old !== undefined) this.#remember(text, old);
+    return old;
+  }
+
   #remember(text: string, n: number): void {
-    if (text.length > this.#maxChars / 8) return;
-    this.#cache.set(text, n);
-    this.#chars += text.length;
-    while (this.#cache.size > this.#maxEntries || this.#chars > this.#maxChars) {
-      const oldest = this.#cache.keys().next();
-      if (oldest.done) break;
-      this.#cache.delete(oldest.value);
-      this.#chars -= oldest.value.length;
+    if (text.length > this.#maxChars / 4) return;
+    this.#young.set(text, n);
+    this.#youngChars += text.length;
+    if (this.#youngChars > this.#maxChars) {
+      this.#old = this.#young;
+      this.#young = new Map();
+      this.#youngChars = 0;
     }
   }
 }

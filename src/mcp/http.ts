@@ -21,6 +21,8 @@ export interface GuardHttpOptions {
   readonly tokensConfigured: boolean;
   /** How long agent tokens live, in ms (default 12 h). */
   readonly agentTokenTtlMs?: number;
+  /** The queue namespace remote workers must use (distributed mode). */
+  readonly namespace?: string;
   /** Extra routes (e.g. /metrics) answered before the MCP endpoint; return true when handled. */
   readonly extraRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>;
 }
@@ -110,6 +112,7 @@ export class GuardHttpServer {
     if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { ok: true });
     if (this.#options.extraRoutes && (await this.#options.extraRoutes(req, res))) return;
     if (path === '/agent-token' && req.method === 'POST') return this.#agentToken(req, res);
+    if (path.startsWith('/worker/')) return this.#workerRoute(path, req, res);
     if (path !== '/mcp') return sendJson(res, 404, { error: `no route ${req.method} ${path}` });
 
     const token = bearer(req);
@@ -234,7 +237,11 @@ export class GuardHttpServer {
           return sendJson(res, 409, { error: `task ${task_id} was taken over: its job is superseded` });
         }
         const issued = this.#issueForTask(task_id);
+        const need = store.needs.require(claim.task.needId);
         return sendJson(res, 200, {
+          identity_source: store.identities.require(claim.task.identity).content,
+          need_title: need.title,
+          need_tags: need.tags,
           token: issued.token,
           expires_at: issued.expiresAt,
           task_id,
@@ -252,6 +259,55 @@ export class GuardHttpServer {
       return sendJson(res, 400, { error: 'send { "task_id": "task_…" } or { "identity": "name" }' });
     } catch (error) {
       if (error instanceof NotClaimableError) return sendJson(res, 409, { error: error.message });
+      if (error instanceof MlosError) return sendJson(res, 400, { error: error.message });
+      throw error;
+    }
+  }
+
+  /**
+   * Worker bookkeeping with the worker token: `GET /worker/identities` (runnable identities with
+   * their pinned bytes), `POST /worker/agents` (register `{ identity, capacity, worker }`) and
+   * `POST /worker/heartbeat` (`{ agents: [{ id, load }] }`). Remote workers never touch SQLite.
+   */
+  async #workerRoute(path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const token = bearer(req);
+    if (!token || !safeEqual(token, this.#options.workerToken)) {
+      return sendJson(res, 401, { error: `${path} needs the worker token as bearer` });
+    }
+    const store = this.#deps.store.as('worker');
+    try {
+      if (path === '/worker/identities' && req.method === 'GET') {
+        const identities = store.identities
+          .list()
+          .filter((p) => p.driftHash === null && !p.paused)
+          .map((p) => ({ name: p.name, hash: p.hash, source: p.content }));
+        return sendJson(res, 200, { identities, namespace: this.#options.namespace ?? null });
+      }
+      const body = (await readJson(req, res)) as Record<string, unknown> | undefined | typeof INVALID;
+      if (body === INVALID) return;
+      if (path === '/worker/agents' && req.method === 'POST') {
+        const { identity, capacity, worker } = body ?? {};
+        if (typeof identity !== 'string' || typeof capacity !== 'number' || typeof worker !== 'string') {
+          return sendJson(res, 400, { error: 'send { "identity": name, "capacity": n, "worker": name }' });
+        }
+        const pin = store.identities.require(identity);
+        const agent = store.agents.register(identity, pin.hash, worker, capacity);
+        return sendJson(res, 200, { agent_id: agent.id });
+      }
+      if (path === '/worker/heartbeat' && req.method === 'POST') {
+        const agents = (body?.['agents'] ?? []) as { id?: unknown; load?: unknown }[];
+        for (const a of agents) {
+          if (typeof a.id === 'string' && typeof a.load === 'number') store.agents.heartbeat(a.id, a.load);
+        }
+        return sendJson(res, 200, { ok: true });
+      }
+      if (path === '/worker/stop' && req.method === 'POST') {
+        for (const id of (body?.['agents'] ?? []) as unknown[])
+          if (typeof id === 'string') store.agents.stop(id);
+        return sendJson(res, 200, { ok: true });
+      }
+      return sendJson(res, 404, { error: `no route ${req.method} ${path}` });
+    } catch (error) {
       if (error instanceof MlosError) return sendJson(res, 400, { error: error.message });
       throw error;
     }

@@ -5,5 +5,5 @@ export { type GuardHttpOptions, GuardHttpServer, isLoopback } from './http.js';
 export { connectInMemory } from './in-memory.js';
 export { actorOf, inView, OPERATOR, type Principal, visibleTools } from './principal.js';
 export type { BootForAgent, GuardCompiler, GuardDeps } from './session.js';
-export { TRANSCRIPT_META } from './tools/lifecycle.js';
 export { type AgentClaims, signAgentToken, verifyAgentToken } from './tokens.js';
+export { TRANSCRIPT_META } from './tools/lifecycle.js';

@@ -1,4 +1,4 @@
-import type { NeedStatus } from '../store/index.js';
+import { MlosError, type NeedStatus } from '../store/index.js';
 
 /**
  * The NeedBus port: need-state publication. Every event of the store's log is published in seq
@@ -69,4 +69,48 @@ export interface NeedBus {
   /** Starts delivery: a resync from the snapshot first (reason 'start'), then events after it. */
   subscribe(subscriber: BusSubscriber): Promise<BusSubscription>;
   close(): Promise<void>;
+}
+
+/** The snapshot a subscriber starts from when none was ever published: no needs, at seq 0. */
+export const EMPTY_SNAPSHOT: NeedSnapshot = Object.freeze({ seq: 0, needs: Object.freeze([]) });
+
+/**
+ * The publish order every adapter enforces, given the last seq this publisher published (`null`
+ * before its first publish, which may start anywhere: a restarted supervisor re-publishes from its
+ * cursor) and the latest snapshot seq it knows of. Each event must continue the previous one
+ * (seq = previous + 1); a jump is allowed only when a snapshot already covers the skipped seqs
+ * (snapshot seq ≥ the new seq − 1), because subscribers resync from it. Throws `MlosError`
+ * (`bus_out_of_order`) naming the offending seq otherwise; a programmer error of the publisher.
+ */
+export function checkPublishOrder(
+  events: readonly BusEvent[],
+  previous: number | null,
+  snapshotSeq: number | null,
+): void {
+  let prev = previous;
+  for (const event of events) {
+    if (!Number.isSafeInteger(event.seq) || event.seq < 1) {
+      throw new MlosError('bus_out_of_order', `event seq ${event.seq} is not a positive integer`);
+    }
+    if (prev !== null && event.seq !== prev + 1) {
+      const covered = event.seq > prev && snapshotSeq !== null && snapshotSeq >= event.seq - 1;
+      if (!covered) {
+        throw new MlosError(
+          'bus_out_of_order',
+          event.seq <= prev
+            ? `event seq ${event.seq} does not continue seq ${prev}: publish strictly increasing seqs (each seq once)`
+            : `event seq ${event.seq} does not continue seq ${prev}: publish seqs ${prev + 1}…${event.seq - 1} first, or a snapshot at seq ≥ ${event.seq - 1} that covers them`,
+        );
+      }
+    }
+    prev = event.seq;
+  }
+}
+
+/** The error of a snapshot whose seq is behind the stored one (`bus_snapshot_behind`). */
+export function snapshotBehind(seq: number, current: number): MlosError {
+  return new MlosError(
+    'bus_snapshot_behind',
+    `snapshot at seq ${seq} refused: the bus already holds one at seq ${current} (a snapshot never goes back)`,
+  );
 }

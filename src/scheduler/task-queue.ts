@@ -5,6 +5,8 @@
  * Adapters: `MemoryTaskQueue` (embedded) and `BullmqTaskQueue` (one Redis queue per identity).
  */
 
+import { MlosError } from '../store/errors.js';
+
 export interface QueuedJob {
   readonly taskId: string;
   readonly needId: string;
@@ -44,4 +46,17 @@ export interface TaskQueue {
   onReconnect(listener: () => void): void;
   /** Closes consumers and connections; bounded by `timeoutMs` (BullMQ's own close has none). Idempotent. */
   close(timeoutMs?: number): Promise<void>;
+}
+
+/** What `close` waits for running handlers when no timeout is given, in ms. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+
+/** `enqueue` or `consume` on a queue (or consumer) that was closed: a lifecycle bug of the caller. */
+export class TaskQueueClosedError extends MlosError {
+  constructor(what: string) {
+    super(
+      'queue_closed',
+      `${what}: the task queue is closed; create a new queue, or stop the caller before closing it`,
+    );
+  }
 }

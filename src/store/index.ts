@@ -2,6 +2,7 @@ export * from './clock.js';
 export * from './errors.js';
 export { canonicalJson, type VerifyResult } from './event-log.js';
 export * from './random.js';
+export type { AgentRecord } from './repos/agents.js';
 export { sha256 } from './repos/artifacts.js';
 export type { BudgetLimits, Reservation, Usage } from './repos/budgets.js';
 export { utcDay } from './repos/budgets.js';
@@ -12,6 +13,7 @@ export {
   NotClaimableError,
   type Progress,
 } from './repos/claims.js';
+export type { GraduationCandidate, LockHolder, OutboxRow } from './repos/scheduling.js';
 export type {
   ArtifactLine,
   Dependency,

@@ -6,6 +6,7 @@ import { type Db, type OpenDatabaseOptions, openDatabase } from './database.js';
 import { DatabaseError, UserError } from './errors.js';
 import { EventLog } from './event-log.js';
 import { createIdGenerator, createRandomPrng, type IdGenerator, type Prng } from './random.js';
+import { AgentRepository } from './repos/agents.js';
 import { ArtifactRepository } from './repos/artifacts.js';
 import { BudgetRepository } from './repos/budgets.js';
 import { ClaimRepository } from './repos/claims.js';
@@ -14,6 +15,7 @@ import { IdentityRepository } from './repos/identities.js';
 import { LeaseRepository } from './repos/leases.js';
 import { NeedRepository } from './repos/needs.js';
 import { PackReadRepository } from './repos/pack-reads.js';
+import { SchedulingRepository } from './repos/scheduling.js';
 import { SecretRepository } from './repos/secrets.js';
 import { TaskRepository } from './repos/tasks.js';
 import { ViewRepository } from './repos/views.js';
@@ -48,6 +50,8 @@ export class Store {
   readonly claims: ClaimRepository;
   readonly budgets: BudgetRepository;
   readonly secrets: SecretRepository;
+  readonly scheduling: SchedulingRepository;
+  readonly agents: AgentRepository;
   /** Read-only, indexed queries for context packs, pointer expansion and awareness. */
   readonly packReads: PackReadRepository;
   readonly #db: Db;
@@ -80,6 +84,8 @@ export class Store {
     this.claims = new ClaimRepository(this.#ctx, this.needs, this.tasks, this.leases, this.edges);
     this.budgets = new BudgetRepository(this.#ctx);
     this.secrets = new SecretRepository(this.#ctx);
+    this.scheduling = new SchedulingRepository(this.#ctx);
+    this.agents = new AgentRepository(this.#ctx);
     this.packReads = new PackReadRepository(this.#ctx, this.needs, this.tasks, this.events);
   }
 

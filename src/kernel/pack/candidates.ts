@@ -1,5 +1,5 @@
 import type { Artifact, Need } from '../../store/index.js';
-import type { NotConsidered, PackBlock, PackCandidate } from './packer.js';
+import type { PackBlock, PackCandidate } from './packer.js';
 import {
   renderArtifactFull,
   renderArtifactSummary,
@@ -11,13 +11,14 @@ import {
   renderTaskRecord,
 } from './render.js';
 import type { PackSource } from './source.js';
+import type { NotConsidered } from './types.js';
 
 /**
  * How many rows of each kind are ranked at most. Rows beyond these are not considered; the
  * pack's header says how many there were.
  */
 export const CANDIDATE_LIMITS = {
-  dependencies: 100,
+  dependencies: 50,
   tasks: 20,
   taskArtifacts: 40,
   artifacts: 40,
@@ -43,10 +44,10 @@ export interface CandidateMeter {
 
 /**
  * The ranked candidates for the pack of `need`, most relevant first: the need in full; its
- * direct and its unresolved dependencies (nearest first); the memory of earlier attempts (task
- * records newest first, then the notes and results they produced, then their transcripts as
- * pointers); the artifacts it references; neighbours sharing its tags; deeper resolved
- * dependencies; its recent events.
+ * direct dependencies; the memory of earlier attempts (task records newest first, then the
+ * notes and results they produced or the need references, then transcripts as pointers); the
+ * artifacts it references; deeper unresolved dependencies; neighbours sharing its tags; deeper
+ * resolved dependencies; its recent events.
  *
  * Earlier attempts rank above referenced artifacts: a taking-over agent must first know what
  * was tried and why it failed, and an artifact still shows by its summary when space is short.
@@ -76,15 +77,18 @@ export function buildCandidates(
     fullRaw: () => meter.raw(fullNeed),
   });
 
-  // Direct dependencies and every unresolved one (a blocker) rank right after the need; deeper
-  // resolved ones only after the neighbours. All show in the dependency section.
+  // Direct dependencies rank right after the need; deeper ones after the memory and the
+  // artifacts — unresolved ones (blockers further down) before the neighbours, resolved ones
+  // after them. All show in the dependency section, nearest first.
   const chain = source.dependencyChain(need.id, L.dependencies);
   const listed = new Set([need.id]);
+  const blockers: PackCandidate[] = [];
   const settled: PackCandidate[] = [];
   for (const d of chain.rows) {
     listed.add(d.id);
     const c = lineCandidate('dependency', 'dependencies', d.id, d.title, renderDependencyLine(d), meter);
-    if (d.depth === 1 || d.status !== 'resolved') candidates.push(c);
+    if (d.depth === 1) candidates.push(c);
+    else if (d.status !== 'resolved') blockers.push(c);
     else settled.push(c);
   }
 
@@ -121,7 +125,7 @@ export function buildCandidates(
     if (a.kind === 'note') candidates.push(artifactCandidate(a, 'note', 'memory', largeRaw, meter));
     else others.push(artifactCandidate(a, 'artifact', 'artifacts', largeRaw, meter));
   }
-  candidates.push(...transcripts, ...others);
+  candidates.push(...transcripts, ...others, ...blockers);
 
   const neighbours = source.neighbours(need.id, L.neighbours, L.neighbourWindow);
   for (const n of neighbours.rows) {

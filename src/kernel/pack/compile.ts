@@ -2,9 +2,10 @@ import { NotFoundError, sha256, UserError } from '../../store/index.js';
 import type { Identity } from '../identity/schema.js';
 import { TOKEN_ENCODING, type TokenCounter, tokenCounterFor } from '../tokens.js';
 import { buildCandidates } from './candidates.js';
-import { type LeftOutItem, type PackedItem, type PackItemKind, packCandidates } from './packer.js';
+import { packCandidates } from './packer.js';
 import { pointerId } from './render.js';
 import type { PackSource } from './source.js';
+import type { LeftOutItem, PackedItem, PackItemKind } from './types.js';
 
 /** The default budget of a context pack, in model tokens. */
 export const DEFAULT_PACK_BUDGET = 8_000;

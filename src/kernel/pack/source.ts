@@ -35,8 +35,11 @@ export interface NeighbourPage {
   readonly rows: readonly NeighbourEntry[];
   /** How many distinct needs the windows held (the rows are the first of them). */
   readonly ranked: number;
-  /** The need's tags carried by more other needs than the window, with how many carry each. */
-  readonly cut: readonly { readonly tag: string; readonly needs: number }[];
+  /**
+   * The need's tags carried by more other needs than the window, with how many carry each:
+   * exactly, or (`exact` false) more than `needs`.
+   */
+  readonly cut: readonly { readonly tag: string; readonly needs: number; readonly exact: boolean }[];
 }
 
 /** The first `limit` of a list and how many there are in all. */

@@ -13,11 +13,20 @@ export const TRANSCRIPT_META = 'mlos/transcript';
  * Stores a session's transcript as a `transcript` artifact of its need, `produced_by` the task,
  * and points every artifact the task produced at it with `source_transcript`.
  */
-function storeTranscript(session: GuardSession, task: { id: string; needId: string; fence: Fence }, text: string): void {
+function storeTranscript(
+  session: GuardSession,
+  task: { id: string; needId: string; fence: Fence },
+  text: string,
+): void {
   const { store } = session;
   store.leases.assertFence(task.needId, task.fence);
   const { artifact } = store.artifacts.add(
-    { kind: 'transcript', title: `Transcript of ${task.id}`, uri: `mlos://transcripts/${task.id}`, content: text },
+    {
+      kind: 'transcript',
+      title: `Transcript of ${task.id}`,
+      uri: `mlos://transcripts/${task.id}`,
+      content: text,
+    },
     { needId: task.needId, fence: task.fence },
   );
   store.edges.link(artifact.id, 'produced_by', task.id);

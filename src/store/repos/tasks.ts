@@ -5,7 +5,7 @@ import { assertTransition, LIVE_TASK_STATUSES, type TaskStatus } from '../transi
 import type { Fence, Task, TaskOutcome } from '../types.js';
 import type { LeaseRepository } from './leases.js';
 
-interface TaskRow {
+export interface TaskRow {
   id: string;
   need_id: string;
   identity: string;
@@ -249,7 +249,7 @@ export class TaskRepository {
   }
 }
 
-function toTask(row: TaskRow): Task {
+export function toTask(row: TaskRow): Task {
   return {
     id: row.id,
     needId: row.need_id,

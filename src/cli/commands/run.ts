@@ -1,0 +1,198 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { createAdapters } from '../../scheduler/adapters.js';
+import { seedDemo } from '../../scheduler/demo.js';
+import { type RuntimeCounters, renderMetrics } from '../../scheduler/metrics.js';
+import { Runtime } from '../../scheduler/runtime.js';
+import { Store, UserError } from '../../store/index.js';
+import { globalOptions, parseDuration, parseIntFlag } from '../context.js';
+import { createLogger, type LogFormat } from '../logging.js';
+import { PACKAGE_ROOT } from '../version.js';
+import { parseHostPort } from './mcp.js';
+import { ProgressLine } from './progress.js';
+
+interface RunFlags {
+  redis?: string;
+  listen?: string;
+  untilIdle?: boolean;
+  demo?: boolean;
+  workers: boolean;
+  concurrency: number;
+  lease: string;
+  heartbeat: string;
+  loop: string;
+  maxAttempts: number;
+  drain: string;
+  identities: string;
+  provider?: string;
+  model?: string;
+  baseUrl?: string;
+  runTokens?: number;
+  logFormat?: LogFormat;
+  views: boolean;
+}
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description(
+      'run the supervisor and (unless --no-workers) agents until stopped: graduation, queue, round table',
+    )
+    .option('--demo', 'seed a demo need graph and play scripted agents: no API key, no Redis')
+    .option('--until-idle', 'exit 0 once no actionable or active need remains')
+    .option('--redis <url>', 'distributed mode: BullMQ queues and the need bus on this Redis')
+    .option('--listen <host:port>', 'serve the guard over HTTP (+ /healthz, /metrics) for remote workers')
+    .option('--no-workers', 'host no agents in this process (remote workers only)')
+    .option('--concurrency <n>', 'agent sessions at once in this process', parseIntFlag('--concurrency'), 4)
+    .option('--identities <dir>', 'the identities folder to pin and watch', 'identities')
+    .option('--lease <duration>', 'how long a lease lasts without progress', '60s')
+    .option('--heartbeat <duration>', 'how often sessions and agents report progress', '5s')
+    .option('--loop <duration>', 'pause between supervisor ticks', '500ms')
+    .option(
+      '--max-attempts <n>',
+      'failed or lost attempts before a need is escalated',
+      parseIntFlag('--max-attempts'),
+      3,
+    )
+    .option('--drain <duration>', 'on SIGINT/SIGTERM, how long running sessions may finish', '30s')
+    .option(
+      '--provider <name>',
+      'override every identity’s provider (anthropic, openai, openai-compatible, scripted)',
+    )
+    .option('--model <model>', 'override every identity’s model')
+    .option('--base-url <url>', 'override the provider base URL (OpenAI-compatible local servers)')
+    .option('--run-tokens <n>', 'token budget of this whole run', parseIntFlag('--run-tokens'))
+    .option('--log-format <format>', 'json or pretty (default: pretty on a TTY, else json)')
+    .option('--no-views', 'do not keep the workspaces’ views compiled')
+    .action(async (flags: RunFlags, command: Command) => {
+      const { db, durable } = globalOptions(command);
+      const format: LogFormat = flags.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
+      if (format !== 'json' && format !== 'pretty') throw new UserError('--log-format is json or pretty');
+      const progress = process.stderr.isTTY && format === 'pretty' ? new ProgressLine() : undefined;
+      const log = createLogger(format, 'info', () => progress?.clear());
+      const store = Store.open(db, { durable, actor: 'supervisor' });
+      let runtime: Runtime | undefined;
+      try {
+        let identitiesDir = resolve(flags.identities);
+        const overrides = { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl };
+        if (flags.demo) {
+          const seeded = seedDemo(store);
+          log.info(
+            { seeded },
+            seeded ? `demo: seeded ${seeded} needs` : 'demo: the database already has needs',
+          );
+          if (!existsSync(identitiesDir)) identitiesDir = join(PACKAGE_ROOT, 'identities');
+          overrides.provider ??= 'scripted';
+          overrides.model ??= 'demo';
+        }
+        const namespace = namespaceOf(db);
+        const { queue, bus } = await createAdapters({ redisUrl: flags.redis, namespace, log });
+        const counters: RuntimeCounters = { takeovers: 0, leaseExpiries: 0, graduated: 0 };
+        let listen: ConstructorParameters<typeof Runtime>[0]['listen'];
+        if (flags.listen) {
+          const { host, port } = parseHostPort(flags.listen);
+          const operatorToken =
+            process.env['MLOS_OPERATOR_TOKEN'] || `mlos_op_${randomBytes(24).toString('base64url')}`;
+          const workerToken =
+            process.env['MLOS_WORKER_TOKEN'] || `mlos_wk_${randomBytes(24).toString('base64url')}`;
+          const tokensConfigured = Boolean(
+            process.env['MLOS_OPERATOR_TOKEN'] && process.env['MLOS_WORKER_TOKEN'],
+          );
+          if (!process.env['MLOS_OPERATOR_TOKEN'])
+            log.warn({ token: operatorToken }, 'operator token generated');
+          if (!process.env['MLOS_WORKER_TOKEN']) log.warn({ token: workerToken }, 'worker token generated');
+          listen = { host, port, operatorToken, workerToken, tokensConfigured, namespace };
+        }
+        let idleTicks = 0;
+        let finishIdle: (() => void) | undefined;
+        const idle = new Promise<void>((r) => {
+          finishIdle = r;
+        });
+        runtime = new Runtime({
+          store,
+          queue,
+          bus,
+          identitiesDir,
+          embeddedWorkers: flags.workers,
+          concurrency: flags.concurrency,
+          leaseMs: parseDuration(flags.lease, '--lease'),
+          heartbeatMs: parseDuration(flags.heartbeat, '--heartbeat'),
+          loopMs: parseDuration(flags.loop, '--loop'),
+          maxAttempts: flags.maxAttempts,
+          providerOverrides: overrides,
+          env: process.env,
+          compileViews: flags.views,
+          runTokenLimit: flags.runTokens ?? null,
+          log,
+          ...(listen && { listen }),
+          metricsRoute: async (req, res) => {
+            if (req.url !== '/metrics' || req.method !== 'GET' || !runtime) return false;
+            const depth = await queue.depth(store.identities.list().map((p) => p.name));
+            res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+            res.end(renderMetrics(store, counters, depth, runtime.runId));
+            return true;
+          },
+          afterTick: (stats) => {
+            counters.graduated += stats.graduated;
+            counters.leaseExpiries += stats.expired;
+            progress?.render(store, runtime!.runningSessions, runtime!.runId);
+            if (flags.untilIdle && stats.idle && runtime!.runningSessions === 0) {
+              if (++idleTicks >= 2) finishIdle?.();
+            } else {
+              idleTicks = 0;
+            }
+          },
+        });
+        await runtime.start();
+        log.info(
+          {
+            db,
+            mode: flags.redis ? 'distributed' : 'embedded',
+            guard: runtime.url ?? null,
+            workers: flags.workers,
+          },
+          'mlos run started',
+        );
+        const signalled = new Promise<string>((r) => {
+          let count = 0;
+          const onSignal = (signal: string) => {
+            if (++count > 1) {
+              log.error({ signal }, 'second signal: exiting now');
+              process.exit(130);
+            }
+            r(signal);
+          };
+          process.on('SIGINT', () => onSignal('SIGINT'));
+          process.on('SIGTERM', () => onSignal('SIGTERM'));
+        });
+        const reason = await Promise.race([signalled, idle.then(() => 'idle')]);
+        progress?.clear();
+        log.info(
+          { reason },
+          reason === 'idle' ? 'idle: no actionable or active need remains' : `${reason}: draining`,
+        );
+        await runtime.close(parseDuration(flags.drain, '--drain'));
+        progress?.clear();
+        const resolved = store.needs
+          .counts()
+          .filter((c) => c.status === 'resolved')
+          .reduce((n, c) => n + c.count, 0);
+        const tokens = store.budgets.totals(runtime.runId);
+        process.stdout.write(
+          `mlos run stopped (${reason}): ${resolved} needs resolved, ${tokens.tokens} tokens, $${tokens.costUsd.toFixed(4)} in this run\n`,
+        );
+      } finally {
+        if (runtime) await runtime.close(0).catch(() => undefined);
+        store.close();
+      }
+    });
+}
+
+/** Queue and bus names derive from the database path, so two databases never share a queue. */
+function namespaceOf(db: string): string {
+  let h = 0;
+  for (const c of resolve(db)) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
+  return `db${h.toString(36)}`;
+}

@@ -1,0 +1,96 @@
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { Command } from 'commander';
+import { connectInMemory, createGuardDeps, createGuardServer, OPERATOR } from '../../mcp/index.js';
+import { MlosError } from '../../store/index.js';
+import { output, withStore } from '../context.js';
+
+export function registerStatusCommands(program: Command): void {
+  program
+    .command('status')
+    .description('needs by state, running tasks, agents, unmet and orphaned needs, budget used')
+    .option('--json', 'print JSON')
+    .action(async (flags: { json?: boolean }, command: Command) => {
+      await withStore(command, (store) => {
+        const now = store.clock.now();
+        const needs: Record<string, number> = { open: 0, active: 0, resolved: 0, dropped: 0 };
+        for (const c of store.needs.counts()) needs[c.status] = (needs[c.status] ?? 0) + c.count;
+        const running = store.tasks.listByStatus(['running']).map((t) => ({
+          id: t.id,
+          need: t.needId,
+          identity: t.identity,
+          attempt: t.attempt,
+          ageMs: now - (t.startedAt ?? t.createdAt),
+          lastProgressMs: t.progressAt === null ? null : now - t.progressAt,
+          tokens: t.tokensIn + t.tokensOut + t.tokensCacheRead + t.tokensCacheWrite,
+        }));
+        const queued = store.tasks.listByStatus(['queued']).length;
+        const agents = store.agents
+          .live(now - 60_000)
+          .map((a) => ({
+            id: a.id,
+            identity: a.identity,
+            worker: a.worker,
+            capacity: a.capacity,
+            load: a.load,
+          }));
+        const flagged = store.needs
+          .list({ status: ['open', 'active'] })
+          .filter((n) => n.orphaned || n.unmetSince !== null)
+          .map((n) => ({ id: n.id, title: n.title, orphaned: n.orphaned, unmetSince: n.unmetSince }));
+        const lock = store.scheduling.lockHolder();
+        const supervisor = lock
+          ? {
+              pid: lock.pid,
+              host: lock.host,
+              heartbeatAgeMs: now - lock.heartbeatAt,
+              alive: now - lock.heartbeatAt < 15_000,
+            }
+          : null;
+        const budget = store.budgets.totals();
+        const data = { needs, queued, running, agents, flagged, budget, supervisor };
+        output(flags.json, data, () => {
+          const lines = [
+            `needs: ${needs['open']} open, ${needs['active']} active, ${needs['resolved']} resolved, ${needs['dropped']} dropped`,
+            `supervisor: ${supervisor ? `pid ${supervisor.pid} on ${supervisor.host}, ${supervisor.alive ? 'alive' : 'not running'} (heartbeat ${Math.round(supervisor.heartbeatAgeMs / 1000)} s ago)` : 'not running'}`,
+            `tasks: ${queued} queued, ${running.length} running`,
+            ...running.map(
+              (t) =>
+                `  ${t.id} ${t.identity} on ${t.need} attempt ${t.attempt}, ${Math.round(t.ageMs / 1000)} s old, ` +
+                `${t.lastProgressMs === null ? 'no progress yet' : `progress ${Math.round(t.lastProgressMs / 1000)} s ago`}, ${t.tokens} tokens`,
+            ),
+            `agents: ${agents.length} live`,
+            ...agents.map((a) => `  ${a.id} ${a.identity} on ${a.worker}: load ${a.load}/${a.capacity}`),
+            `unmet or orphaned: ${flagged.length}`,
+            ...flagged.map((n) => `  ${n.id} ${n.orphaned ? 'ORPHANED' : 'unmet'} "${n.title}"`),
+            `budget used: ${budget.tokens} tokens, $${budget.costUsd.toFixed(4)}`,
+          ];
+          return lines.join('\n');
+        });
+      });
+    });
+
+  const task = program.command('task').description('operate on tasks');
+  task
+    .command('cancel')
+    .description('cancel a queued or running task through the guard (its lease is revoked)')
+    .argument('<id>', 'task id')
+    .option('--reason <text>', 'why, recorded in the event log')
+    .action(async (id: string, flags: { reason?: string }, command: Command) => {
+      await withStore(command, async (store) => {
+        const server = createGuardServer(createGuardDeps(store.as('operator')), OPERATOR);
+        const client = await connectInMemory(server, 'mlos-cli');
+        try {
+          const result = (await client.callTool({
+            name: 'cancel_task',
+            arguments: { task_id: id, ...(flags.reason && { reason: flags.reason }) },
+          })) as CallToolResult;
+          const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
+          if (result.isError) throw new MlosError('refused', text.replace(/^cancel_task refused: /, ''));
+          process.stdout.write(`${text}\n`);
+        } finally {
+          await client.close();
+          await server.close();
+        }
+      });
+    });
+}

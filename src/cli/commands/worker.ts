@@ -1,0 +1,118 @@
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import type { LlmProvider } from '../../agents/provider.js';
+import { createProvider } from '../../agents/providers/index.js';
+import { BullmqTaskQueue } from '../../scheduler/bullmq-task-queue.js';
+import { RemoteConnector } from '../../scheduler/remote-connector.js';
+import { Worker } from '../../scheduler/worker.js';
+import { UserError } from '../../store/index.js';
+import { collectList, parseDuration, parseIntFlag } from '../context.js';
+import { createLogger, type LogFormat } from '../logging.js';
+
+interface WorkerFlags {
+  redis: string;
+  mcp: string;
+  token?: string;
+  identities?: string[];
+  concurrency: number;
+  heartbeat: string;
+  drain: string;
+  provider?: string;
+  model?: string;
+  baseUrl?: string;
+  logFormat?: LogFormat;
+}
+
+export function registerWorkerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description('distributed mode: run agents for a remote supervisor (queue on Redis, guard over HTTP)')
+    .requiredOption('--redis <url>', 'the Redis of the supervisor’s queues')
+    .requiredOption('--mcp <url>', 'the guard’s MCP endpoint, e.g. http://127.0.0.1:7411/mcp')
+    .option('--token <token>', 'the worker token (default $MLOS_WORKER_TOKEN)')
+    .option('--identities <a,b>', 'host only these identities (default: every runnable one)', collectList)
+    .option('--concurrency <n>', 'agent sessions at once', parseIntFlag('--concurrency'), 4)
+    .option('--heartbeat <duration>', 'how often agents and sessions report', '5s')
+    .option('--drain <duration>', 'on SIGINT/SIGTERM, how long running sessions may finish', '30s')
+    .option('--provider <name>', 'override every identity’s provider')
+    .option('--model <model>', 'override every identity’s model')
+    .option('--base-url <url>', 'override the provider base URL')
+    .option('--log-format <format>', 'json or pretty (default: pretty on a TTY, else json)')
+    .action(async (flags: WorkerFlags) => {
+      const token = flags.token ?? process.env['MLOS_WORKER_TOKEN'];
+      if (!token) throw new UserError('a worker needs the worker token: --token T or MLOS_WORKER_TOKEN');
+      const log = createLogger(flags.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json'));
+      const connector = new RemoteConnector({ mcpUrl: flags.mcp, workerToken: token });
+      const { data: info } = await connector.request<{ namespace: string | null }>('/worker/identities');
+      if (!info.namespace)
+        throw new UserError(
+          `${flags.mcp} is not a supervisor's guard (mlos run --listen): it names no queue namespace`,
+        );
+      let identities = await connector.identities();
+      if (flags.identities) {
+        const unknown = flags.identities.filter((n) => !identities.some((i) => i.name === n));
+        if (unknown.length) throw new UserError(`not runnable on the guard: ${unknown.join(', ')}`);
+        identities = identities.filter((i) => flags.identities!.includes(i.name));
+      }
+      if (identities.length === 0) throw new UserError('the guard has no runnable identity for this worker');
+      const name = `${hostname()}:${process.pid}`;
+      const agents: { id: string; identity: string }[] = [];
+      for (const identity of identities) {
+        const { data } = await connector.request<{ agent_id: string }>('/worker/agents', {
+          identity: identity.name,
+          capacity: Math.min(identity.capacity, flags.concurrency),
+          worker: name,
+        });
+        agents.push({ id: data.agent_id, identity: identity.name });
+      }
+      const queue = new BullmqTaskQueue({ url: flags.redis, namespace: info.namespace, log });
+      const providers = new Map<string, { provider: LlmProvider; model: string }>();
+      const heartbeatMs = parseDuration(flags.heartbeat, '--heartbeat');
+      const worker = new Worker({
+        queue,
+        connector,
+        identities: identities.map((i) => i.name),
+        concurrency: flags.concurrency,
+        heartbeatMs,
+        log,
+        name,
+        agentIdFor: (identity) => agents.find((a) => a.identity === identity)?.id,
+        providerFor: (identity) => {
+          let entry = providers.get(identity.name);
+          if (!entry) {
+            entry = createProvider(identity.model, process.env, {
+              provider: flags.provider,
+              model: flags.model,
+              baseUrl: flags.baseUrl,
+            });
+            providers.set(identity.name, entry);
+          }
+          return entry;
+        },
+      });
+      const beat = setInterval(() => {
+        void connector
+          .request('/worker/heartbeat', { agents: agents.map((a) => ({ id: a.id, load: worker.running })) })
+          .catch((error: unknown) => log.warn({ err: error }, 'agent heartbeat failed'));
+      }, heartbeatMs);
+      worker.start();
+      log.info(
+        { worker: name, identities: identities.map((i) => i.name), guard: flags.mcp },
+        'mlos worker started',
+      );
+      await new Promise<void>((resolve) => {
+        let count = 0;
+        const stop = () => {
+          if (++count > 1) process.exit(130);
+          resolve();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      log.info({}, 'draining');
+      clearInterval(beat);
+      await worker.close(parseDuration(flags.drain, '--drain'));
+      await connector.request('/worker/stop', { agents: agents.map((a) => a.id) }).catch(() => undefined);
+      await queue.close(5000);
+    });
+}

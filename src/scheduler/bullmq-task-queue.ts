@@ -1,0 +1,490 @@
+import { type Job, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import { z } from 'zod';
+import { MlosError, UserError } from '../store/errors.js';
+import { type Logger, silentLogger } from './logger.js';
+import {
+  type ConsumeOptions,
+  type Consumer,
+  DEFAULT_CLOSE_TIMEOUT_MS,
+  type JobEnd,
+  type JobHandler,
+  type QueuedJob,
+  type TaskQueue,
+  TaskQueueClosedError,
+} from './task-queue.js';
+
+export interface BullmqTaskQueueOptions {
+  /** `redis://[user:password@]host:port[/db]`. One of `url` and `connection` is required. */
+  readonly url?: string;
+  readonly connection?: {
+    readonly host: string;
+    readonly port: number;
+    readonly db?: number;
+    readonly username?: string;
+    readonly password?: string;
+  };
+  /** Redis key prefix of every queue. Default `mlos`. */
+  readonly prefix?: string;
+  /** Isolates one database (or one test) from another on a shared Redis: queues are `<namespace>.<identity>`. Default `tasks`. */
+  readonly namespace?: string;
+  readonly log?: Logger;
+  /** Ended jobs kept per queue for inspection: the newest `count`, none older than `ageSeconds`. */
+  readonly keepEnded?: { readonly count: number; readonly ageSeconds: number };
+  /** Reconnects closer together than this call the listeners once. Default 250 ms. */
+  readonly reconnectDebounceMs?: number;
+  /** The longest pause between two reconnection attempts. Default 2000 ms. */
+  readonly maxReconnectDelayMs?: number;
+}
+
+const QueuedJobSchema = z.object({
+  taskId: z.string().min(1),
+  needId: z.string().min(1),
+  identity: z.string().min(1),
+  attempt: z.number().int().min(0),
+});
+
+const JOB_NAME = 'task';
+/** Job states in which a task id is held: enqueueing it again is a no-op. */
+const HELD_STATES = ['waiting', 'active', 'delayed', 'prioritized'] as const;
+const NOT_STARTED_STATES = ['waiting', 'delayed', 'prioritized'] as const;
+/** After a close timeout, how long BullMQ may take to record the aborted jobs before connections are cut. */
+const GRACE_MS = 1000;
+const NAME = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * The distributed TaskQueue: one BullMQ queue per identity, on Redis. Jobs are doorbells
+ * (`attempts: 1`, `jobId` = task id, the QueuedJob as data): SQLite alone decides retries, and
+ * a Redis that loses its jobs is repaired by the supervisor's reconciliation, which runs after
+ * every reconnect (`onReconnect`).
+ *
+ * Connections: one for producing and inspecting (commands fail after a few reconnection attempts,
+ * so an enqueue during an outage fails instead of hanging; the outbox keeps the task), and per
+ * consumer one whose commands wait for Redis (`maxRetriesPerRequest: null`, as BullMQ workers
+ * need) plus the blocking connection BullMQ opens per worker. Lost connections are retried with
+ * capped exponential backoff, forever; errors are logged, never thrown at the process.
+ */
+export class BullmqTaskQueue implements TaskQueue {
+  readonly kind = 'bullmq' as const;
+  readonly #prefix: string;
+  readonly #namespace: string;
+  readonly #log: Logger;
+  readonly #keep: { count: number; age: number };
+  readonly #redisOptions: RedisOptions;
+  readonly #url: string | undefined;
+  readonly #debounceMs: number;
+  readonly #client: Redis;
+  readonly #queues = new Map<string, Queue<QueuedJob, JobEnd>>();
+  readonly #consumers = new Set<BullmqConsumer>();
+  readonly #listeners: (() => void)[] = [];
+  /** The producer connection dropped and has not been ready since. */
+  #lost = false;
+  /** Errors already logged during the current outage (a retry loop repeats the same one). */
+  readonly #reported = new Set<string>();
+  #notify: ReturnType<typeof setTimeout> | null = null;
+  #closing: Promise<void> | null = null;
+
+  constructor(options: BullmqTaskQueueOptions) {
+    if (!options.url && !options.connection) {
+      throw new UserError(
+        'BullmqTaskQueue needs a Redis `url` (e.g. redis://127.0.0.1:6379) or a `connection`',
+      );
+    }
+    this.#prefix = checkName('prefix', options.prefix ?? 'mlos');
+    this.#namespace = checkName('namespace', options.namespace ?? 'tasks');
+    this.#log = options.log ?? silentLogger;
+    this.#keep = {
+      count: options.keepEnded?.count ?? 1000,
+      age: options.keepEnded?.ageSeconds ?? 24 * 3600,
+    };
+    this.#debounceMs = options.reconnectDebounceMs ?? 250;
+    const maxDelay = options.maxReconnectDelayMs ?? 2000;
+    this.#url = options.url;
+    this.#redisOptions = {
+      ...options.connection,
+      // Never give up: a queue outlives Redis restarts.
+      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times - 1, 16), maxDelay),
+    };
+    this.#client = this.#connect({ maxRetriesPerRequest: 3, connectionName: `${this.#prefix}:producer` });
+    this.#client.on('error', (err) => this.#report('producer connection', err));
+    this.#client.on('close', () => {
+      if (this.#closing || this.#lost) return;
+      this.#lost = true;
+      this.#log.warn({ queue: this.kind }, 'lost the connection to Redis; reconnecting with backoff');
+    });
+    this.#client.on('ready', () => {
+      if (!this.#lost) return;
+      this.#lost = false;
+      this.#reported.clear();
+      this.#log.info({ queue: this.kind }, 'reconnected to Redis');
+      this.#scheduleNotify();
+    });
+  }
+
+  async enqueue(job: QueuedJob): Promise<void> {
+    if (this.#closing) throw new TaskQueueClosedError(`cannot enqueue task ${job.taskId}`);
+    checkTaskId(job.taskId);
+    const queue = this.#queue(job.identity);
+    // One hash read, whatever the backlog (getJobState scans the wait list). A job that exists
+    // and has not finished is held; an ended one kept for inspection would make BullMQ ignore
+    // the add, so it goes first.
+    const existing = await queue.getJob(job.taskId);
+    if (existing) {
+      if (existing.finishedOn === undefined) return;
+      await queue.remove(job.taskId);
+    }
+    await queue.add(JOB_NAME, job, {
+      jobId: job.taskId,
+      attempts: 1,
+      removeOnComplete: this.#keep,
+      removeOnFail: this.#keep,
+    });
+  }
+
+  consume(identities: readonly string[], handler: JobHandler, options: ConsumeOptions): Consumer {
+    if (this.#closing) throw new TaskQueueClosedError(`cannot consume ${identities.join(', ')}`);
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+      throw new RangeError(`consume: concurrency must be a positive integer, got ${options.concurrency}`);
+    }
+    const unique = [...new Set(identities)];
+    for (const identity of unique) this.#queueName(identity);
+    const consumer = new BullmqConsumer(
+      {
+        connect: () =>
+          this.#connect({ maxRetriesPerRequest: null, connectionName: `${this.#prefix}:consumer` }),
+        prefix: this.#prefix,
+        queueName: (identity) => this.#queueName(identity),
+        log: this.#log,
+        report: (source, err, fields) => this.#report(source, err, fields),
+        closed: (c) => this.#consumers.delete(c),
+      },
+      unique,
+      handler,
+      options.concurrency,
+    );
+    this.#consumers.add(consumer);
+    return consumer;
+  }
+
+  async held(identity: string): Promise<ReadonlySet<string>> {
+    if (this.#closing) throw new TaskQueueClosedError(`cannot list the jobs of ${identity}`);
+    return new Set(await this.#queue(identity).getRanges([...HELD_STATES], 0, -1));
+  }
+
+  async depth(identities: readonly string[]): Promise<Record<string, number>> {
+    if (this.#closing) throw new TaskQueueClosedError('cannot count waiting jobs');
+    const counts = await Promise.all(
+      identities.map((identity) => this.#queue(identity).getJobCountByTypes(...NOT_STARTED_STATES)),
+    );
+    return Object.fromEntries(identities.map((identity, i) => [identity, counts[i] ?? 0]));
+  }
+
+  onReconnect(listener: () => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /**
+   * Closes consumers (each bounded by `timeoutMs`, then its running handlers are aborted), then
+   * queues, then connections. Idempotent.
+   */
+  close(timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#notify) clearTimeout(this.#notify);
+      await Promise.all([...this.#consumers].map((c) => c.close(timeoutMs)));
+      await Promise.all([...this.#queues.values()].map((q) => within(q.close(), GRACE_MS)));
+      await shutdown(this.#client);
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * Deletes every queue of this namespace (jobs, history, metadata), including those of identities
+   * this instance never touched. For tests and cleanup; close consumers first.
+   */
+  async obliterate(): Promise<void> {
+    if (this.#closing) throw new TaskQueueClosedError('cannot obliterate');
+    const identities = new Set(this.#queues.keys());
+    const head = `${this.#prefix}:${this.#namespace}.`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#client.scan(cursor, 'MATCH', `${head}*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        const end = key.indexOf(':', head.length);
+        if (end > head.length) identities.add(key.slice(head.length, end));
+      }
+    } while (cursor !== '0');
+    for (const identity of identities) await this.#queue(identity).obliterate({ force: true });
+  }
+
+  /** Logs a backend error, once per outage (a retry loop repeats it); never throws. */
+  #report(source: string, err: unknown, fields: Record<string, unknown> = {}): void {
+    const message = err instanceof Error ? err.message : String(err);
+    if (this.#lost) {
+      const key = `${source}\n${message}`;
+      if (this.#reported.has(key)) return;
+      if (this.#reported.size < 100) this.#reported.add(key);
+    }
+    this.#log.warn({ ...fields, queue: this.kind, source, err }, `Redis ${source}: ${message}`);
+  }
+
+  #connect(extra: RedisOptions): Redis {
+    const options = { ...this.#redisOptions, ...extra };
+    return this.#url ? new Redis(this.#url, options) : new Redis(options);
+  }
+
+  #queueName(identity: string): string {
+    if (!identity || identity.includes(':')) {
+      throw new UserError(
+        `identity "${identity}" cannot name a BullMQ queue: it must be non-empty, without ':'`,
+      );
+    }
+    return `${this.#namespace}.${identity}`;
+  }
+
+  #queue(identity: string): Queue<QueuedJob, JobEnd> {
+    let queue = this.#queues.get(identity);
+    if (!queue) {
+      queue = new Queue<QueuedJob, JobEnd>(this.#queueName(identity), {
+        connection: this.#client,
+        prefix: this.#prefix,
+      });
+      queue.on('error', (err) => this.#report('queue', err, { identity }));
+      this.#queues.set(identity, queue);
+    }
+    return queue;
+  }
+
+  /** Calls the reconnect listeners once, after reconnects stop flapping for the debounce time. */
+  #scheduleNotify(): void {
+    if (this.#notify) clearTimeout(this.#notify);
+    this.#notify = setTimeout(() => {
+      this.#notify = null;
+      if (this.#closing) return;
+      for (const listener of this.#listeners) {
+        try {
+          listener();
+        } catch (err) {
+          this.#log.error({ err, queue: this.kind }, 'an onReconnect listener threw');
+        }
+      }
+    }, this.#debounceMs);
+    this.#notify.unref();
+  }
+}
+
+/** What a consumer needs from its queue. */
+interface ConsumerHost {
+  connect(): Redis;
+  readonly prefix: string;
+  queueName(identity: string): string;
+  readonly log: Logger;
+  report(source: string, err: unknown, fields?: Record<string, unknown>): void;
+  closed(consumer: BullmqConsumer): void;
+}
+
+/**
+ * One BullMQ worker per identity, all sharing this consumer's concurrency through a semaphore:
+ * each worker may fetch up to `concurrency` jobs, and a fetched job waits (active, its lock
+ * renewed) for a free slot. On close, jobs still waiting for a slot go back to their queue.
+ */
+class BullmqConsumer implements Consumer {
+  readonly #host: ConsumerHost;
+  readonly #identities: readonly string[];
+  readonly #handler: JobHandler;
+  readonly #permits: Permits;
+  readonly #connection: Redis;
+  readonly #workers: Worker<QueuedJob, JobEnd>[];
+  readonly #running = new Set<{ job: QueuedJob; controller: AbortController }>();
+  #closing: Promise<void> | null = null;
+
+  constructor(host: ConsumerHost, identities: readonly string[], handler: JobHandler, concurrency: number) {
+    this.#host = host;
+    this.#identities = identities;
+    this.#handler = handler;
+    this.#permits = new Permits(concurrency);
+    this.#connection = host.connect();
+    // BullMQ forwards this connection's errors to each worker's 'error'; this listener only keeps
+    // ioredis from printing "Unhandled error event" once the workers have let go of it.
+    this.#connection.on('error', (err) => host.log.debug({ err }, 'consumer connection error'));
+    this.#workers = identities.map((identity) => {
+      const worker = new Worker<QueuedJob, JobEnd>(
+        host.queueName(identity),
+        // Three declared parameters: BullMQ passes the AbortSignal only to processors that take it.
+        (job: Job<QueuedJob, JobEnd>, token: string | undefined, signal: AbortSignal | undefined) =>
+          this.#process(identity, job, token, signal),
+        {
+          connection: this.#connection,
+          prefix: host.prefix,
+          concurrency,
+          // After a failed fetch (Redis away), try again after 1 s rather than BullMQ's 15 s.
+          runRetryDelay: 1000,
+        },
+      );
+      worker.on('error', (err) => host.report('worker', err, { identity }));
+      return worker;
+    });
+  }
+
+  async #process(
+    identity: string,
+    job: Job<QueuedJob, JobEnd>,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<JobEnd> {
+    const parsed = QueuedJobSchema.safeParse(job.data);
+    if (!parsed.success) {
+      this.#host.log.error(
+        { jobId: job.id, identity, issues: z.prettifyError(parsed.error) },
+        'malformed job payload: the job fails; reconciliation enqueues its task again from SQLite',
+      );
+      throw new UnrecoverableError(`job ${job.id}: malformed payload`);
+    }
+    if (!(await this.#permits.acquire())) {
+      // The consumer began closing while this job waited for a slot: hand it back untouched.
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
+    const entry = { job: parsed.data, controller: new AbortController() };
+    const onAbort = () => entry.controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.#running.add(entry);
+    try {
+      return await untilAborted(this.#handler(entry.job, entry.controller.signal), entry.controller.signal);
+    } catch (err) {
+      this.#host.log.error(
+        { err, taskId: entry.job.taskId, identity },
+        'task handler failed; its job ends (attempts 1: SQLite decides retries)',
+      );
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.#running.delete(entry);
+      this.#permits.release();
+    }
+  }
+
+  close(timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS): Promise<void> {
+    this.#closing ??= this.#shutdown(timeoutMs);
+    return this.#closing;
+  }
+
+  async #shutdown(timeoutMs: number): Promise<void> {
+    this.#permits.close();
+    // BullMQ's close waits for running jobs without a bound, and a later close(true) would only
+    // return that same pending promise; so the bound is ours: abort the handlers' signals, which
+    // also ends their jobs at once (see untilAborted), then cut the connections if need be.
+    const closed = Promise.allSettled(this.#workers.map((w) => w.close()));
+    if (!(await within(closed, timeoutMs))) {
+      for (const { job, controller } of this.#running) {
+        controller.abort(
+          new MlosError(
+            'queue_close_timeout',
+            `task ${job.taskId} was still running ${timeoutMs} ms after its consumer began closing; its signal is aborted and its job failed`,
+          ),
+        );
+      }
+      if (!(await within(closed, GRACE_MS))) {
+        this.#host.log.warn(
+          { identities: this.#identities },
+          'BullMQ workers did not finish closing after their handlers were aborted; disconnecting them',
+        );
+        await Promise.allSettled(this.#workers.map((w) => within(w.disconnect(), GRACE_MS)));
+      }
+    }
+    await shutdown(this.#connection);
+    this.#host.closed(this);
+  }
+}
+
+/** A counting semaphore with FIFO waiters; once closed, waiters and later acquirers get `false`. */
+class Permits {
+  #free: number;
+  readonly #waiters: ((granted: boolean) => void)[] = [];
+  #closed = false;
+
+  constructor(count: number) {
+    this.#free = count;
+  }
+
+  acquire(): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  release(): void {
+    const next = this.#closed ? undefined : this.#waiters.shift();
+    if (next) next(true);
+    else this.#free++;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const waiter of this.#waiters.splice(0)) waiter(false);
+  }
+}
+
+/** Settles with `work`, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** True when `work` settles within `ms`; false when the time runs out first. */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      expired,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Quits politely when Redis answers, else (or after a grace period) drops the socket. */
+async function shutdown(client: Redis): Promise<void> {
+  if (client.status === 'end') return;
+  if (client.status !== 'ready' || !(await within(client.quit(), GRACE_MS))) client.disconnect();
+}
+
+function checkName(what: string, value: string): string {
+  if (!NAME.test(value)) {
+    throw new UserError(
+      `BullmqTaskQueue ${what} "${value}" must match ${NAME} (letters, digits, '_' and '-')`,
+    );
+  }
+  return value;
+}
+
+function checkTaskId(taskId: string): void {
+  if (!taskId || taskId.includes(':') || /^\d+$/.test(taskId)) {
+    throw new UserError(
+      `task id "${taskId}" cannot be a BullMQ job id: it must be non-empty, without ':' and not all digits`,
+    );
+  }
+}

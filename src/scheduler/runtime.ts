@@ -1,0 +1,227 @@
+import { existsSync } from 'node:fs';
+import type { LlmProvider } from '../agents/provider.js';
+import { createProvider, type ProviderOverrides } from '../agents/providers/index.js';
+import { IdentityWatcher, resolveRunnableIdentities, syncIdentities } from '../kernel/identity/index.js';
+import type { Identity } from '../kernel/identity/schema.js';
+import { compileWorkspace } from '../kernel/views/compile.js';
+import { createGuardDeps, createKernelCompiler, type GuardDeps, GuardHttpServer } from '../mcp/index.js';
+import type { NeedBus } from '../roundtable/need-bus.js';
+import { type Store, UserError } from '../store/index.js';
+import { EmbeddedConnector } from './connector.js';
+import { type Logger, silentLogger } from './logger.js';
+import { Supervisor, type TickStats } from './supervisor.js';
+import type { TaskQueue } from './task-queue.js';
+import { Worker } from './worker.js';
+
+export interface RuntimeConfig {
+  readonly store: Store;
+  readonly queue: TaskQueue;
+  readonly bus: NeedBus;
+  /** The identities folder to pin and watch (skipped when it does not exist). */
+  readonly identitiesDir: string;
+  /** Host workers in this process (embedded); false when only remote workers run tasks. */
+  readonly embeddedWorkers: boolean;
+  readonly concurrency: number;
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  readonly loopMs: number;
+  readonly maxAttempts: number;
+  readonly providerOverrides: ProviderOverrides;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Serve the guard over HTTP (distributed mode, /healthz, /metrics). */
+  readonly listen?: {
+    host: string;
+    port: number;
+    operatorToken: string;
+    workerToken: string;
+    tokensConfigured: boolean;
+    namespace: string;
+  };
+  readonly compileViews: boolean;
+  readonly runTokenLimit: number | null;
+  readonly log?: Logger;
+  readonly afterTick?: (stats: TickStats) => void;
+  readonly metricsRoute?: GuardHttpServerExtraRoute;
+}
+
+export type GuardHttpServerExtraRoute = ConstructorParameters<typeof GuardHttpServer>[1]['extraRoutes'];
+
+/**
+ * The composition root of `mlos run`: store, guard, supervisor, queue, bus, identity watcher and
+ * (embedded) workers, wired once. CLI files only parse flags and call this.
+ */
+export class Runtime {
+  readonly store: Store;
+  readonly supervisor: Supervisor;
+  readonly deps: GuardDeps;
+  readonly runId: string;
+  readonly #config: RuntimeConfig;
+  readonly #log: Logger;
+  #worker: Worker | undefined;
+  #watcher: IdentityWatcher | undefined;
+  #http: GuardHttpServer | undefined;
+  #url: string | undefined;
+  #agents: { id: string; identity: string }[] = [];
+  #agentTimer: NodeJS.Timeout | undefined;
+  #compiledSeq = -1;
+  #compiledAt = 0;
+  #closed = false;
+
+  constructor(config: RuntimeConfig) {
+    this.#config = config;
+    this.#log = config.log ?? silentLogger;
+    this.store = config.store.as('supervisor');
+    if (existsSync(config.identitiesDir)) {
+      const report = syncIdentities(this.store, config.identitiesDir);
+      for (const e of report.errors) this.#log.error({ err: e.message }, 'identity file does not lint');
+      for (const d of report.drift) this.#log.warn({ identity: d.name }, d.error.message);
+    }
+    this.runId = this.store.budgets.startRun(config.runTokenLimit);
+    this.deps = createGuardDeps(this.store, {
+      leaseMs: config.leaseMs,
+      runId: this.runId,
+      compiler: createKernelCompiler(this.store),
+      log: (message, error) => this.#log.error({ err: error }, message),
+    });
+    this.supervisor = new Supervisor({
+      store: this.store,
+      queue: config.queue,
+      bus: config.bus,
+      slots: () => this.slots(),
+      loopMs: config.loopMs,
+      maxAttempts: config.maxAttempts,
+      deadAfterMs: Math.max(3 * config.heartbeatMs, 1000),
+      log: this.#log,
+      afterTick: (stats) => {
+        this.#compile();
+        config.afterTick?.(stats);
+      },
+    });
+  }
+
+  get url(): string | undefined {
+    return this.#url;
+  }
+
+  /** The identities runnable now, each with the capacity its live agents offer (0 without one). */
+  slots(): { identity: Identity; capacity: number }[] {
+    const runnable = resolveRunnableIdentities(this.store).identities;
+    const since = this.store.clock.now() - Math.max(5 * this.#config.heartbeatMs, 5000);
+    const capacity = new Map<string, number>();
+    for (const agent of this.store.agents.live(since)) {
+      capacity.set(agent.identity, (capacity.get(agent.identity) ?? 0) + agent.capacity);
+    }
+    // Identities without a live agent stay in the list with no capacity: their needs are
+    // routable (someone may start a worker for them) but get no task until an agent registers.
+    return runnable.map((identity) => ({ identity, capacity: capacity.get(identity.name) ?? 0 }));
+  }
+
+  async start(): Promise<void> {
+    const { queue, listen } = this.#config;
+    if (listen) {
+      this.#http = new GuardHttpServer(this.deps, {
+        ...listen,
+        ...(this.#config.metricsRoute && { extraRoutes: this.#config.metricsRoute }),
+      });
+      this.#url = (await this.#http.start()).url;
+    }
+    if (existsSync(this.#config.identitiesDir)) {
+      this.#watcher = new IdentityWatcher({
+        store: this.store,
+        dir: this.#config.identitiesDir,
+        onChange: (report) => {
+          for (const d of report.drift) this.#log.warn({ identity: d.name }, d.error.message);
+        },
+        onError: (error) => this.#log.warn({ err: error }, 'identity watcher'),
+      });
+      this.#watcher.start();
+    }
+    await this.supervisor.start();
+    if (this.#config.embeddedWorkers) {
+      const identities = resolveRunnableIdentities(this.store).identities;
+      if (identities.length === 0) {
+        throw new UserError(
+          'no runnable identity: add identity files (mlos init) and accept drifted ones (mlos identity accept)',
+        );
+      }
+      for (const identity of identities) {
+        const agent = this.store.agents.register(identity.name, identity.hash, 'embedded', identity.capacity);
+        this.#agents.push({ id: agent.id, identity: identity.name });
+      }
+      this.#agentTimer = setInterval(() => {
+        for (const a of this.#agents) this.store.agents.heartbeat(a.id, 0);
+      }, this.#config.heartbeatMs);
+      this.#agentTimer.unref();
+      const providers = new Map<string, { provider: LlmProvider; model: string }>();
+      this.#worker = new Worker({
+        queue,
+        connector: new EmbeddedConnector(this.deps),
+        identities: identities.map((i) => i.name),
+        concurrency: this.#config.concurrency,
+        heartbeatMs: this.#config.heartbeatMs,
+        log: this.#log,
+        providerFor: (identity) => {
+          const key = `${identity.name}:${identity.hash}`;
+          let entry = providers.get(key);
+          if (!entry) {
+            entry = createProvider(identity.model, this.#config.env, this.#config.providerOverrides);
+            providers.set(key, entry);
+          }
+          return entry;
+        },
+        agentIdFor: (identity) => this.#agents.find((a) => a.identity === identity)?.id,
+        onSessionEnd: () => this.supervisor.kick(),
+      });
+      this.#worker.start();
+      this.supervisor.kick();
+    }
+  }
+
+  get runningSessions(): number {
+    return this.#worker?.running ?? 0;
+  }
+
+  /**
+   * Graceful stop: no new graduations, running sessions get `drainMs` to finish (then are
+   * aborted and their leases released), then queue, bus, guard and lock are closed. Idempotent.
+   */
+  async close(drainMs = 30_000): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.supervisor.close();
+    await this.#worker?.close(drainMs);
+    clearInterval(this.#agentTimer);
+    // Sessions that did not finish in time: their tasks are lost (the lease is released with
+    // them), so the next run retries the needs at once instead of waiting for expiry.
+    for (const task of this.store.tasks.listByStatus(['running'])) {
+      if (this.#agents.some((a) => a.id === task.agentId)) {
+        this.store.tasks.transition(task.id, 'lost', {
+          error: 'the run stopped before the session finished',
+        });
+      }
+    }
+    for (const a of this.#agents) this.store.agents.stop(a.id);
+    await this.#watcher?.close();
+    await this.#http?.close();
+    await this.#config.queue.close(5000);
+    await this.#config.bus.close();
+    this.store.budgets.stopRun(this.runId);
+    this.#compile(true);
+  }
+
+  /** Keeps every workspace's views compiled (incrementally) when the event log moved. */
+  #compile(force = false): void {
+    if (!this.#config.compileViews) return;
+    const seq = this.store.events.headSeq();
+    if (!force && (seq === this.#compiledSeq || Date.now() - this.#compiledAt < 1000)) return;
+    this.#compiledSeq = seq;
+    this.#compiledAt = Date.now();
+    for (const workspace of this.store.workspaces.list()) {
+      try {
+        compileWorkspace(this.store, workspace);
+      } catch (error) {
+        this.#log.warn({ err: error, workspace: workspace.name }, 'views not compiled');
+      }
+    }
+  }
+}

@@ -1,0 +1,351 @@
+import type { Identity } from '../kernel/identity/schema.js';
+import type { BusEvent, NeedBus } from '../roundtable/need-bus.js';
+import { type Clock, MlosError, type Store, systemClock } from '../store/index.js';
+import { type Logger, realTimers, silentLogger, type Timers } from './logger.js';
+import { type RoutingSlot, routeNeed } from './routing.js';
+import type { TaskQueue } from './task-queue.js';
+
+export interface SupervisorOptions {
+  readonly store: Store;
+  readonly queue: TaskQueue;
+  readonly bus: NeedBus;
+  /** The identities that may get new work now, with their capacity (drifted and paused excluded). */
+  readonly slots: () => readonly { identity: Identity; capacity: number }[];
+  readonly clock?: Clock;
+  readonly timers?: Timers;
+  readonly log?: Logger;
+  /** Pause between ticks when nothing kicks the loop, in ms. */
+  readonly loopMs?: number;
+  /** How often SQLite and the queue are reconciled, in ms. */
+  readonly reconcileMs?: number;
+  /** A supervisor lock older than this is presumed dead, in ms. */
+  readonly lockStaleMs?: number;
+  /** Failed or lost attempts before a need is escalated instead of retried. */
+  readonly maxAttempts?: number;
+  /** A task whose heartbeat is older than this when its lease expires was dead, else hung. */
+  readonly deadAfterMs?: number;
+  /** Events between two snapshots of the need state on the bus. */
+  readonly snapshotEvery?: number;
+  /** Called after each tick (views compilation, metrics, progress display). */
+  readonly afterTick?: (stats: TickStats) => void;
+}
+
+export interface TickStats {
+  readonly graduated: number;
+  readonly enqueued: number;
+  readonly expired: number;
+  readonly escalated: number;
+  readonly published: number;
+  /** No queued or running task, and nothing that could be graduated. */
+  readonly idle: boolean;
+  /** Actionable needs that no runnable identity's scope covers. */
+  readonly unroutable: number;
+}
+
+type State = 'new' | 'running' | 'closing' | 'closed';
+
+/**
+ * The supervisor: one per database. On every tick it expires leases (a task without progress is
+ * lost), escalates needs that failed too often, graduates actionable needs into tasks (task and
+ * outbox row in one transaction), drains the outbox into the queue right after, and publishes
+ * the event log on the need bus in seq order. It reconciles SQLite with the queue at start, on
+ * every queue reconnect and on a timer, because a Redis without persistence can lose its jobs.
+ */
+export class Supervisor {
+  readonly #o: Required<Omit<SupervisorOptions, 'afterTick'>> & Pick<SupervisorOptions, 'afterTick'>;
+  #state: State = 'new';
+  #timer: { cancel(): void } | undefined;
+  #ticking: Promise<void> | undefined;
+  #again = false;
+  #lastReconcile = 0;
+  #sinceSnapshot = Number.POSITIVE_INFINITY;
+  #escalated = new Set<string>();
+  #warnedUnroutable = new Set<string>();
+  #lastStats: TickStats | undefined;
+
+  constructor(options: SupervisorOptions) {
+    this.#o = {
+      clock: systemClock,
+      timers: realTimers,
+      log: silentLogger,
+      loopMs: 500,
+      reconcileMs: 10_000,
+      lockStaleMs: 15_000,
+      maxAttempts: 3,
+      deadAfterMs: 15_000,
+      snapshotEvery: 200,
+      ...options,
+    };
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  get lastStats(): TickStats | undefined {
+    return this.#lastStats;
+  }
+
+  /** Takes the database's supervisor lock, reconciles, and starts the loop. */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new Error(`supervisor is ${this.#state}`);
+    const { store, queue } = this.#o;
+    store.scheduling.acquireLock(this.#o.lockStaleMs);
+    this.#state = 'running';
+    queue.onReconnect(() => {
+      this.#o.log.warn({ queue: queue.kind }, 'queue reconnected: reconciling SQLite with the queue');
+      this.#lastReconcile = 0;
+      this.kick();
+    });
+    await this.#reconcile();
+    this.kick();
+  }
+
+  /** Runs a tick as soon as possible (after the current one). */
+  kick(): void {
+    if (this.#state !== 'running') return;
+    if (this.#ticking) {
+      this.#again = true;
+      return;
+    }
+    this.#timer?.cancel();
+    this.#ticking = this.#tickSafely().finally(() => {
+      this.#ticking = undefined;
+      if (this.#state !== 'running') return;
+      if (this.#again) {
+        this.#again = false;
+        this.kick();
+      } else {
+        this.#timer = this.#o.timers.setTimeout(() => this.kick(), this.#o.loopMs);
+      }
+    });
+  }
+
+  /** Stops the loop (after the current tick) and releases the lock. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed' || this.#state === 'closing') return;
+    this.#state = 'closing';
+    this.#timer?.cancel();
+    await this.#ticking;
+    try {
+      await this.#publish();
+      this.#o.store.scheduling.releaseLock();
+    } catch (error) {
+      this.#o.log.warn({ err: error }, 'closing the supervisor');
+    }
+    this.#state = 'closed';
+  }
+
+  async #tickSafely(): Promise<void> {
+    try {
+      await this.tick();
+    } catch (error) {
+      if (error instanceof MlosError && error.code === 'supervisor_lock_lost') throw error;
+      this.#o.log.error({ err: error }, 'supervisor tick failed; retrying on the next tick');
+    }
+  }
+
+  /** One pass of the loop. Public for tests and the simulator. */
+  async tick(): Promise<TickStats> {
+    const { store, clock, log } = this.#o;
+    const now = clock.now();
+    if (!store.scheduling.heartbeatLock()) {
+      log.error({}, 'another process took the supervisor lock: stopping');
+      this.#state = 'closing';
+      throw new MlosError(
+        'supervisor_lock_lost',
+        'another process took the supervisor lock of this database',
+      );
+    }
+    const expired = this.#expireLeases(now);
+    if (now - this.#lastReconcile >= this.#o.reconcileMs) await this.#reconcile();
+    const { graduated, escalated, unroutable, routable } = this.#graduate(now);
+    const enqueued = await this.#drainOutbox();
+    const published = await this.#publish();
+    const work = store.scheduling.pendingWork(now);
+    const stats: TickStats = {
+      graduated,
+      enqueued,
+      expired,
+      escalated,
+      published,
+      idle: work.queued === 0 && work.running === 0 && work.active === 0 && routable === 0,
+      unroutable,
+    };
+    this.#lastStats = stats;
+    this.#o.afterTick?.(stats);
+    return stats;
+  }
+
+  /** Running tasks whose lease expired become lost; the need is unmet again and will be retried. */
+  #expireLeases(now: number): number {
+    const { store, log } = this.#o;
+    let count = 0;
+    for (const task of store.scheduling.expiredRunning(now)) {
+      const dead = task.heartbeatAt === null || now - task.heartbeatAt > this.#o.deadAfterMs;
+      const reason = dead
+        ? 'dead: no heartbeat until its lease expired'
+        : 'hung: heartbeats without progress until its lease expired';
+      try {
+        store.tasks.transition(task.id, 'lost', { error: reason });
+        count++;
+        log.warn(
+          { task: task.id, need: task.needId, identity: task.identity, reason },
+          'lease expired: task lost',
+        );
+      } catch (error) {
+        log.debug({ err: error, task: task.id }, 'task ended while expiring its lease');
+      }
+    }
+    return count;
+  }
+
+  #graduate(now: number): { graduated: number; escalated: number; unroutable: number; routable: number } {
+    const { store, log } = this.#o;
+    const load = store.scheduling.liveTasksByIdentity();
+    const slots: RoutingSlot[] = this.#o.slots().map((s) => ({
+      identity: s.identity,
+      capacity: s.capacity,
+      load: load.get(s.identity.name) ?? 0,
+    }));
+    const unbounded = slots.map((s) => ({ ...s, capacity: Number.POSITIVE_INFINITY, load: 0 }));
+    let graduated = 0;
+    let escalated = 0;
+    let unroutable = 0;
+    let routable = 0;
+    for (const need of store.scheduling.graduationCandidates(now)) {
+      if (
+        need.mode === 'standing' &&
+        need.lastFinishedAt !== null &&
+        need.lastFinishedAt + (need.cadenceMs ?? 0) > now
+      ) {
+        continue;
+      }
+      if (need.failures >= this.#o.maxAttempts) {
+        if (!need.orphaned && !this.#escalated.has(need.id)) {
+          this.#escalated.add(need.id);
+          store.transaction(() => {
+            store.needs.setFlags(need.id, { orphaned: true, unmetSince: now });
+            if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
+          });
+          escalated++;
+          log.warn(
+            { need: need.id, failures: need.failures },
+            'need escalated after too many failed attempts',
+          );
+        }
+        continue;
+      }
+      if (!routeNeed(need.tags, unbounded, { orphaned: need.orphaned })) {
+        unroutable++;
+        if (!this.#warnedUnroutable.has(need.id)) {
+          this.#warnedUnroutable.add(need.id);
+          log.warn({ need: need.id, tags: need.tags }, "no runnable identity's scope covers this need");
+        }
+        continue;
+      }
+      routable++;
+      const slot = routeNeed(need.tags, slots, { orphaned: need.orphaned });
+      if (!slot) continue;
+      try {
+        store.tasks.create(need.id, slot.identity.name, { queue: slot.identity.name });
+        (slot as { load: number }).load++;
+        graduated++;
+      } catch (error) {
+        log.debug({ err: error, need: need.id }, 'graduation raced with another writer');
+      }
+    }
+    return { graduated, escalated, unroutable, routable };
+  }
+
+  /** Pushes outbox rows into the queue (jobId = task id, so a repeat is a no-op), then deletes them. */
+  async #drainOutbox(): Promise<number> {
+    const { store, queue, log } = this.#o;
+    let total = 0;
+    for (;;) {
+      const rows = store.scheduling.outbox(500);
+      if (rows.length === 0) return total;
+      const done: number[] = [];
+      for (const row of rows) {
+        try {
+          await queue.enqueue({
+            taskId: row.taskId,
+            needId: row.needId,
+            identity: row.queue,
+            attempt: row.attempt,
+          });
+          done.push(row.id);
+        } catch (error) {
+          log.warn(
+            { err: error, task: row.taskId },
+            'could not enqueue; the outbox keeps it for the next tick',
+          );
+          store.scheduling.drained(done);
+          return total + done.length;
+        }
+      }
+      store.scheduling.drained(done);
+      total += done.length;
+    }
+  }
+
+  /** Publishes every event after the bus cursor, in seq order; snapshots the need state regularly. */
+  async #publish(): Promise<number> {
+    const { store, bus } = this.#o;
+    let published = 0;
+    for (;;) {
+      const cursor = store.scheduling.cursor('bus');
+      const events = store.events.since(cursor, 1000);
+      if (events.length === 0) break;
+      const batch: BusEvent[] = events.map((e) => ({
+        seq: e.seq,
+        at: e.at,
+        kind: e.kind,
+        entity: e.entity,
+        needId: e.needId,
+      }));
+      await bus.publish(batch);
+      store.scheduling.setCursor('bus', batch[batch.length - 1]!.seq);
+      published += batch.length;
+      this.#sinceSnapshot += batch.length;
+    }
+    if (this.#sinceSnapshot >= this.#o.snapshotEvery) {
+      const state = store.scheduling.needStates(this.#o.clock.now());
+      await bus.publishSnapshot({
+        seq: Math.min(state.seq, store.scheduling.cursor('bus')),
+        needs: state.needs,
+      });
+      this.#sinceSnapshot = 0;
+    }
+    return published;
+  }
+
+  /**
+   * SQLite is the truth: outbox rows are drained again, and tasks queued in SQLite but missing
+   * from the queue (lost with a Redis restart) are enqueued again.
+   */
+  async #reconcile(): Promise<void> {
+    const { store, queue, log } = this.#o;
+    this.#lastReconcile = this.#o.clock.now();
+    await this.#drainOutbox();
+    const queued = store.scheduling.queued();
+    const byIdentity = new Map<string, ReadonlySet<string>>();
+    let restored = 0;
+    for (const task of queued) {
+      let held = byIdentity.get(task.identity);
+      if (!held) {
+        held = await queue.held(task.identity);
+        byIdentity.set(task.identity, held);
+      }
+      if (held.has(task.id)) continue;
+      await queue.enqueue({
+        taskId: task.id,
+        needId: task.needId,
+        identity: task.identity,
+        attempt: task.attempt,
+      });
+      restored++;
+    }
+    if (restored) log.warn({ restored }, 'reconciliation: re-enqueued tasks missing from the queue');
+  }
+}

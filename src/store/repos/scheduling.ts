@@ -1,0 +1,266 @@
+import { hostname } from 'node:os';
+import type { StoreContext } from '../context.js';
+import { DatabaseError } from '../errors.js';
+import type { Task } from '../types.js';
+import { type TaskRow, toTask } from './tasks.js';
+
+export interface OutboxRow {
+  readonly id: number;
+  readonly taskId: string;
+  readonly queue: string;
+  readonly needId: string;
+  readonly attempt: number;
+}
+
+export interface LockHolder {
+  readonly pid: number;
+  readonly host: string;
+  readonly startedAt: number;
+  readonly heartbeatAt: number;
+}
+
+/** A need the supervisor may graduate: actionable, no live task, with its retry history. */
+export interface GraduationCandidate {
+  readonly id: string;
+  readonly priority: number;
+  readonly createdAt: number;
+  readonly mode: 'once' | 'standing';
+  readonly cadenceMs: number | null;
+  readonly tags: readonly string[];
+  readonly orphaned: boolean;
+  /** Failed or lost attempts since the last task that succeeded. */
+  readonly failures: number;
+  /** When the latest task of the need finished, if any. */
+  readonly lastFinishedAt: number | null;
+}
+
+/**
+ * The supervisor's reads and bookkeeping: the outbox, named cursors, the one-supervisor lock,
+ * and the set-based queries of a scheduling tick. Bookkeeping tables write no events.
+ */
+export class SchedulingRepository {
+  readonly #ctx: StoreContext;
+
+  constructor(ctx: StoreContext) {
+    this.#ctx = ctx;
+  }
+
+  /** Outbox rows waiting to be pushed into the task queue, oldest first. */
+  outbox(limit = 500): OutboxRow[] {
+    return this.#ctx.db
+      .prepare<[number], OutboxRow>(
+        `SELECT o.id, o.task_id AS taskId, o.queue, t.need_id AS needId, t.attempt
+         FROM outbox o JOIN tasks t ON t.id = o.task_id ORDER BY o.id LIMIT ?`,
+      )
+      .all(limit);
+  }
+
+  /** Removes outbox rows once their jobs are in the queue. */
+  drained(ids: readonly number[]): void {
+    if (ids.length === 0) return;
+    const del = this.#ctx.db.prepare('DELETE FROM outbox WHERE id = ?');
+    this.#ctx.write(() => {
+      for (const id of ids) del.run(id);
+    });
+  }
+
+  cursor(name: string): number {
+    return (
+      this.#ctx.db.prepare<[string], number>('SELECT seq FROM cursors WHERE name = ?').pluck().get(name) ?? 0
+    );
+  }
+
+  setCursor(name: string, seq: number): void {
+    this.#ctx.db
+      .prepare(
+        'INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq',
+      )
+      .run(name, seq);
+  }
+
+  lockHolder(): LockHolder | undefined {
+    return this.#ctx.db
+      .prepare<[], LockHolder>(
+        'SELECT pid, host, started_at AS startedAt, heartbeat_at AS heartbeatAt FROM supervisor_lock WHERE id = 1',
+      )
+      .get();
+  }
+
+  /**
+   * Takes the one-supervisor lock, or throws a DatabaseError naming the live holder. A holder
+   * whose heartbeat is older than `staleMs` is presumed dead and replaced.
+   */
+  acquireLock(staleMs: number, pid = process.pid, host = hostname()): void {
+    this.#ctx.write(() => {
+      const now = this.#ctx.now();
+      const holder = this.lockHolder();
+      if (holder && now - holder.heartbeatAt < staleMs && !(holder.pid === pid && holder.host === host)) {
+        throw new DatabaseError(
+          'supervisor_running',
+          `another supervisor holds this database: pid ${holder.pid} on ${holder.host}, last heartbeat ${Math.round((now - holder.heartbeatAt) / 1000)} s ago; stop it first (one mlos run per database)`,
+        );
+      }
+      this.#ctx.db
+        .prepare(
+          `INSERT INTO supervisor_lock (id, pid, host, started_at, heartbeat_at) VALUES (1, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host,
+             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at`,
+        )
+        .run(pid, host, now, now);
+    });
+  }
+
+  /** Renews the lock; returns false when another process took it (this one must stop). */
+  heartbeatLock(pid = process.pid, host = hostname()): boolean {
+    const { changes } = this.#ctx.db
+      .prepare('UPDATE supervisor_lock SET heartbeat_at = ? WHERE id = 1 AND pid = ? AND host = ?')
+      .run(this.#ctx.now(), pid, host);
+    return changes === 1;
+  }
+
+  releaseLock(pid = process.pid, host = hostname()): void {
+    this.#ctx.db.prepare('DELETE FROM supervisor_lock WHERE id = 1 AND pid = ? AND host = ?').run(pid, host);
+  }
+
+  /** Actionable needs without a live task, by priority then age, with their retry history. */
+  graduationCandidates(now: number, limit = 500): GraduationCandidate[] {
+    const rows = this.#ctx.db
+      .prepare<
+        [number, number],
+        Omit<GraduationCandidate, 'tags' | 'orphaned'> & { tags: string | null; orphaned: number }
+      >(
+        `SELECT n.id, n.priority, n.created_at AS createdAt, n.mode, n.cadence_ms AS cadenceMs, n.orphaned,
+           (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
+           (SELECT count(*) FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost')
+              AND t.attempt > coalesce((SELECT max(attempt) FROM tasks s WHERE s.need_id = n.id AND s.status = 'succeeded'), 0)
+           ) AS failures,
+           (SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id) AS lastFinishedAt
+         FROM ready_needs n
+         WHERE (n.not_before IS NULL OR n.not_before <= ?)
+           AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.need_id = n.id AND t.status IN ('queued', 'running'))
+         ORDER BY n.priority, n.created_at, n.id LIMIT ?`,
+      )
+      .all(now, limit);
+    return rows.map((r) => ({
+      ...r,
+      tags: r.tags ? (JSON.parse(r.tags) as string[]).sort() : [],
+      orphaned: r.orphaned === 1,
+    }));
+  }
+
+  /** Tasks by status. */
+  taskCounts(): { status: string; count: number }[] {
+    return this.#ctx.db
+      .prepare<[], { status: string; count: number }>(
+        'SELECT status, count(*) AS count FROM tasks GROUP BY status ORDER BY status',
+      )
+      .all();
+  }
+
+  /** Live (queued or running) tasks per identity. */
+  liveTasksByIdentity(): Map<string, number> {
+    const rows = this.#ctx.db
+      .prepare<[], { identity: string; n: number }>(
+        "SELECT identity, count(*) AS n FROM tasks WHERE status IN ('queued', 'running') GROUP BY identity",
+      )
+      .all();
+    return new Map(rows.map((r) => [r.identity, r.n]));
+  }
+
+  /** Running tasks whose lease has expired at `now` (their holder stopped making progress). */
+  expiredRunning(now: number): Task[] {
+    return this.#ctx.db
+      .prepare<[number], TaskRow>(
+        `SELECT t.* FROM tasks t JOIN leases l ON l.need_id = t.need_id
+         WHERE t.status = 'running' AND (l.task_id IS NOT t.id OR l.expires_at <= ?)`,
+      )
+      .all(now)
+      .map(toTask);
+  }
+
+  /** Running tasks that heartbeat but made no progress since `progressBefore` (hung). */
+  hungRunning(progressBefore: number): Task[] {
+    return this.#ctx.db
+      .prepare<[number], TaskRow>(
+        "SELECT * FROM tasks WHERE status = 'running' AND coalesce(progress_at, started_at) < ? ORDER BY id",
+      )
+      .all(progressBefore)
+      .map(toTask);
+  }
+
+  /** Tasks still queued (for reconciliation with the queue). */
+  queued(): Task[] {
+    return this.#ctx.db
+      .prepare<[], TaskRow>("SELECT * FROM tasks WHERE status = 'queued' ORDER BY created_at, id")
+      .all()
+      .map(toTask);
+  }
+
+  /** Needs that are actionable or active: the run is idle when there are none (standing ones apart). */
+  pendingWork(now: number): { actionable: number; active: number; queued: number; running: number } {
+    const row = this.#ctx.db
+      .prepare<[number], { actionable: number; active: number; queued: number; running: number }>(
+        `SELECT
+           (SELECT count(*) FROM ready_needs n WHERE n.mode = 'once' AND n.orphaned = 0 AND (n.not_before IS NULL OR n.not_before <= ?)) AS actionable,
+           (SELECT count(*) FROM needs WHERE status = 'active') AS active,
+           (SELECT count(*) FROM tasks WHERE status = 'queued') AS queued,
+           (SELECT count(*) FROM tasks WHERE status = 'running') AS running`,
+      )
+      .get(now)!;
+    return row;
+  }
+
+  /**
+   * The compact state of every open or active need (what the round table watches), as of the
+   * current seq. Resolved and dropped needs are left out: nothing is unmet there.
+   */
+  needStates(now: number): { seq: number; needs: NeedStateRow[] } {
+    const read = this.#ctx.db.transaction(() => {
+      const seq =
+        this.#ctx.db.prepare<[], number>('SELECT coalesce(max(seq), 0) FROM events').pluck().get() ?? 0;
+      const rows = this.#ctx.db
+        .prepare<
+          [number],
+          Omit<NeedStateRow, 'tags' | 'actionable' | 'orphaned'> & {
+            tags: string | null;
+            actionable: number;
+            orphaned: number;
+          }
+        >(
+          `SELECT n.id, n.title, n.status, n.priority, n.scope, n.unmet_since AS unmetSince, n.orphaned,
+             (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
+             (n.status = 'open' AND NOT EXISTS (SELECT 1 FROM need_blockers b WHERE b.need_id = n.id)
+               AND (n.not_before IS NULL OR n.not_before <= ?)) AS actionable,
+             l.task_id AS leaseTask, l.expires_at AS leaseExpiresAt, l.fencing_token AS fencingToken
+           FROM needs n JOIN leases l ON l.need_id = n.id
+           WHERE n.status IN ('open', 'active') ORDER BY n.id`,
+        )
+        .all(now);
+      return {
+        seq,
+        needs: rows.map((r) => ({
+          ...r,
+          tags: r.tags ? (JSON.parse(r.tags) as string[]).sort() : [],
+          actionable: r.actionable === 1,
+          orphaned: r.orphaned === 1,
+        })),
+      };
+    });
+    return read.deferred();
+  }
+}
+
+export interface NeedStateRow {
+  readonly id: string;
+  readonly title: string;
+  readonly status: 'open' | 'active' | 'resolved' | 'dropped';
+  readonly priority: number;
+  readonly scope: string;
+  readonly tags: readonly string[];
+  readonly actionable: boolean;
+  readonly leaseTask: string | null;
+  readonly leaseExpiresAt: number | null;
+  readonly fencingToken: number;
+  readonly unmetSince: number | null;
+  readonly orphaned: boolean;
+}
