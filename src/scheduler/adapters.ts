@@ -17,10 +17,19 @@ export interface AdapterOptions {
 /** The queue and bus of a mode: in-process for embedded, Redis for distributed. Same code above. */
 export async function createAdapters(options: AdapterOptions): Promise<{ queue: TaskQueue; bus: NeedBus }> {
   if (!options.redisUrl) {
-    return { queue: new MemoryTaskQueue({ log: options.log }), bus: new MemoryNeedBus() };
+    return {
+      queue: new MemoryTaskQueue({ log: options.log }),
+      bus: new MemoryNeedBus({
+        onError: (error) => options.log.warn({ err: error }, 'need bus subscriber failed'),
+      }),
+    };
   }
   return {
     queue: new BullmqTaskQueue({ url: options.redisUrl, namespace: options.namespace, log: options.log }),
-    bus: new RedisNeedBus({ url: options.redisUrl, namespace: options.namespace }),
+    bus: new RedisNeedBus({
+      url: options.redisUrl,
+      namespace: options.namespace,
+      onError: (error) => options.log.warn({ err: error }, 'need bus'),
+    }),
   };
 }

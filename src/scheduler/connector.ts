@@ -36,7 +36,7 @@ export class EmbeddedConnector implements GuardConnector {
   async startTask(taskId: string, agentId?: string): Promise<StartedTask | null> {
     const store = this.#store;
     const queued = store.tasks.get(taskId);
-    if (!queued || queued.status !== 'queued') return null;
+    if (queued?.status !== 'queued') return null;
     let claim: ReturnType<Store['claims']['claim']>;
     try {
       claim = store.claims.claim(queued.needId, {

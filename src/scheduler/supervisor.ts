@@ -95,6 +95,8 @@ export class Supervisor {
     queue.onReconnect(() => {
       this.#o.log.warn({ queue: queue.kind }, 'queue reconnected: reconciling SQLite with the queue');
       this.#lastReconcile = 0;
+      // A Redis restarted without persistence lost the bus snapshot too: publish a fresh one.
+      this.#sinceSnapshot = Number.POSITIVE_INFINITY;
       this.kick();
     });
     await this.#reconcile();

@@ -24,15 +24,13 @@ export function registerStatusCommands(program: Command): void {
           tokens: t.tokensIn + t.tokensOut + t.tokensCacheRead + t.tokensCacheWrite,
         }));
         const queued = store.tasks.listByStatus(['queued']).length;
-        const agents = store.agents
-          .live(now - 60_000)
-          .map((a) => ({
-            id: a.id,
-            identity: a.identity,
-            worker: a.worker,
-            capacity: a.capacity,
-            load: a.load,
-          }));
+        const agents = store.agents.live(now - 60_000).map((a) => ({
+          id: a.id,
+          identity: a.identity,
+          worker: a.worker,
+          capacity: a.capacity,
+          load: a.load,
+        }));
         const flagged = store.needs
           .list({ status: ['open', 'active'] })
           .filter((n) => n.orphaned || n.unmetSince !== null)
