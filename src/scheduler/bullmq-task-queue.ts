@@ -294,6 +294,8 @@ class BullmqConsumer implements Consumer {
   readonly #handler: JobHandler;
   readonly #permits: Permits;
   readonly #connection: Redis;
+  /** Every connection of this consumer: its own and the blocking ones BullMQ duplicates from it. */
+  readonly #clients: Redis[] = [];
   readonly #workers: Worker<QueuedJob, JobEnd>[];
   readonly #running = new Set<{ job: QueuedJob; controller: AbortController }>();
   #closing: Promise<void> | null = null;
@@ -304,6 +306,13 @@ class BullmqConsumer implements Consumer {
     this.#handler = handler;
     this.#permits = new Permits(concurrency);
     this.#connection = host.connect();
+    this.#clients.push(this.#connection);
+    const duplicate = this.#connection.duplicate.bind(this.#connection);
+    this.#connection.duplicate = (override) => {
+      const copy = duplicate(override);
+      this.#clients.push(copy);
+      return copy;
+    };
     // BullMQ forwards this connection's errors to each worker's 'error'; this listener only keeps
     // ioredis from printing "Unhandled error event" once the workers have let go of it.
     this.#connection.on('error', (err) => host.log.debug({ err }, 'consumer connection error'));
@@ -385,11 +394,19 @@ class BullmqConsumer implements Consumer {
         );
       }
       if (!(await within(closed, GRACE_MS))) {
+        // Typically Redis is away, and BullMQ waits for an 'end' that ioredis never emits for a
+        // client disconnected between two reconnection attempts: end every connection for good.
         this.#host.log.warn(
           { identities: this.#identities },
-          'BullMQ workers did not finish closing after their handlers were aborted; disconnecting them',
+          'BullMQ workers did not finish closing (is Redis away?); ending their connections',
         );
-        await Promise.allSettled(this.#workers.map((w) => within(w.disconnect(), GRACE_MS)));
+        for (const client of this.#clients) endForGood(client);
+        if (!(await within(closed, GRACE_MS))) {
+          this.#host.log.error(
+            { identities: this.#identities },
+            'BullMQ workers did not close; their timers may keep the process alive',
+          );
+        }
       }
     }
     await shutdown(this.#connection);
@@ -466,10 +483,25 @@ async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
   }
 }
 
-/** Quits politely when Redis answers, else (or after a grace period) drops the socket. */
+/** Quits politely when Redis answers, else (or after a grace period) ends the connection. */
 async function shutdown(client: Redis): Promise<void> {
   if (client.status === 'end') return;
-  if (client.status !== 'ready' || !(await within(client.quit(), GRACE_MS))) client.disconnect();
+  if (client.status !== 'ready' || !(await within(client.quit(), GRACE_MS))) endForGood(client);
+}
+
+/**
+ * Ends a connection whatever its state, with an 'end' event. `disconnect()` alone leaves a client
+ * that sits between two reconnection attempts in 'reconnecting' forever, and never emits 'end';
+ * one more attempt, made while the client is marked as closing, ends it (refused or not).
+ */
+function endForGood(client: Redis): void {
+  if (client.status === 'end') return;
+  client.disconnect();
+  if (client.status !== 'reconnecting') return;
+  client.connect().then(
+    () => client.disconnect(),
+    () => {},
+  );
 }
 
 function checkName(what: string, value: string): string {

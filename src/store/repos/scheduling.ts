@@ -4,6 +4,15 @@ import { DatabaseError } from '../errors.js';
 import type { Task } from '../types.js';
 import { type TaskRow, toTask } from './tasks.js';
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export interface OutboxRow {
   readonly id: number;
   readonly taskId: string;
@@ -94,7 +103,13 @@ export class SchedulingRepository {
     this.#ctx.write(() => {
       const now = this.#ctx.now();
       const holder = this.lockHolder();
-      if (holder && now - holder.heartbeatAt < staleMs && !(holder.pid === pid && holder.host === host)) {
+      const alive =
+        holder !== undefined &&
+        now - holder.heartbeatAt < staleMs &&
+        !(holder.pid === pid && holder.host === host) &&
+        // On this host a dead pid is certain: no need to wait for its heartbeat to go stale.
+        !(holder.host === host && !processAlive(holder.pid));
+      if (holder && alive) {
         throw new DatabaseError(
           'supervisor_running',
           `another supervisor holds this database: pid ${holder.pid} on ${holder.host}, last heartbeat ${Math.round((now - holder.heartbeatAt) / 1000)} s ago; stop it first (one mlos run per database)`,

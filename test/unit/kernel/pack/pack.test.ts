@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildCandidates } from '../../../../src/kernel/pack/candidates.js';
 import { compilePack } from '../../../../src/kernel/pack/compile.js';
 import { expandPointer } from '../../../../src/kernel/pack/expand.js';
 import { countRawTokens, tokenCounterFor } from '../../../../src/kernel/tokens.js';
@@ -69,6 +70,32 @@ describe('compilePack', () => {
     expect(neighbours).not.toContain(world.dep.id);
     expect(neighbours).not.toContain(world.need.id);
     expect(p.tokens).toBeLessThanOrEqual(8000);
+  });
+
+  it('ranks what a taking-over agent needs first: direct dependencies, then the memory of earlier attempts', () => {
+    const { candidates } = buildCandidates(
+      store.packReads,
+      world.need,
+      8000,
+      tokenCounterFor(identity.model),
+    );
+    const rank = (ref: string) => candidates.findIndex((c) => c.ref === ref);
+    const order = [
+      world.need.id,
+      world.dep.id,
+      world.failedTask,
+      world.taskNote,
+      world.note,
+      world.transcript,
+      world.small,
+      world.deep.id,
+      world.neighbours[3]!.id,
+    ].map(rank);
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    // Neighbours sharing more tags come first; events come last.
+    expect(rank(world.neighbours[3]!.id)).toBeLessThan(rank(world.neighbours[2]!.id));
+    expect(candidates.at(-1)!.kind).toBe('event');
   });
 
   it('counts exactly what it prints: tokens are the real tokenizer count of the text, header included', () => {
@@ -184,18 +211,18 @@ describe('compilePack', () => {
   });
 
   it('looks for neighbours among the newest needs of each tag and says what it did not rank', () => {
-    const target = store.needs.create({ title: 'Crowded', tags: ['crowded'] });
+    const target = store.needs.create({ title: 'Crowded', tags: ['crowded', 'packed'] });
     store.transaction(() => {
       for (let i = 0; i < 210; i++) store.needs.create({ title: `Crowd ${i}`, tags: ['crowded'] });
+      for (let i = 0; i < 2_100; i++) store.needs.create({ title: `Pack ${i}`, tags: ['packed'] });
     });
     const p = compilePack(store.packReads, target.id, identity, 8000);
-    const shown = p.items.filter((i) => i.kind === 'neighbour');
-    expect(shown.length).toBeGreaterThan(0);
+    expect(p.items.filter((i) => i.kind === 'neighbour').length).toBeGreaterThan(0);
     // Newest first: the last one created leads.
-    expect(p.text).toContain('Crowd 209 (1 shared tag)');
+    expect(p.text).toContain('Pack 2099 (1 shared tag)');
     expect(p.text).not.toContain('Crowd 0 ');
     expect(p.text).toContain(
-      'Not ranked: 160 more needs sharing tags; older needs sharing tags (only the newest 200 per tag were looked at; crowded is on 210 other needs)',
+      'Not ranked: 360 more needs sharing tags; older needs sharing tags (only the newest 200 per tag were looked at; crowded is on 210 other needs, packed is on more than 2,000 other needs)',
     );
   });
 

@@ -52,8 +52,8 @@ describe('token counting', () => {
     expect(c.raw(text)).toBe(countRawTokens(text));
   });
 
-  it('keeps a bounded memo: old entries are evicted, counts stay right', () => {
-    const c = new TokenCounter({ cacheEntries: 3 });
+  it('keeps a bounded memo: old generations are dropped, counts stay right', () => {
+    const c = new TokenCounter({ cacheChars: 16 });
     const texts = ['one', 'two two', 'three three three', 'four', 'five five'];
     for (const t of texts) c.raw(t);
     for (const t of texts) expect(c.raw(t)).toBe(countRawTokens(t));
