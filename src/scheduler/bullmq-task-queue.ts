@@ -361,9 +361,12 @@ class BullmqConsumer implements Consumer {
     try {
       return await untilAborted(this.#handler(entry.job, entry.controller.signal), entry.controller.signal);
     } catch (err) {
-      this.#host.log.error(
+      const abandoned = entry.controller.signal.aborted && err === entry.controller.signal.reason;
+      this.#host.log[abandoned ? 'warn' : 'error'](
         { err, taskId: entry.job.taskId, identity },
-        'task handler failed; its job ends (attempts 1: SQLite decides retries)',
+        abandoned
+          ? 'task handler abandoned: its signal was aborted; its job fails (SQLite decides retries)'
+          : 'task handler failed; its job ends (attempts 1: SQLite decides retries)',
       );
       throw err;
     } finally {

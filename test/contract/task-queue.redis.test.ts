@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { BullmqTaskQueue, type BullmqTaskQueueOptions } from '../../src/scheduler/bullmq-task-queue.js';
-import type { QueuedJob } from '../../src/scheduler/task-queue.js';
+import type { JobEnd, QueuedJob } from '../../src/scheduler/task-queue.js';
 import { probeRedis, redisUrl } from '../helpers/redis.js';
 import {
   describeTaskQueueContract,
@@ -154,6 +154,33 @@ describe.skipIf(!inject('redisAvailable'))('BullmqTaskQueue on a real Redis', ()
       } finally {
         await queue.close(1000);
       }
+    });
+
+    it('closes within its bounds while Redis is away, aborting a running handler', async () => {
+      const port = await freePort();
+      server = await startRedis(port);
+      const queue = new BullmqTaskQueue({
+        url: `redis://127.0.0.1:${port}`,
+        prefix: PREFIX,
+        namespace: freshNamespace(),
+      });
+      const signals: AbortSignal[] = [];
+      queue.consume(['alpha', 'beta'], recordingHandler([]), { concurrency: 1 });
+      queue.consume(
+        ['gamma'],
+        (_job, signal) => {
+          signals.push(signal);
+          return new Promise<JobEnd>(() => {});
+        },
+        { concurrency: 1 },
+      );
+      await queue.enqueue(makeJob('gamma'));
+      await waitFor('the running handler', () => signals.length === 1);
+      await stopRedis(server);
+      server = null;
+      // BullMQ alone would wait forever here (for an 'end' ioredis never emits while reconnecting).
+      await queue.close(200);
+      expect(signals[0]?.aborted).toBe(true);
     });
   });
 });
