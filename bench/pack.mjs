@@ -24,6 +24,7 @@ import { countTokens } from 'gpt-tokenizer';
 import { compileAwareness, loadAwarenessState } from '../dist/kernel/awareness.js';
 import { compileBootPayload } from '../dist/kernel/boot.js';
 import { parseIdentity } from '../dist/kernel/identity/index.js';
+import { CANDIDATE_LIMITS as L } from '../dist/kernel/pack/candidates.js';
 import { compilePack } from '../dist/kernel/pack/compile.js';
 import { createSeededPrng, ManualClock, Store } from '../dist/store/index.js';
 
@@ -278,12 +279,12 @@ function benchIdentity(name, primary, peripheral) {
 function readsOnly(store, needId) {
   const r = store.packReads;
   r.need(needId);
-  r.dependencyChain(needId, 100);
-  r.earlierTasks(needId, 20);
-  r.taskArtifacts(needId, 40);
-  r.referencedArtifacts(needId, 40);
-  r.neighbours(needId, 40, 200);
-  r.recentEvents(needId, 15);
+  r.dependencyChain(needId, L.dependencies);
+  r.earlierTasks(needId, L.tasks);
+  r.taskArtifacts(needId, L.taskArtifacts);
+  r.referencedArtifacts(needId, L.artifacts);
+  r.neighbours(needId, L.neighbours, L.neighbourWindow);
+  r.recentEvents(needId, L.events);
 }
 
 /** The floor of any pack of a need: read it and its artifacts, and count a text the pack's size once. */

@@ -35,6 +35,8 @@ export interface BullmqTaskQueueOptions {
   readonly reconnectDebounceMs?: number;
   /** The longest pause between two reconnection attempts. Default 2000 ms. */
   readonly maxReconnectDelayMs?: number;
+  /** How long `enqueue`, `held` and `depth` wait for an unreachable Redis before they fail. Default 3000 ms. */
+  readonly waitForRedisMs?: number;
 }
 
 const QueuedJobSchema = z.object({
@@ -73,6 +75,9 @@ export class BullmqTaskQueue implements TaskQueue {
   readonly #redisOptions: RedisOptions;
   readonly #url: string | undefined;
   readonly #debounceMs: number;
+  readonly #waitForRedisMs: number;
+  /** Where Redis is, for messages (no password). */
+  readonly #where: string;
   readonly #client: Redis;
   readonly #queues = new Map<string, Queue<QueuedJob, JobEnd>>();
   readonly #consumers = new Set<BullmqConsumer>();
@@ -82,6 +87,8 @@ export class BullmqTaskQueue implements TaskQueue {
   /** Errors already logged during the current outage (a retry loop repeats the same one). */
   readonly #reported = new Set<string>();
   #notify: ReturnType<typeof setTimeout> | null = null;
+  /** Calls waiting for the producer connection to become ready. */
+  #readyWait: { promise: Promise<void>; resolve: () => void } | null = null;
   #closing: Promise<void> | null = null;
 
   constructor(options: BullmqTaskQueueOptions) {
@@ -98,6 +105,10 @@ export class BullmqTaskQueue implements TaskQueue {
       age: options.keepEnded?.ageSeconds ?? 24 * 3600,
     };
     this.#debounceMs = options.reconnectDebounceMs ?? 250;
+    this.#waitForRedisMs = options.waitForRedisMs ?? 3000;
+    this.#where = options.url
+      ? withoutPassword(options.url)
+      : `${options.connection?.host}:${options.connection?.port}`;
     const maxDelay = options.maxReconnectDelayMs ?? 2000;
     this.#url = options.url;
     this.#redisOptions = {
@@ -113,6 +124,8 @@ export class BullmqTaskQueue implements TaskQueue {
       this.#log.warn({ queue: this.kind }, 'lost the connection to Redis; reconnecting with backoff');
     });
     this.#client.on('ready', () => {
+      this.#readyWait?.resolve();
+      this.#readyWait = null;
       if (!this.#lost) return;
       this.#lost = false;
       this.#reported.clear();
@@ -125,6 +138,7 @@ export class BullmqTaskQueue implements TaskQueue {
     if (this.#closing) throw new TaskQueueClosedError(`cannot enqueue task ${job.taskId}`);
     checkTaskId(job.taskId);
     const queue = this.#queue(job.identity);
+    await this.#whenReady(`cannot enqueue task ${job.taskId}`);
     // One hash read, whatever the backlog (getJobState scans the wait list). A job that exists
     // and has not finished is held; an ended one kept for inspection would make BullMQ ignore
     // the add, so it goes first.
@@ -168,14 +182,16 @@ export class BullmqTaskQueue implements TaskQueue {
 
   async held(identity: string): Promise<ReadonlySet<string>> {
     if (this.#closing) throw new TaskQueueClosedError(`cannot list the jobs of ${identity}`);
-    return new Set(await this.#queue(identity).getRanges([...HELD_STATES], 0, -1));
+    const queue = this.#queue(identity);
+    await this.#whenReady(`cannot list the jobs of ${identity}`);
+    return new Set(await queue.getRanges([...HELD_STATES], 0, -1));
   }
 
   async depth(identities: readonly string[]): Promise<Record<string, number>> {
     if (this.#closing) throw new TaskQueueClosedError('cannot count waiting jobs');
-    const counts = await Promise.all(
-      identities.map((identity) => this.#queue(identity).getJobCountByTypes(...NOT_STARTED_STATES)),
-    );
+    const queues = identities.map((identity) => this.#queue(identity));
+    await this.#whenReady('cannot count waiting jobs');
+    const counts = await Promise.all(queues.map((queue) => queue.getJobCountByTypes(...NOT_STARTED_STATES)));
     return Object.fromEntries(identities.map((identity, i) => [identity, counts[i] ?? 0]));
   }
 
@@ -203,6 +219,7 @@ export class BullmqTaskQueue implements TaskQueue {
    */
   async obliterate(): Promise<void> {
     if (this.#closing) throw new TaskQueueClosedError('cannot obliterate');
+    await this.#whenReady('cannot obliterate');
     const identities = new Set(this.#queues.keys());
     const head = `${this.#prefix}:${this.#namespace}.`;
     let cursor = '0';
@@ -226,6 +243,27 @@ export class BullmqTaskQueue implements TaskQueue {
       if (this.#reported.size < 100) this.#reported.add(key);
     }
     this.#log.warn({ ...fields, queue: this.kind, source, err }, `Redis ${source}: ${message}`);
+  }
+
+  /**
+   * Waits (boundedly) for the producer connection. While Redis is unreachable, BullMQ would wait
+   * forever to set up a queue; a caller gets an error it can act on instead.
+   */
+  async #whenReady(what: string): Promise<void> {
+    if (this.#client.status === 'ready') return;
+    if (!this.#readyWait) {
+      let resolve = () => {};
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#readyWait = { promise, resolve };
+    }
+    if (!(await within(this.#readyWait.promise, this.#waitForRedisMs))) {
+      throw new MlosError(
+        'redis_unavailable',
+        `${what}: Redis at ${this.#where} did not answer within ${this.#waitForRedisMs} ms (reconnection goes on in the background); start Redis or check its URL`,
+      );
+    }
   }
 
   #connect(extra: RedisOptions): Redis {
@@ -505,6 +543,16 @@ function endForGood(client: Redis): void {
     () => client.disconnect(),
     () => {},
   );
+}
+
+function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparsable Redis URL)';
+  }
 }
 
 function checkName(what: string, value: string): string {

@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { Clock } from './clock.js';
 import type { Db } from './database.js';
 import { ConflictError, IllegalTransitionError, MlosError, UserError } from './errors.js';
@@ -6,7 +7,11 @@ import type { IdGenerator } from './random.js';
 import type { StoredEvent } from './types.js';
 
 /** What every repository shares: the connection, the ports, who is acting, and the event log. */
+/** Prepared statements per connection, shared by every context (actor) over it. */
+const statementCaches = new WeakMap<Db, Map<string, Statement<unknown[], unknown>>>();
+
 export class StoreContext {
+  readonly #statements: Map<string, Statement<unknown[], unknown>>;
   readonly db: Db;
   readonly clock: Clock;
   readonly ids: IdGenerator;
@@ -19,6 +24,12 @@ export class StoreContext {
     this.ids = ids;
     this.actor = actor;
     this.log = log;
+    let cache = statementCaches.get(db);
+    if (!cache) {
+      cache = new Map();
+      statementCaches.set(db, cache);
+    }
+    this.#statements = cache;
   }
 
   /**
@@ -34,6 +45,22 @@ export class StoreContext {
     } catch (error) {
       throw translateSqliteError(error);
     }
+  }
+
+  /**
+   * A prepared statement, cached by its SQL: preparing is a good part of a small query's cost.
+   * Its pluck mode is reset, so a caller that wants plucked rows asks for it each time.
+   */
+  prepare<P extends unknown[] | Record<string, unknown> = unknown[], R = unknown>(
+    sql: string,
+  ): Statement<P, R> {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    if (statement.reader) statement.pluck(false);
+    return statement as unknown as Statement<P, R>;
   }
 
   /** Appends one event in the current transaction, stamped with this context's actor and clock. */

@@ -99,6 +99,28 @@ describe.skipIf(!inject('redisAvailable'))('BullmqTaskQueue on a real Redis', ()
       expect(await other.held('alpha')).toEqual(new Set([kept.taskId]));
     });
 
+    it('fails calls with a clear error, instead of hanging, while Redis cannot be reached', async () => {
+      const port = await freePort(); // nothing listens there
+      const queue = new BullmqTaskQueue({
+        url: `redis://:secret@127.0.0.1:${port}`,
+        prefix: PREFIX,
+        namespace: freshNamespace(),
+        waitForRedisMs: 200,
+      });
+      try {
+        const job = makeJob('alpha');
+        const refused = queue.enqueue(job);
+        await expect(refused).rejects.toMatchObject({ code: 'redis_unavailable' });
+        await expect(refused).rejects.toThrow(
+          `cannot enqueue task ${job.taskId}: Redis at redis://:***@127.0.0.1:${port} did not answer within 200 ms`,
+        );
+        await expect(queue.held('alpha')).rejects.toMatchObject({ code: 'redis_unavailable' });
+        await expect(queue.depth(['alpha'])).rejects.toMatchObject({ code: 'redis_unavailable' });
+      } finally {
+        await queue.close(200);
+      }
+    });
+
     it('refuses names BullMQ cannot store, saying which and why', () => {
       expect(() => new BullmqTaskQueue({ url: redisUrl(), namespace: 'a:b' })).toThrow(
         /namespace "a:b" must match/,
@@ -125,7 +147,13 @@ describe.skipIf(!inject('redisAvailable'))('BullmqTaskQueue on a real Redis', ()
       const url = `redis://127.0.0.1:${port}`;
       server = await startRedis(port);
       const { log, logged } = recordingLogger();
-      const queue = new BullmqTaskQueue({ url, prefix: PREFIX, namespace: freshNamespace(), log });
+      const queue = new BullmqTaskQueue({
+        url,
+        prefix: PREFIX,
+        namespace: freshNamespace(),
+        log,
+        waitForRedisMs: 500,
+      });
       try {
         let reconnects = 0;
         queue.onReconnect(() => reconnects++);

@@ -13,7 +13,7 @@ const TOKENS = { MLOS_OPERATOR_TOKEN: 'it-operator-token', MLOS_WORKER_TOKEN: 'i
  * HTTP with BullMQ on a private Redis, and two worker processes. Each need must be resolved
  * exactly once, whatever is killed.
  */
-describe.skipIf(!inject('redisAvailable'))('mlos run (distributed, Redis)', () => {
+describe.skipIf(!inject('redisAvailable'))('mlos run (distributed, Redis)', { timeout: 180_000 }, () => {
   let dir: string;
   let cleanup: () => void;
   let db: string;

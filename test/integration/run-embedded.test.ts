@@ -24,7 +24,7 @@ const RUN_FLAGS = [
 ];
 
 /** `mlos run` in embedded mode, as real processes started from the built CLI. */
-describe('mlos run (embedded)', () => {
+describe('mlos run (embedded)', { timeout: 180_000 }, () => {
   let dir: string;
   let cleanup: () => void;
   let db: string;

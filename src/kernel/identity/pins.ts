@@ -112,6 +112,19 @@ export function shortHash(hash: string): string {
  * bytes do not match the pinned hash, and an IdentityFileError when they no longer lint.
  */
 export function identityFromPin(pin: IdentityPin): Identity {
+  const key = `${pin.name}:${pin.hash}`;
+  const cached = pinnedIdentities.get(key);
+  // The same pinned bytes always parse to the same (deeply frozen) identity.
+  if (cached && cached.source === pin.content) return cached;
+  const identity = parsePin(pin);
+  if (pinnedIdentities.size >= 256) pinnedIdentities.clear();
+  pinnedIdentities.set(key, identity);
+  return identity;
+}
+
+const pinnedIdentities = new Map<string, Identity>();
+
+function parsePin(pin: IdentityPin): Identity {
   if (identityHash(pin.content) !== pin.hash) {
     throw new DatabaseError(
       'identity_pin_corrupt',

@@ -40,7 +40,7 @@ export class AgentRepository {
     return this.#ctx.write(() => {
       const id = this.#ctx.ids.next('agent');
       const now = this.#ctx.now();
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `INSERT INTO agents (id, identity, identity_hash, worker, capacity, load, status, started_at, heartbeat_at)
            VALUES (?, ?, ?, ?, ?, 0, 'live', ?, ?)`,
@@ -56,14 +56,14 @@ export class AgentRepository {
   }
 
   heartbeat(id: string, load: number): void {
-    this.#ctx.db
+    this.#ctx
       .prepare("UPDATE agents SET heartbeat_at = ?, load = ?, status = 'live' WHERE id = ?")
       .run(this.#ctx.now(), load, id);
   }
 
   stop(id: string): void {
     this.#ctx.write(() => {
-      const { changes } = this.#ctx.db
+      const { changes } = this.#ctx
         .prepare("UPDATE agents SET status = 'stopped', load = 0 WHERE id = ? AND status = 'live'")
         .run(id);
       if (changes) this.#ctx.emit({ kind: 'agent.stopped', entity: id, payload: {} });
@@ -71,7 +71,7 @@ export class AgentRepository {
   }
 
   get(id: string): AgentRecord | undefined {
-    const row = this.#ctx.db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?').get(id);
+    const row = this.#ctx.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?').get(id);
     return row && toAgent(row);
   }
 
@@ -83,7 +83,7 @@ export class AgentRepository {
 
   /** Agents whose heartbeat is newer than `since`: the capacity the supervisor can count on. */
   live(since: number): AgentRecord[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[number], AgentRow>(
         "SELECT * FROM agents WHERE status = 'live' AND heartbeat_at >= ? ORDER BY identity, id",
       )

@@ -51,10 +51,10 @@ export class ArtifactRepository {
     }
     const contentHash = sha256(a.content ?? `uri:${a.uri}`);
     return this.#ctx.write(() => {
-      if (options.needId && !this.#ctx.db.prepare('SELECT 1 FROM needs WHERE id = ?').get(options.needId)) {
+      if (options.needId && !this.#ctx.prepare('SELECT 1 FROM needs WHERE id = ?').get(options.needId)) {
         throw new NotFoundError('need', options.needId);
       }
-      const existing = this.#ctx.db
+      const existing = this.#ctx
         .prepare<[string, string, string | null], ArtifactRow>(
           'SELECT * FROM artifacts WHERE content_hash = ? AND kind = ? AND uri IS ? ORDER BY created_at LIMIT 1',
         )
@@ -64,7 +64,7 @@ export class ArtifactRepository {
         artifact = toArtifact(existing);
       } else {
         const id = this.#ctx.ids.next('art');
-        this.#ctx.db
+        this.#ctx
           .prepare(
             `INSERT INTO artifacts (id, kind, uri, title, content, content_hash, summary, token_count, created_at)
              VALUES (@id, @kind, @uri, @title, @content, @contentHash, @summary, @tokenCount, @now)`,
@@ -103,7 +103,7 @@ export class ArtifactRepository {
 
   /** The oldest artifact registered under `uri`, if any. */
   findByUri(uri: string): Artifact | undefined {
-    const row = this.#ctx.db
+    const row = this.#ctx
       .prepare<[string], ArtifactRow>('SELECT * FROM artifacts WHERE uri = ? ORDER BY created_at, id LIMIT 1')
       .get(uri);
     return row && toArtifact(row);
@@ -111,7 +111,7 @@ export class ArtifactRepository {
 
   /** Artifacts a need references, oldest first. */
   forNeed(needId: string): Artifact[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[string], ArtifactRow>(
         `SELECT a.* FROM edges e JOIN artifacts a ON a.id = e.to_id
          WHERE e.from_id = ? AND e.rel = 'references' ORDER BY a.created_at, a.id`,
@@ -121,7 +121,7 @@ export class ArtifactRepository {
   }
 
   list(limit = 1000): Artifact[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[number], ArtifactRow>('SELECT * FROM artifacts ORDER BY created_at, id LIMIT ?')
       .all(limit)
       .map(toArtifact);

@@ -40,7 +40,7 @@ export class BudgetRepository {
   startRun(tokenLimit: number | null = null): string {
     return this.#ctx.write(() => {
       const id = this.#ctx.ids.next('run');
-      this.#ctx.db
+      this.#ctx
         .prepare('INSERT INTO runs (id, token_limit, started_at) VALUES (?, ?, ?)')
         .run(id, tokenLimit, this.#ctx.now());
       this.#ctx.emit({ kind: 'run.started', entity: id, payload: { tokenLimit } });
@@ -50,7 +50,7 @@ export class BudgetRepository {
 
   stopRun(runId: string): void {
     this.#ctx.write(() => {
-      const { changes } = this.#ctx.db
+      const { changes } = this.#ctx
         .prepare('UPDATE runs SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL')
         .run(this.#ctx.now(), runId);
       if (changes)
@@ -59,7 +59,7 @@ export class BudgetRepository {
   }
 
   runLimit(runId: string): number | null {
-    const row = this.#ctx.db
+    const row = this.#ctx
       .prepare<[string], { token_limit: number | null }>('SELECT token_limit FROM runs WHERE id = ?')
       .get(runId);
     if (!row) throw new NotFoundError('run', runId);
@@ -72,7 +72,7 @@ export class BudgetRepository {
       scope === 'task' ? 'task_id = ?' : scope === 'run' ? 'run_id = ?' : 'day = ? AND identity = ?';
     const params = scope === 'day' ? [key, identity ?? ''] : [key];
     return (
-      this.#ctx.db
+      this.#ctx
         .prepare<unknown[], number>(
           `SELECT coalesce(sum(CASE state WHEN 'reserved' THEN reserved_tokens WHEN 'settled' THEN used_tokens ELSE 0 END), 0)
            FROM budget_entries WHERE ${where}`,
@@ -90,7 +90,7 @@ export class BudgetRepository {
     if (!Number.isInteger(tokens) || tokens <= 0)
       throw new UserError('a reservation is a positive whole number of tokens');
     return this.#ctx.write(() => {
-      const task = this.#ctx.db
+      const task = this.#ctx
         .prepare<[string], { identity: string; status: string }>(
           'SELECT identity, status FROM tasks WHERE id = ?',
         )
@@ -112,7 +112,7 @@ export class BudgetRepository {
           );
         }
       }
-      const { lastInsertRowid } = this.#ctx.db
+      const { lastInsertRowid } = this.#ctx
         .prepare(
           `INSERT INTO budget_entries (task_id, identity, day, run_id, state, reserved_tokens, created_at)
            VALUES (?, ?, ?, ?, 'reserved', ?, ?)`,
@@ -124,7 +124,7 @@ export class BudgetRepository {
 
   /** The task a reservation belongs to. */
   reservationTask(reservationId: number): string {
-    const row = this.#ctx.db
+    const row = this.#ctx
       .prepare<[number], { task_id: string }>('SELECT task_id FROM budget_entries WHERE id = ?')
       .get(reservationId);
     if (!row) throw new NotFoundError('reservation', String(reservationId));
@@ -134,7 +134,7 @@ export class BudgetRepository {
   /** Replaces a reservation by the actual usage and adds it to the task's counters. */
   settle(reservationId: number, usage: Usage): void {
     this.#ctx.write(() => {
-      const entry = this.#ctx.db
+      const entry = this.#ctx
         .prepare<[number], { task_id: string; state: string }>(
           'SELECT task_id, state FROM budget_entries WHERE id = ?',
         )
@@ -144,12 +144,12 @@ export class BudgetRepository {
       if (entry.state === 'settled') throw new UserError(`reservation ${reservationId} is already settled`);
       const used = usage.inputTokens + usage.outputTokens + usage.cacheReadTokens + usage.cacheWriteTokens;
       const now = this.#ctx.now();
-      this.#ctx.db
+      this.#ctx
         .prepare(
           "UPDATE budget_entries SET state = 'settled', used_tokens = ?, cost_usd = ?, settled_at = ? WHERE id = ?",
         )
         .run(used, usage.costUsd, now, reservationId);
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?, tokens_cache_read = tokens_cache_read + ?,
              tokens_cache_write = tokens_cache_write + ?, cost_usd = cost_usd + ? WHERE id = ?`,
@@ -169,7 +169,7 @@ export class BudgetRepository {
   releaseTask(taskId: string): number {
     return this.#ctx.write(
       () =>
-        this.#ctx.db
+        this.#ctx
           .prepare(
             "UPDATE budget_entries SET state = 'released', settled_at = ? WHERE task_id = ? AND state = 'reserved'",
           )
@@ -179,7 +179,7 @@ export class BudgetRepository {
 
   /** Totals for status displays: tokens used and cost, overall or for one run. */
   totals(runId?: string): { tokens: number; costUsd: number } {
-    const row = this.#ctx.db
+    const row = this.#ctx
       .prepare<unknown[], { tokens: number; cost: number }>(
         `SELECT coalesce(sum(used_tokens), 0) AS tokens, coalesce(sum(cost_usd), 0) AS cost FROM budget_entries
          WHERE state = 'settled'${runId ? ' AND run_id = ?' : ''}`,

@@ -95,7 +95,7 @@ export class ClaimRepository {
         taskId = live.id;
         takeover = live.identity !== options.identity;
         if (takeover) {
-          this.#ctx.db.prepare('UPDATE tasks SET identity = ? WHERE id = ?').run(options.identity, taskId);
+          this.#ctx.prepare('UPDATE tasks SET identity = ? WHERE id = ?').run(options.identity, taskId);
         }
       } else {
         taskId = this.#tasks.create(needId, options.identity).id;
@@ -105,7 +105,7 @@ export class ClaimRepository {
         ...(options.agentId !== undefined && { agentId: options.agentId }),
         leaseUntil,
       });
-      this.#ctx.db.prepare('UPDATE needs SET unmet_since = NULL WHERE id = ?').run(needId);
+      this.#ctx.prepare('UPDATE needs SET unmet_since = NULL WHERE id = ?').run(needId);
       this.#ctx.emit({
         kind: 'need.claimed',
         entity: needId,
@@ -130,13 +130,13 @@ export class ClaimRepository {
       const task = this.#tasks.require(fence.taskId);
       this.#leases.assertFence(task.needId, fence);
       const now = this.#ctx.now();
-      const row = this.#ctx.db
+      const row = this.#ctx
         .prepare<[string], { t: number; k: number; c: number }>(
           'SELECT progress_turns AS t, progress_tokens AS k, progress_tool_calls AS c FROM tasks WHERE id = ?',
         )
         .get(fence.taskId)!;
       const grew = progress.turns > row.t || progress.tokens > row.k || progress.toolCalls > row.c;
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `UPDATE tasks SET heartbeat_at = @now,
              progress_turns = max(progress_turns, @turns), progress_tokens = max(progress_tokens, @tokens),

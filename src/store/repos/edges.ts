@@ -93,7 +93,7 @@ export class EdgeRepository {
     this.#ctx.write(() => {
       if (!this.get(from, r, to)) throw new NotFoundError('edge', `${from} ${r} ${to}`);
       if (options.fence && this.#nodeKind(from) === 'need') this.#leases.assertFence(from, options.fence);
-      this.#ctx.db.prepare('DELETE FROM edges WHERE from_id = ? AND rel = ? AND to_id = ?').run(from, r, to);
+      this.#ctx.prepare('DELETE FROM edges WHERE from_id = ? AND rel = ? AND to_id = ?').run(from, r, to);
       const needId = this.#nodeKind(from) === 'need' ? from : this.#nodeKind(to) === 'need' ? to : null;
       this.#ctx.emit({
         kind: 'edge.removed',
@@ -105,7 +105,7 @@ export class EdgeRepository {
   }
 
   get(from: string, rel: EdgeRel, to: string): Edge | undefined {
-    const row = this.#ctx.db
+    const row = this.#ctx
       .prepare<[string, string, string], EdgeRow>(
         'SELECT * FROM edges WHERE from_id = ? AND rel = ? AND to_id = ?',
       )
@@ -116,7 +116,7 @@ export class EdgeRepository {
   /** Edges leaving `id`, optionally of one relation. */
   from(id: string, rel?: EdgeRel): Edge[] {
     const sql = `SELECT * FROM edges WHERE from_id = ?${rel ? ' AND rel = ?' : ''} ORDER BY rel, to_id`;
-    return this.#ctx.db
+    return this.#ctx
       .prepare<string[], EdgeRow>(sql)
       .all(...(rel ? [id, rel] : [id]))
       .map(toEdge);
@@ -125,7 +125,7 @@ export class EdgeRepository {
   /** Edges arriving at `id`, optionally of one relation. */
   to(id: string, rel?: EdgeRel): Edge[] {
     const sql = `SELECT * FROM edges WHERE to_id = ?${rel ? ' AND rel = ?' : ''} ORDER BY rel, from_id`;
-    return this.#ctx.db
+    return this.#ctx
       .prepare<string[], EdgeRow>(sql)
       .all(...(rel ? [id, rel] : [id]))
       .map(toEdge);
@@ -133,7 +133,7 @@ export class EdgeRepository {
 
   /** Every `depends_on` edge between needs (for the dependency graph view). */
   allDependencies(): Edge[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[], EdgeRow>("SELECT * FROM edges WHERE rel = 'depends_on' ORDER BY from_id, to_id")
       .all()
       .map(toEdge);

@@ -21,9 +21,7 @@ export class IdentityRepository {
   }
 
   get(name: string): IdentityPin | undefined {
-    const row = this.#ctx.db
-      .prepare<[string], PinRow>('SELECT * FROM identity_pins WHERE name = ?')
-      .get(name);
+    const row = this.#ctx.prepare<[string], PinRow>('SELECT * FROM identity_pins WHERE name = ?').get(name);
     return row && toPin(row);
   }
 
@@ -34,7 +32,7 @@ export class IdentityRepository {
   }
 
   list(): IdentityPin[] {
-    return this.#ctx.db.prepare<[], PinRow>('SELECT * FROM identity_pins ORDER BY name').all().map(toPin);
+    return this.#ctx.prepare<[], PinRow>('SELECT * FROM identity_pins ORDER BY name').all().map(toPin);
   }
 
   /**
@@ -47,7 +45,7 @@ export class IdentityRepository {
     return this.#ctx.write(() => {
       const old = this.get(name);
       if (old && old.hash === hash && old.driftHash === null) return old;
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `INSERT INTO identity_pins (name, hash, content, pinned_at) VALUES (?, ?, ?, ?)
            ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, content = excluded.content,
@@ -69,7 +67,7 @@ export class IdentityRepository {
     return this.#ctx.write(() => {
       const pin = this.require(name);
       if (pin.driftHash === driftHash) return pin;
-      this.#ctx.db.prepare('UPDATE identity_pins SET drift_hash = ? WHERE name = ?').run(driftHash, name);
+      this.#ctx.prepare('UPDATE identity_pins SET drift_hash = ? WHERE name = ?').run(driftHash, name);
       this.#ctx.emit({
         kind: 'identity.drifted',
         entity: name,
@@ -84,7 +82,7 @@ export class IdentityRepository {
     return this.#ctx.write(() => {
       const pin = this.require(name);
       if (pin.driftHash === null) return pin;
-      this.#ctx.db.prepare('UPDATE identity_pins SET drift_hash = NULL WHERE name = ?').run(name);
+      this.#ctx.prepare('UPDATE identity_pins SET drift_hash = NULL WHERE name = ?').run(name);
       this.#ctx.emit({ kind: 'identity.restored', entity: name, payload: { hash: pin.hash } });
       return this.require(name);
     });
@@ -94,7 +92,7 @@ export class IdentityRepository {
     return this.#ctx.write(() => {
       const pin = this.require(name);
       if (pin.paused === paused) return pin;
-      this.#ctx.db.prepare('UPDATE identity_pins SET paused = ? WHERE name = ?').run(paused ? 1 : 0, name);
+      this.#ctx.prepare('UPDATE identity_pins SET paused = ? WHERE name = ?').run(paused ? 1 : 0, name);
       this.#ctx.emit({ kind: paused ? 'identity.paused' : 'identity.resumed', entity: name, payload: {} });
       return this.require(name);
     });

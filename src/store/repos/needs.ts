@@ -168,7 +168,7 @@ export class NeedRepository {
         }
       }
       if (Object.keys(changed).length === 0) return need;
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `UPDATE needs SET ${[...sets, 'version = version + 1', 'updated_at = @now'].join(', ')} WHERE id = @id`,
         )
@@ -210,7 +210,7 @@ export class NeedRepository {
           this.#tasks().transition(live.id, 'cancelled', { error: `need ${to} by ${this.#ctx.actor}` });
         this.#leases.revoke(id);
       }
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `UPDATE needs SET status = ?, version = version + 1, updated_at = ?,
            unmet_since = CASE WHEN ? IN ('resolved', 'dropped') THEN NULL ELSE unmet_since END,
@@ -267,7 +267,7 @@ export class NeedRepository {
     const sql = `${SELECT_NEED} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY n.priority, n.created_at, n.id LIMIT ? OFFSET ?`;
     params.push(f.limit ?? -1, f.offset ?? 0);
-    return this.#ctx.db
+    return this.#ctx
       .prepare<unknown[], NeedRow>(sql)
       .all(...params)
       .map(toNeed);
@@ -275,7 +275,7 @@ export class NeedRepository {
 
   /** Open needs whose dependencies are all resolved and whose not_before has passed. */
   actionable(now: number, limit = 1000): Need[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[number, number], NeedRow>(
         `${SELECT_NEED.replace('FROM needs n', 'FROM ready_needs n')}
          WHERE (n.not_before IS NULL OR n.not_before <= ?) ORDER BY n.priority, n.created_at, n.id LIMIT ?`,
@@ -289,7 +289,7 @@ export class NeedRepository {
    * (never claimed, expired, or released after a failure).
    */
   unmetCandidates(now: number, limit = 1000): Need[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[number, number, number], NeedRow>(
         `${SELECT_NEED} JOIN leases l ON l.need_id = n.id
          WHERE (n.status = 'active' OR (n.id IN (SELECT id FROM ready_needs) AND (n.not_before IS NULL OR n.not_before <= ?)))
@@ -318,7 +318,7 @@ export class NeedRepository {
       if (need.status !== 'open' && need.status !== 'active') {
         throw new UserError(`need ${id} is ${need.status}: only open or active needs are flagged`);
       }
-      this.#ctx.db
+      this.#ctx
         .prepare('UPDATE needs SET unmet_since = ?, orphaned = ? WHERE id = ?')
         .run(unmetSince, orphaned ? 1 : 0, id);
       this.#ctx.emit({ kind: 'need.flagged', entity: id, needId: id, payload: { unmetSince, orphaned } });
@@ -337,7 +337,7 @@ export class NeedRepository {
     const need = this.require(id);
     if (need.status !== 'open')
       return { ok: false, reason: `need ${id} is ${need.status}, not open`, eligibleAt: null };
-    const blockers = this.#ctx.db
+    const blockers = this.#ctx
       .prepare<[string], { blocker_id: string; blocker_status: string }>(
         'SELECT blocker_id, blocker_status FROM need_blockers WHERE need_id = ? ORDER BY blocker_id',
       )
@@ -358,7 +358,7 @@ export class NeedRepository {
 
   /** Counts of needs by status and scope. */
   counts(): { status: NeedStatus; scope: string; count: number }[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[], { status: NeedStatus; scope: string; count: number }>(
         'SELECT status, scope, count(*) AS count FROM needs GROUP BY status, scope ORDER BY scope, status',
       )

@@ -56,7 +56,7 @@ export class SchedulingRepository {
 
   /** Outbox rows waiting to be pushed into the task queue, oldest first. */
   outbox(limit = 500): OutboxRow[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[number], OutboxRow>(
         `SELECT o.id, o.task_id AS taskId, o.queue, t.need_id AS needId, t.attempt
          FROM outbox o JOIN tasks t ON t.id = o.task_id ORDER BY o.id LIMIT ?`,
@@ -67,7 +67,7 @@ export class SchedulingRepository {
   /** Removes outbox rows once their jobs are in the queue. */
   drained(ids: readonly number[]): void {
     if (ids.length === 0) return;
-    const del = this.#ctx.db.prepare('DELETE FROM outbox WHERE id = ?');
+    const del = this.#ctx.prepare('DELETE FROM outbox WHERE id = ?');
     this.#ctx.write(() => {
       for (const id of ids) del.run(id);
     });
@@ -75,12 +75,12 @@ export class SchedulingRepository {
 
   cursor(name: string): number {
     return (
-      this.#ctx.db.prepare<[string], number>('SELECT seq FROM cursors WHERE name = ?').pluck().get(name) ?? 0
+      this.#ctx.prepare<[string], number>('SELECT seq FROM cursors WHERE name = ?').pluck().get(name) ?? 0
     );
   }
 
   setCursor(name: string, seq: number): void {
-    this.#ctx.db
+    this.#ctx
       .prepare(
         'INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq',
       )
@@ -88,7 +88,7 @@ export class SchedulingRepository {
   }
 
   lockHolder(): LockHolder | undefined {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[], LockHolder>(
         'SELECT pid, host, started_at AS startedAt, heartbeat_at AS heartbeatAt FROM supervisor_lock WHERE id = 1',
       )
@@ -115,7 +115,7 @@ export class SchedulingRepository {
           `another supervisor holds this database: pid ${holder.pid} on ${holder.host}, last heartbeat ${Math.round((now - holder.heartbeatAt) / 1000)} s ago; stop it first (one mlos run per database)`,
         );
       }
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `INSERT INTO supervisor_lock (id, pid, host, started_at, heartbeat_at) VALUES (1, ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host,
@@ -127,19 +127,19 @@ export class SchedulingRepository {
 
   /** Renews the lock; returns false when another process took it (this one must stop). */
   heartbeatLock(pid = process.pid, host = hostname()): boolean {
-    const { changes } = this.#ctx.db
+    const { changes } = this.#ctx
       .prepare('UPDATE supervisor_lock SET heartbeat_at = ? WHERE id = 1 AND pid = ? AND host = ?')
       .run(this.#ctx.now(), pid, host);
     return changes === 1;
   }
 
   releaseLock(pid = process.pid, host = hostname()): void {
-    this.#ctx.db.prepare('DELETE FROM supervisor_lock WHERE id = 1 AND pid = ? AND host = ?').run(pid, host);
+    this.#ctx.prepare('DELETE FROM supervisor_lock WHERE id = 1 AND pid = ? AND host = ?').run(pid, host);
   }
 
   /** Actionable needs without a live task, by priority then age, with their retry history. */
   graduationCandidates(now: number, limit = 500): GraduationCandidate[] {
-    const rows = this.#ctx.db
+    const rows = this.#ctx
       .prepare<
         [number, number],
         Omit<GraduationCandidate, 'tags' | 'orphaned'> & { tags: string | null; orphaned: number }
@@ -165,7 +165,7 @@ export class SchedulingRepository {
 
   /** Tasks by status. */
   taskCounts(): { status: string; count: number }[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[], { status: string; count: number }>(
         'SELECT status, count(*) AS count FROM tasks GROUP BY status ORDER BY status',
       )
@@ -174,7 +174,7 @@ export class SchedulingRepository {
 
   /** Live (queued or running) tasks per identity. */
   liveTasksByIdentity(): Map<string, number> {
-    const rows = this.#ctx.db
+    const rows = this.#ctx
       .prepare<[], { identity: string; n: number }>(
         "SELECT identity, count(*) AS n FROM tasks WHERE status IN ('queued', 'running') GROUP BY identity",
       )
@@ -184,7 +184,7 @@ export class SchedulingRepository {
 
   /** Running tasks whose lease has expired at `now` (their holder stopped making progress). */
   expiredRunning(now: number): Task[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[number], TaskRow>(
         `SELECT t.* FROM tasks t JOIN leases l ON l.need_id = t.need_id
          WHERE t.status = 'running' AND (l.task_id IS NOT t.id OR l.expires_at <= ?)`,
@@ -195,7 +195,7 @@ export class SchedulingRepository {
 
   /** Running tasks that heartbeat but made no progress since `progressBefore` (hung). */
   hungRunning(progressBefore: number): Task[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[number], TaskRow>(
         "SELECT * FROM tasks WHERE status = 'running' AND coalesce(progress_at, started_at) < ? ORDER BY id",
       )
@@ -205,7 +205,7 @@ export class SchedulingRepository {
 
   /** Tasks still queued (for reconciliation with the queue). */
   queued(): Task[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[], TaskRow>("SELECT * FROM tasks WHERE status = 'queued' ORDER BY created_at, id")
       .all()
       .map(toTask);
@@ -213,7 +213,7 @@ export class SchedulingRepository {
 
   /** Needs that are actionable or active: the run is idle when there are none (standing ones apart). */
   pendingWork(now: number): { actionable: number; active: number; queued: number; running: number } {
-    const row = this.#ctx.db
+    const row = this.#ctx
       .prepare<[number], { actionable: number; active: number; queued: number; running: number }>(
         `SELECT
            (SELECT count(*) FROM ready_needs n WHERE n.mode = 'once' AND n.orphaned = 0 AND (n.not_before IS NULL OR n.not_before <= ?)) AS actionable,
@@ -232,8 +232,8 @@ export class SchedulingRepository {
   needStates(now: number): { seq: number; needs: NeedStateRow[] } {
     const read = this.#ctx.db.transaction(() => {
       const seq =
-        this.#ctx.db.prepare<[], number>('SELECT coalesce(max(seq), 0) FROM events').pluck().get() ?? 0;
-      const rows = this.#ctx.db
+        this.#ctx.prepare<[], number>('SELECT coalesce(max(seq), 0) FROM events').pluck().get() ?? 0;
+      const rows = this.#ctx
         .prepare<
           [number],
           Omit<NeedStateRow, 'tags' | 'actionable' | 'orphaned'> & {

@@ -15,12 +15,12 @@ export class SecretRepository {
   /** The named secret, created (32 random bytes, hex) on first use. */
   getOrCreate(name: string): string {
     return this.#ctx.write(() => {
-      const row = this.#ctx.db
+      const row = this.#ctx
         .prepare<[string], { value: string }>('SELECT value FROM secrets WHERE name = ?')
         .get(name);
       if (row) return row.value;
       const value = randomBytes(32).toString('hex');
-      this.#ctx.db.prepare('INSERT INTO secrets (name, value) VALUES (?, ?)').run(name, value);
+      this.#ctx.prepare('INSERT INTO secrets (name, value) VALUES (?, ?)').run(name, value);
       return value;
     });
   }

@@ -71,14 +71,14 @@ export class TaskRepository {
   }
 
   forNeed(needId: string): Task[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[string], TaskRow>('SELECT * FROM tasks WHERE need_id = ? ORDER BY attempt')
       .all(needId)
       .map(toTask);
   }
 
   listByStatus(statuses: readonly TaskStatus[], limit = 1000): Task[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<unknown[], TaskRow>(
         `SELECT * FROM tasks WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY created_at, id LIMIT ?`,
       )
@@ -93,14 +93,14 @@ export class TaskRepository {
   create(needId: string, identity: string, options: { queue?: string } = {}): Task {
     parseInput(NameSchema, identity, 'identity name');
     return this.#ctx.write(() => {
-      const need = this.#ctx.db
+      const need = this.#ctx
         .prepare<[string], { status: string }>('SELECT status FROM needs WHERE id = ?')
         .get(needId);
       if (!need) throw new NotFoundError('need', needId);
       if (need.status !== 'open' && need.status !== 'active') {
         throw new UserError(`need ${needId} is ${need.status}: only open or active needs get tasks`);
       }
-      if (!this.#ctx.db.prepare('SELECT 1 FROM identity_pins WHERE name = ?').get(identity)) {
+      if (!this.#ctx.prepare('SELECT 1 FROM identity_pins WHERE name = ?').get(identity)) {
         throw new NotFoundError('identity', identity, 'list identities with `mlos identity list`');
       }
       const live = this.liveFor(needId);
@@ -109,20 +109,20 @@ export class TaskRepository {
           code: 'task_live',
         });
       const attempt =
-        (this.#ctx.db
+        (this.#ctx
           .prepare<[string], number>('SELECT coalesce(max(attempt), 0) FROM tasks WHERE need_id = ?')
           .pluck()
           .get(needId) ?? 0) + 1;
       const id = this.#ctx.ids.next('task');
       const now = this.#ctx.now();
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `INSERT INTO tasks (id, need_id, identity, status, attempt, created_at)
            VALUES (?, ?, ?, 'queued', ?, ?)`,
         )
         .run(id, needId, identity, attempt, now);
       if (options.queue) {
-        this.#ctx.db
+        this.#ctx
           .prepare('INSERT INTO outbox (task_id, queue, created_at) VALUES (?, ?, ?)')
           .run(id, options.queue, now);
       }
@@ -139,10 +139,7 @@ export class TaskRepository {
     return this.#ctx.write(() => {
       const task = this.require(taskId);
       assertTransition('task', taskId, task.status, 'running');
-      if (
-        options.agentId &&
-        !this.#ctx.db.prepare('SELECT 1 FROM agents WHERE id = ?').get(options.agentId)
-      ) {
+      if (options.agentId && !this.#ctx.prepare('SELECT 1 FROM agents WHERE id = ?').get(options.agentId)) {
         throw new NotFoundError(
           'agent',
           options.agentId,
@@ -151,19 +148,19 @@ export class TaskRepository {
       }
       const token = this.#leases.grant(task.needId, taskId, options.leaseUntil);
       const now = this.#ctx.now();
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `UPDATE tasks SET status = 'running', agent_id = ?, fencing_token = ?, started_at = ?, heartbeat_at = ?,
            progress_at = ? WHERE id = ?`,
         )
         .run(options.agentId ?? null, token, now, now, now, taskId);
-      const need = this.#ctx.db
+      const need = this.#ctx
         .prepare<[string], { status: string; version: number }>(
           'SELECT status, version FROM needs WHERE id = ?',
         )
         .get(task.needId)!;
       if (need.status === 'open') {
-        this.#ctx.db
+        this.#ctx
           .prepare("UPDATE needs SET status = 'active', version = version + 1, updated_at = ? WHERE id = ?")
           .run(now, task.needId);
       }
@@ -182,7 +179,7 @@ export class TaskRepository {
     return this.#ctx.write(() => {
       const task = this.require(taskId);
       if (task.packHash === packHash) return task;
-      this.#ctx.db.prepare('UPDATE tasks SET pack_hash = ? WHERE id = ?').run(packHash, taskId);
+      this.#ctx.prepare('UPDATE tasks SET pack_hash = ? WHERE id = ?').run(packHash, taskId);
       this.#ctx.emit({ kind: 'task.booted', entity: taskId, needId: task.needId, payload: { packHash } });
       return this.require(taskId);
     });
@@ -211,7 +208,7 @@ export class TaskRepository {
       if (end.fence) this.#leases.assertFence(task.needId, end.fence);
       const now = this.#ctx.now();
       const terminal = TERMINAL.includes(to);
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `UPDATE tasks SET status = ?, outcome = coalesce(?, outcome), summary = coalesce(?, summary),
            error = coalesce(?, error), finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?`,
@@ -221,12 +218,12 @@ export class TaskRepository {
         const lease = this.#leases.require(task.needId);
         if (lease.taskId === taskId) this.#leases.revoke(task.needId);
         // A task that ended spends nothing more: its open reservations are released.
-        this.#ctx.db
+        this.#ctx
           .prepare(
             "UPDATE budget_entries SET state = 'released', settled_at = ? WHERE task_id = ? AND state = 'reserved'",
           )
           .run(now, taskId);
-        this.#ctx.db
+        this.#ctx
           .prepare(
             "UPDATE needs SET status = 'open', version = version + 1, updated_at = ? WHERE id = ? AND status = 'active'",
           )

@@ -110,7 +110,7 @@ export class ViewRepository {
     const { where, params } = selectionWhere(selection);
     const sql = `SELECT n.*, (SELECT json_group_array(tag) FROM (SELECT tag FROM need_tags t WHERE t.need_id = n.id ORDER BY tag)) AS tags
       FROM needs n ${where} ORDER BY n.priority, n.created_at, n.id`;
-    return this.#ctx.db
+    return this.#ctx
       .prepare<unknown[], NeedRow>(sql)
       .all(...params)
       .map(toNeed);
@@ -121,7 +121,7 @@ export class ViewRepository {
     const { where, params } = selectionWhere(selection);
     const sql = `SELECT n.id, n.title, n.status, n.priority, n.scope, n.created_at, n.unmet_since, n.orphaned
       FROM needs n ${where} ORDER BY n.priority, n.created_at, n.id`;
-    const rows = this.#ctx.db
+    const rows = this.#ctx
       .prepare<unknown[], unknown[]>(sql)
       .raw()
       .all(...params);
@@ -139,7 +139,7 @@ export class ViewRepository {
 
   /** Every held lease with its task's identity, by need id. */
   leaseHolders(): LeaseHolder[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[], LeaseHolder>(
         `SELECT l.need_id AS needId, l.task_id AS taskId, t.identity AS identity, t.agent_id AS agentId
          FROM leases l JOIN tasks t ON t.id = l.task_id WHERE l.task_id IS NOT NULL ORDER BY l.need_id`,
@@ -149,7 +149,7 @@ export class ViewRepository {
 
   /** Every `depends_on` edge with the status of its target, by from then to. */
   dependencies(): Dependency[] {
-    const rows = this.#ctx.db
+    const rows = this.#ctx
       .prepare<[], unknown[]>(
         `SELECT e.from_id, e.to_id, d.status FROM edges e JOIN needs d ON d.id = e.to_id
          WHERE e.rel = 'depends_on' ORDER BY e.from_id, e.to_id`,
@@ -164,7 +164,7 @@ export class ViewRepository {
    * name it as their target (an edge event carries the id of its source only).
    */
   needSeqs(): Map<string, number> {
-    const rows = this.#ctx.db
+    const rows = this.#ctx
       .prepare<[], [string, number]>(
         `SELECT need_id, max(seq) FROM (
            SELECT need_id, seq FROM events WHERE need_id IS NOT NULL
@@ -181,7 +181,7 @@ export class ViewRepository {
   /** The seq of the latest event carrying one of the given need ids (0 when none). */
   maxSeq(needIds: readonly string[]): number {
     return (
-      this.#ctx.db
+      this.#ctx
         .prepare<[string], number>(
           'SELECT coalesce(max(seq), 0) FROM events WHERE need_id IN (SELECT value FROM json_each(?))',
         )
@@ -193,7 +193,7 @@ export class ViewRepository {
   /** The seq of the latest `workspace.*` event about the named workspace (0 when none). */
   workspaceSeq(name: string): number {
     return (
-      this.#ctx.db
+      this.#ctx
         .prepare<[string], number>(
           "SELECT coalesce(max(seq), 0) FROM events WHERE kind GLOB 'workspace.*' AND entity = ?",
         )
@@ -204,7 +204,7 @@ export class ViewRepository {
 
   /** Every edge leaving or arriving at one of `ids`, by from, rel, to. */
   edgesTouching(ids: readonly string[]): Edge[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[string, string], { from: string; rel: EdgeRel; to: string; createdAt: number }>(
         `SELECT from_id AS "from", rel, to_id AS "to", created_at AS createdAt FROM edges
          WHERE from_id IN (SELECT value FROM json_each(?)) OR to_id IN (SELECT value FROM json_each(?))
@@ -215,7 +215,7 @@ export class ViewRepository {
 
   /** Labels of the given nodes (needs, tasks, artifacts); unknown ids are left out. */
   nodeLabels(ids: readonly string[]): Map<string, NodeLabel> {
-    const rows = this.#ctx.db
+    const rows = this.#ctx
       .prepare<[string, string, string], NodeLabel>(
         `SELECT id, 'need' AS kind, title, status FROM needs WHERE id IN (SELECT value FROM json_each(?))
          UNION ALL
@@ -229,7 +229,7 @@ export class ViewRepository {
 
   /** Tasks of the given needs, by need then attempt. */
   tasksOf(needIds: readonly string[]): TaskLine[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[string], TaskLine>(
         `SELECT id, need_id AS needId, identity, agent_id AS agentId, status, attempt, outcome, summary, error,
            created_at AS createdAt, started_at AS startedAt, finished_at AS finishedAt
@@ -240,7 +240,7 @@ export class ViewRepository {
 
   /** Artifacts the given needs reference, by need, then age, then id. */
   artifactsOf(needIds: readonly string[]): ArtifactLine[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[string], ArtifactLine>(
         `SELECT e.from_id AS needId, a.id, a.kind, a.title, a.uri, a.summary, a.token_count AS tokenCount,
            a.created_at AS createdAt
@@ -253,7 +253,7 @@ export class ViewRepository {
 
   /** The latest `perNeed` events about each of the given needs, by need then newest first. */
   recentEvents(needIds: readonly string[], perNeed: number): EventLine[] {
-    return this.#ctx.db
+    return this.#ctx
       .prepare<[string, number], EventLine>(
         `SELECT seq, at, actor, kind, entity, need_id AS needId FROM (
            SELECT seq, at, actor, kind, entity, need_id,

@@ -34,7 +34,7 @@ export class WorkspaceRepository {
           `workspace ${w.name} already exists: pick another name, or pass --replace to change it`,
         );
       }
-      this.#ctx.db
+      this.#ctx
         .prepare(
           `INSERT INTO workspaces (name, tags_any, tags_all, scope, statuses, out_dir, created_at)
            VALUES (@name, @tagsAny, @tagsAll, @scope, @statuses, @outDir, @now)
@@ -65,7 +65,7 @@ export class WorkspaceRepository {
 
   /** The named workspace; `default` is created on first use with the output folder `views`. */
   get(name: string): Workspace | undefined {
-    const row = this.#ctx.db
+    const row = this.#ctx
       .prepare<[string], WorkspaceRow>('SELECT * FROM workspaces WHERE name = ?')
       .get(name);
     if (row) return toWorkspace(row);
@@ -81,7 +81,7 @@ export class WorkspaceRepository {
   }
 
   list(): Workspace[] {
-    const rows = this.#ctx.db
+    const rows = this.#ctx
       .prepare<[], WorkspaceRow>('SELECT * FROM workspaces ORDER BY name')
       .all()
       .map(toWorkspace);

@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+/**
+ * End-to-end benchmark of `mlos run`'s machinery with no-op agents (the scripted `noop` model:
+ * one finish call per session). Measured in one run:
+ *   - distributed path: needs → graduation → outbox → BullMQ → worker → agent session through
+ *     the guard → finish, against raw BullMQ no-op jobs (same Redis, same concurrency): tasks/s
+ *     and the ratio (goal ≥ 0.5, stretch 0.8);
+ *   - graduation-to-pickup latency on an idle system: a task's creation to its start (p50, p99;
+ *     goal p99 < 10 ms);
+ *   - embedded throughput (in-process queue and bus).
+ * Run: npm run build && node bench/run-e2e.mjs [tasks]
+ * Prints one JSON object on stdout and a table on stderr. Without Redis, the Redis figures are
+ * reported as skipped.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue, Worker } from 'bullmq';
+import { createAdapters } from '../dist/scheduler/adapters.js';
+import { silentLogger } from '../dist/scheduler/logger.js';
+import { Runtime } from '../dist/scheduler/runtime.js';
+import { Store } from '../dist/store/index.js';
+
+const TASKS = Number(process.argv[2] ?? 300);
+const CONCURRENCY = 8;
+const REDIS = process.env.MLOS_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ROOT = new URL('..', import.meta.url).pathname;
+
+function identitiesDir(dir) {
+  const out = join(dir, 'identities');
+  mkdirSync(out);
+  for (const file of readdirSync(join(ROOT, 'identities'))) {
+    const text = readFileSync(join(ROOT, 'identities', file), 'utf8')
+      .replace(/per_day: \d+/, 'per_day: 1000000000')
+      .replace(/capacity: \d+/, `capacity: ${CONCURRENCY}`);
+    writeFileSync(join(out, file), text);
+  }
+  return out;
+}
+
+async function runtimeFor(redisUrl) {
+  const dir = mkdtempSync(join(tmpdir(), 'mlos-bench-'));
+  const store = Store.open(join(dir, 'mlos.db'), { actor: 'bench' });
+  const { queue, bus } = await createAdapters({
+    redisUrl,
+    namespace: `bench${randomUUID().slice(0, 8)}`,
+    log: silentLogger,
+  });
+  const runtime = new Runtime({
+    store,
+    queue,
+    bus,
+    identitiesDir: identitiesDir(dir),
+    embeddedWorkers: true,
+    concurrency: CONCURRENCY,
+    leaseMs: 60_000,
+    heartbeatMs: 5000,
+    loopMs: 200,
+    maxAttempts: 3,
+    providerOverrides: { provider: 'scripted', model: 'noop' },
+    env: {},
+    compileViews: false,
+    runTokenLimit: null,
+  });
+  await runtime.start();
+  return {
+    store,
+    runtime,
+    async close() {
+      await runtime.close(5000);
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const tags = [['kernel'], ['context'], ['cleanup']];
+
+/** Creates `n` independent needs at once and waits until all are resolved: tasks per second. */
+async function throughput(redisUrl, n) {
+  const env = await runtimeFor(redisUrl);
+  const started = performance.now();
+  env.store.transaction(() => {
+    for (let i = 0; i < n; i++) env.store.needs.create({ title: `noop ${i}`, tags: tags[i % 3] });
+  });
+  env.runtime.supervisor.kick();
+  while (
+    env.store.needs
+      .counts()
+      .filter((c) => c.status === 'resolved')
+      .reduce((a, c) => a + c.count, 0) < n
+  ) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await env.close();
+  return { tasks: n, seconds: round(seconds), tasksPerSec: round(n / seconds) };
+}
+
+/** One need at a time on an idle system: the task's creation to its start (pickup). */
+async function latency(redisUrl, samples) {
+  const env = await runtimeFor(redisUrl);
+  const lat = [];
+  for (let i = 0; i < samples; i++) {
+    const need = env.store.needs.create({ title: `probe ${i}`, tags: ['kernel'] });
+    env.runtime.supervisor.kick();
+    for (;;) {
+      const task = env.store.tasks.forNeed(need.id)[0];
+      if (task?.startedAt != null && env.store.needs.require(need.id).status === 'resolved') {
+        lat.push(task.startedAt - task.createdAt);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+  await env.close();
+  lat.sort((a, b) => a - b);
+  const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
+  return { samples, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: lat[lat.length - 1] };
+}
+
+/** Raw BullMQ: n no-op jobs added in bulk, one worker at the same concurrency. */
+async function rawBullmq(n) {
+  const { hostname, port } = new URL(REDIS);
+  const connection = { host: hostname, port: Number(port || 6379), maxRetriesPerRequest: null };
+  const prefix = `mlos-bench-raw-${randomUUID().slice(0, 8)}`;
+  const queue = new Queue('raw', { connection, prefix });
+  let done = 0;
+  let finish;
+  const all = new Promise((r) => {
+    finish = r;
+  });
+  const worker = new Worker('raw', async () => {}, { connection, prefix, concurrency: CONCURRENCY });
+  worker.on('completed', () => {
+    if (++done === n) finish();
+  });
+  const started = performance.now();
+  for (let i = 0; i < n; i++) {
+    await queue.add(
+      'noop',
+      { i },
+      { jobId: `raw-${i}`, attempts: 1, removeOnComplete: 1000, removeOnFail: 1000 },
+    );
+  }
+  await all;
+  const seconds = (performance.now() - started) / 1000;
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  return { jobs: n, seconds: round(seconds), jobsPerSec: round(n / seconds) };
+}
+
+function round(x) {
+  return Math.round(x * 1000) / 1000;
+}
+
+function redisAnswers() {
+  const { hostname, port } = new URL(REDIS);
+  return new Promise((resolve) => {
+    const s = connect({ host: hostname, port: Number(port || 6379) });
+    const done = (ok) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(1000, () => done(false));
+    s.once('error', () => done(false));
+    s.once('connect', () => done(true));
+  });
+}
+
+const result = { bench: 'run-e2e', tasks: TASKS, concurrency: CONCURRENCY };
+result.embedded = await throughput(undefined, TASKS);
+result.embeddedLatency = await latency(undefined, 50);
+if (await redisAnswers()) {
+  result.raw = await rawBullmq(TASKS);
+  result.distributed = await throughput(REDIS, TASKS);
+  result.ratio = round(result.distributed.tasksPerSec / result.raw.jobsPerSec);
+  result.distributedLatency = await latency(REDIS, 50);
+} else {
+  result.skipped = 'redis unavailable: no BullMQ figures';
+}
+console.log(JSON.stringify(result));
+const row = (k, v) => `${k.padEnd(34)} ${v}`;
+console.error(
+  [
+    row('embedded tasks/s', result.embedded.tasksPerSec),
+    row('embedded pickup p50 / p99 ms', `${result.embeddedLatency.p50Ms} / ${result.embeddedLatency.p99Ms}`),
+    ...(result.raw
+      ? [
+          row('raw BullMQ no-op jobs/s', result.raw.jobsPerSec),
+          row('mlos via BullMQ tasks/s', result.distributed.tasksPerSec),
+          row('ratio (goal ≥ 0.5)', result.ratio),
+          row(
+            'BullMQ pickup p50 / p99 ms',
+            `${result.distributedLatency.p50Ms} / ${result.distributedLatency.p99Ms}`,
+          ),
+        ]
+      : [row('redis', 'skipped')]),
+  ].join('\n'),
+);
+process.exit(0);
