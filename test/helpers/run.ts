@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { identityHash } from '../../src/kernel/identity/index.js';
 import { Store } from '../../src/store/index.js';
 import { BIN } from './cli.js';
@@ -115,5 +117,28 @@ export function pinExamples(dbPath: string, readFile: (p: string) => string): vo
     }
   } finally {
     store.close();
+  }
+}
+
+/** Every need resolved exactly once, as the event log and the tasks prove; nothing left active. */
+export function expectEachResolvedOnce(dbPath: string, ids: readonly string[]) {
+  const c = census(dbPath);
+  expect(c.resolved).toBe(ids.length);
+  expect(c.active).toBe(0);
+  for (const id of ids) {
+    expect(c.resolvedEvents.get(id), id).toBe(1);
+    expect(c.succeededResolving.get(id), id).toBe(1);
+  }
+  expect(c.verified).toBe(true);
+  return c;
+}
+
+/** Copies the example identities into `dir`/identities with daily budgets large enough for hundreds of sessions. */
+export function copyIdentitiesWithLargeBudgets(dir: string): void {
+  const target = join(dir, 'identities');
+  cpSync(IDENTITIES_DIR, target, { recursive: true });
+  for (const file of readdirSync(target)) {
+    const path = join(target, file);
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/per_day: \d+/, 'per_day: 500000000'));
   }
 }

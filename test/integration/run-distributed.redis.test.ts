@@ -1,10 +1,17 @@
-import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
-import { IDENTITIES_DIR } from '../helpers/guard.js';
 import { freePort, PrivateRedis } from '../helpers/redis-server.js';
-import { census, type RunningProcess, seedWork, spawnMlos, WORK_SCRIPT, waitFor } from '../helpers/run.js';
+import {
+  census,
+  copyIdentitiesWithLargeBudgets,
+  expectEachResolvedOnce,
+  type RunningProcess,
+  seedWork,
+  spawnMlos,
+  WORK_SCRIPT,
+  waitFor,
+} from '../helpers/run.js';
 
 const TOKENS = { MLOS_OPERATOR_TOKEN: 'it-operator-token', MLOS_WORKER_TOKEN: 'it-worker-token' };
 
@@ -23,11 +30,7 @@ describe.skipIf(!inject('redisAvailable'))('mlos run (distributed, Redis)', { ti
 
   beforeEach(async () => {
     ({ dir, cleanup } = tempDir());
-    cpSync(IDENTITIES_DIR, join(dir, 'identities'), { recursive: true });
-    for (const file of readdirSync(join(dir, 'identities'))) {
-      const path = join(dir, 'identities', file);
-      writeFileSync(path, readFileSync(path, 'utf8').replace(/per_day: \d+/, 'per_day: 500000000'));
-    }
+    copyIdentitiesWithLargeBudgets(dir);
     db = join(dir, 'mlos.db');
     redis = new PrivateRedis(await freePort());
     await redis.start();
@@ -91,17 +94,6 @@ describe.skipIf(!inject('redisAvailable'))('mlos run (distributed, Redis)', { ti
   };
   const started = (p: RunningProcess, what: string) =>
     waitFor(() => p.output().includes(what), 30_000, `"${what}" in the output:\n${p.output()}`);
-  const expectEachResolvedOnce = (ids: readonly string[]) => {
-    const c = census(db);
-    expect(c.resolved).toBe(ids.length);
-    expect(c.active).toBe(0);
-    for (const id of ids) {
-      expect(c.resolvedEvents.get(id), id).toBe(1);
-      expect(c.succeededResolving.get(id), id).toBe(1);
-    }
-    expect(c.verified).toBe(true);
-    return c;
-  };
 
   it('200 needs resolved by two workers; one worker SIGKILLed mid-run, the other finishes its needs', async () => {
     const ids = seedWork(db, 200);
@@ -114,7 +106,7 @@ describe.skipIf(!inject('redisAvailable'))('mlos run (distributed, Redis)', { ti
     await waitFor(() => census(db).resolved >= 30, 60_000, '30 needs resolved');
     a.child.kill('SIGKILL');
     expect(await sup.exited, sup.output()).toBe(0);
-    expectEachResolvedOnce(ids);
+    expectEachResolvedOnce(db, ids);
     b.child.kill('SIGTERM');
     await b.exited;
   });
@@ -130,7 +122,7 @@ describe.skipIf(!inject('redisAvailable'))('mlos run (distributed, Redis)', { ti
     await sup.exited;
     const again = supervisor();
     expect(await again.exited, again.output()).toBe(0);
-    expectEachResolvedOnce(ids);
+    expectEachResolvedOnce(db, ids);
     for (const w of [a, b]) w.child.kill('SIGTERM');
   });
 
@@ -145,6 +137,6 @@ describe.skipIf(!inject('redisAvailable'))('mlos run (distributed, Redis)', { ti
     await new Promise((r) => setTimeout(r, 1500));
     await redis.start();
     expect(await sup.exited, sup.output()).toBe(0);
-    expectEachResolvedOnce(ids);
+    expectEachResolvedOnce(db, ids);
   });
 });

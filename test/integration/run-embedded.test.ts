@@ -1,9 +1,15 @@
-import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/cli.js';
-import { IDENTITIES_DIR } from '../helpers/guard.js';
-import { census, seedWork, spawnMlos, WORK_SCRIPT, waitFor } from '../helpers/run.js';
+import {
+  census,
+  copyIdentitiesWithLargeBudgets,
+  expectEachResolvedOnce,
+  seedWork,
+  spawnMlos,
+  WORK_SCRIPT,
+  waitFor,
+} from '../helpers/run.js';
 
 const RUN_FLAGS = [
   '--until-idle',
@@ -30,33 +36,17 @@ describe('mlos run (embedded)', { timeout: 180_000 }, () => {
   let db: string;
   beforeEach(() => {
     ({ dir, cleanup } = tempDir());
-    cpSync(IDENTITIES_DIR, join(dir, 'identities'), { recursive: true });
-    // Hundreds of sessions a day: raise the example identities' daily token budgets.
-    for (const file of readdirSync(join(dir, 'identities'))) {
-      const path = join(dir, 'identities', file);
-      writeFileSync(path, readFileSync(path, 'utf8').replace(/per_day: \d+/, 'per_day: 500000000'));
-    }
+    copyIdentitiesWithLargeBudgets(dir);
     db = join(dir, 'mlos.db');
   });
   afterEach(() => cleanup());
-
-  const expectEachResolvedOnce = (ids: readonly string[]) => {
-    const c = census(db);
-    expect(c.resolved).toBe(ids.length);
-    for (const id of ids) {
-      expect(c.resolvedEvents.get(id), id).toBe(1);
-      expect(c.succeededResolving.get(id), id).toBe(1);
-    }
-    expect(c.verified).toBe(true);
-    return c;
-  };
 
   it('resolves 200 needs with dependencies and exits 0 when idle', async () => {
     const ids = seedWork(db, 200);
     const run = spawnMlos(['run', ...RUN_FLAGS], dir);
     expect(await run.exited, run.output()).toBe(0);
     expect(run.output()).toContain('mlos run stopped (idle): 200 needs resolved');
-    expectEachResolvedOnce(ids);
+    expectEachResolvedOnce(db, ids);
   });
 
   it('a second mlos run on the same database refuses and names the holder', async () => {
@@ -83,7 +73,7 @@ describe('mlos run (embedded)', { timeout: 180_000 }, () => {
     expect(before.resolved).toBeLessThan(120);
     const second = spawnMlos(['run', ...RUN_FLAGS], dir);
     expect(await second.exited, second.output()).toBe(0);
-    expectEachResolvedOnce(ids);
+    expectEachResolvedOnce(db, ids);
   });
 
   it('drains on SIGTERM: the run stops cleanly and a later run finishes the work', async () => {
@@ -97,6 +87,6 @@ describe('mlos run (embedded)', { timeout: 180_000 }, () => {
     expect(after.active).toBe(0);
     const second = spawnMlos(['run', ...RUN_FLAGS], dir);
     expect(await second.exited, second.output()).toBe(0);
-    expectEachResolvedOnce(ids);
+    expectEachResolvedOnce(db, ids);
   });
 });

@@ -5,7 +5,7 @@ import { type NewArtifact, NewArtifactSchema, parseInput } from '../schemas.js';
 import type { Artifact, ArtifactKind, Fence } from '../types.js';
 import type { EdgeRepository } from './edges.js';
 
-interface ArtifactRow {
+export interface ArtifactRow {
   id: string;
   kind: ArtifactKind;
   uri: string | null;
@@ -132,7 +132,7 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-function toArtifact(row: ArtifactRow): Artifact {
+export function toArtifact(row: ArtifactRow): Artifact {
   return {
     id: row.id,
     kind: row.kind,

@@ -2,6 +2,7 @@ import type { StoreContext } from '../context.js';
 import type { EventLog } from '../event-log.js';
 import type { NeedStatus } from '../transitions.js';
 import type { Artifact, ArtifactKind, Need, StoredEvent, Task } from '../types.js';
+import { type ArtifactRow, toArtifact } from './artifacts.js';
 import type { NeedRepository } from './needs.js';
 import type { TaskRepository } from './tasks.js';
 
@@ -11,18 +12,6 @@ import type { TaskRepository } from './tasks.js';
  * same database always gives the same rows. The shapes match the kernel's `PackSource` and
  * `AwarenessSource` ports structurally; the store does not import them.
  */
-
-interface ArtifactRow {
-  id: string;
-  kind: ArtifactKind;
-  uri: string | null;
-  title: string;
-  content: string | null;
-  content_hash: string;
-  summary: string | null;
-  token_count: number;
-  created_at: number;
-}
 
 interface LineRow {
   id: string;
@@ -355,18 +344,4 @@ export class PackReadRepository {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function toArtifact(row: ArtifactRow): Artifact {
-  return {
-    id: row.id,
-    kind: row.kind,
-    uri: row.uri,
-    title: row.title,
-    content: row.content,
-    contentHash: row.content_hash,
-    summary: row.summary,
-    tokenCount: row.token_count,
-    createdAt: row.created_at,
-  };
 }
