@@ -21,6 +21,7 @@ import {
 } from '../../kernel/identity/index.js';
 import { NameSchema, NotFoundError, type Store, UserError } from '../../store/index.js';
 import { output, withStore } from '../context.js';
+import { callGuardAsOperator } from '../operator.js';
 
 const DEFAULT_DIR = 'identities';
 
@@ -148,10 +149,13 @@ export function registerIdentityCommands(program: Command): void {
       .argument('<name>', 'identity name')
       .action(async (name: string, _flags: unknown, command: Command) => {
         checkName(name);
-        await withStore(command, (store) => {
-          const pin = store.identities.setPaused(name, paused);
+        await withStore(command, async (store) => {
+          // Through the guard, like every operator transition.
+          const { data } = await callGuardAsOperator(store, paused ? 'pause_identity' : 'resume_identity', {
+            name,
+          });
           process.stdout.write(
-            pin.paused
+            data['paused']
               ? `paused ${name}: it gets no new work until \`mlos identity resume ${name}\`\n`
               : `resumed ${name}\n`,
           );

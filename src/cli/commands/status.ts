@@ -1,8 +1,6 @@
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Command } from 'commander';
-import { connectInMemory, createGuardDeps, createGuardServer, OPERATOR } from '../../mcp/index.js';
-import { MlosError } from '../../store/index.js';
 import { output, withStore } from '../context.js';
+import { callGuardAsOperator } from '../operator.js';
 
 export function registerStatusCommands(program: Command): void {
   program
@@ -75,20 +73,11 @@ export function registerStatusCommands(program: Command): void {
     .option('--reason <text>', 'why, recorded in the event log')
     .action(async (id: string, flags: { reason?: string }, command: Command) => {
       await withStore(command, async (store) => {
-        const server = createGuardServer(createGuardDeps(store.as('operator')), OPERATOR);
-        const client = await connectInMemory(server, 'mlos-cli');
-        try {
-          const result = (await client.callTool({
-            name: 'cancel_task',
-            arguments: { task_id: id, ...(flags.reason && { reason: flags.reason }) },
-          })) as CallToolResult;
-          const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
-          if (result.isError) throw new MlosError('refused', text.replace(/^cancel_task refused: /, ''));
-          process.stdout.write(`${text}\n`);
-        } finally {
-          await client.close();
-          await server.close();
-        }
+        const { text } = await callGuardAsOperator(store, 'cancel_task', {
+          task_id: id,
+          ...(flags.reason && { reason: flags.reason }),
+        });
+        process.stdout.write(`${text}\n`);
       });
     });
 }

@@ -1,0 +1,82 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Store } from '../../src/store/index.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { freePort } from '../helpers/redis-server.js';
+import { spawnMlos, waitFor } from '../helpers/run.js';
+
+/** What an operator does around `mlos run`: status, cancel, pause, health and metrics. */
+describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
+  let dir: string;
+  let cleanup: () => void;
+  const mlos = (...args: string[]) => runCli(args, { cwd: dir });
+  beforeAll(() => {
+    ({ dir, cleanup } = tempDir());
+    expect(mlos('init').code).toBe(0);
+    expect(mlos('identity', 'sync').code).toBe(0);
+  });
+  afterAll(() => cleanup());
+
+  it('cancels a task through the guard, bumping the fencing token; a second cancel is refused', () => {
+    const need = mlos('need', 'add', 'Cancel me', '--tags', 'kernel').stdout.trim();
+    const store = Store.open(join(dir, 'mlos.db'));
+    const task = store.tasks.create(need, 'architect');
+    const before = store.leases.require(need).fencingToken;
+    store.close();
+    const r = mlos('task', 'cancel', task.id, '--reason', 'wrong approach');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`task ${task.id} cancelled`);
+    const again = mlos('task', 'cancel', task.id);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/cancelled → cancelled is not allowed \(cancelled is final\)/);
+    const after = Store.open(join(dir, 'mlos.db'));
+    expect(after.leases.require(need).fencingToken).toBeGreaterThan(before);
+    expect(after.tasks.require(task.id).error).toBe('wrong approach');
+    after.close();
+  });
+
+  it('pauses and resumes an identity through the guard', () => {
+    expect(mlos('identity', 'pause', 'janitor').stdout).toContain('paused janitor');
+    expect(mlos('identity', 'list').stdout).toMatch(/janitor.*paused/);
+    expect(mlos('identity', 'resume', 'janitor').stdout).toContain('resumed janitor');
+  });
+
+  it('serves /healthz and /metrics while running, and status reports the run', async () => {
+    const port = await freePort();
+    const run = spawnMlos(['run', '--demo', '--listen', `127.0.0.1:${port}`, '--log-format', 'json'], dir);
+    await waitFor(() => run.output().includes('mlos run started'), 30_000, 'the run to start');
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(health.status).toBe(200);
+    await waitFor(
+      async () =>
+        (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).includes(
+          'mlos_needs{status="resolved"}',
+        ),
+      30_000,
+      'metrics',
+    );
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const name of [
+      'mlos_needs',
+      'mlos_tasks',
+      'mlos_queue_depth',
+      'mlos_tokens_total',
+      'mlos_cost_usd_total',
+      'mlos_takeovers_total',
+      'mlos_lease_expiries_total',
+    ]) {
+      expect(metrics).toContain(`# TYPE ${name} `);
+    }
+    const status = JSON.parse(mlos('status', '--json').stdout) as {
+      supervisor: { alive: boolean };
+      agents: unknown[];
+    };
+    expect(status.supervisor.alive).toBe(true);
+    expect(status.agents.length).toBe(3);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    const stopped = JSON.parse(mlos('status', '--json').stdout) as { supervisor: unknown; agents: unknown[] };
+    expect(stopped.supervisor).toBeNull();
+    expect(stopped.agents).toEqual([]);
+  });
+});
