@@ -1,0 +1,149 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MemoryNeedBus } from '../../../src/roundtable/memory-need-bus.js';
+import type { BusEvent, NeedSnapshot } from '../../../src/roundtable/need-bus.js';
+import { MemoryTaskQueue } from '../../../src/scheduler/memory-task-queue.js';
+import { routeNeed } from '../../../src/scheduler/routing.js';
+import { Supervisor } from '../../../src/scheduler/supervisor.js';
+import { createGuardWorld } from '../../helpers/guard.js';
+
+/** The supervisor's tick on a manual clock with the in-process queue and bus. */
+describe('supervisor graduation', () => {
+  let world: ReturnType<typeof createGuardWorld>;
+  let queue: MemoryTaskQueue;
+  let bus: MemoryNeedBus;
+  let supervisor: Supervisor;
+  let capacity: number;
+  beforeEach(() => {
+    world = createGuardWorld();
+    queue = new MemoryTaskQueue();
+    bus = new MemoryNeedBus();
+    capacity = 5;
+    supervisor = new Supervisor({
+      store: world.store.as('supervisor'),
+      queue,
+      bus,
+      clock: world.clock,
+      maxAttempts: 2,
+      slots: () =>
+        ['architect', 'context-manager', 'janitor'].map((n) => ({ identity: world.identity(n), capacity })),
+    });
+  });
+  afterEach(async () => {
+    await supervisor.close();
+    await queue.close(100);
+    await bus.close();
+    await world.close();
+  });
+
+  const held = async (identity: string) => [...(await queue.held(identity))];
+
+  it('graduates actionable needs to the best-matching identity, writes the outbox and drains it at once', async () => {
+    await supervisor.start();
+    const kernel = world.store.needs.create({ title: 'K', tags: ['kernel', 'context'] });
+    const ctx = world.store.needs.create({ title: 'C', tags: ['context', 'retrieval'] });
+    const blocked = world.store.needs.create({ title: 'B', tags: ['kernel'], dependsOn: [kernel.id] });
+    const stats = await supervisor.tick();
+    expect(stats.graduated).toBe(2);
+    expect(stats.enqueued).toBe(2);
+    expect(world.store.tasks.liveFor(kernel.id)?.identity).toBe('architect');
+    expect(world.store.tasks.liveFor(ctx.id)?.identity).toBe('context-manager');
+    expect(world.store.tasks.liveFor(blocked.id)).toBeUndefined();
+    expect(await held('architect')).toEqual([world.store.tasks.liveFor(kernel.id)!.id]);
+    expect(world.store.scheduling.outbox()).toEqual([]);
+    // A second tick graduates nothing twice.
+    expect((await supervisor.tick()).graduated).toBe(0);
+  });
+
+  it('respects capacity and routes ties to the lower load, then the name', async () => {
+    capacity = 1;
+    await supervisor.start();
+    for (let i = 0; i < 3; i++) world.store.needs.create({ title: `k${i}`, tags: ['kernel'] });
+    expect((await supervisor.tick()).graduated).toBe(1);
+    const slots = ['janitor', 'architect'].map((n) => ({
+      identity: world.identity(n),
+      capacity: 3,
+      load: 1,
+    }));
+    expect(routeNeed(['schema'], slots)?.identity.name).toBe('janitor');
+    expect(routeNeed(['methodology'], slots)?.identity.name).toBe('architect');
+    expect(routeNeed(['nobody'], slots)).toBeUndefined();
+  });
+
+  it('expires leases without progress, retries, and escalates after max attempts (the dead-letter path)', async () => {
+    await supervisor.start();
+    const need = world.store.needs.create({ title: 'Flaky', tags: ['kernel'], priority: 3 });
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      await supervisor.tick();
+      const task = world.store.tasks.liveFor(need.id)!;
+      expect(task.attempt).toBe(attempt);
+      world.store.claims.claim(need.id, { identity: 'architect', leaseMs: 1000 });
+      world.clock.advance(5000);
+      const stats = await supervisor.tick();
+      expect(stats.expired).toBe(1);
+      expect(world.store.tasks.require(task.id).error).toMatch(/^(dead|hung): /);
+    }
+    const after = world.store.needs.require(need.id);
+    expect(after.orphaned).toBe(true);
+    expect(after.priority).toBe(0);
+    expect(world.store.tasks.liveFor(need.id)).toBeUndefined();
+    expect((await supervisor.tick()).graduated).toBe(0);
+  });
+
+  it('graduates a standing need again on its cadence', async () => {
+    await supervisor.start();
+    const need = world.store.needs.create({
+      title: 'Sweep',
+      tags: ['cleanup'],
+      mode: 'standing',
+      cadenceMs: 60_000,
+    });
+    await supervisor.tick();
+    const first = world.store.tasks.liveFor(need.id)!;
+    const claim = world.store.claims.claim(need.id, { identity: 'janitor', leaseMs: 60_000 });
+    world.store.claims.finish(claim.fence, { outcome: 'progressed', summary: 'swept' });
+    expect(world.store.tasks.require(first.id).outcome).toBe('progressed');
+    world.clock.advance(30_000);
+    expect((await supervisor.tick()).graduated).toBe(0);
+    world.clock.advance(31_000);
+    expect((await supervisor.tick()).graduated).toBe(1);
+    expect(world.store.tasks.liveFor(need.id)?.attempt).toBe(2);
+  });
+
+  it('reconciles: a task queued in SQLite but missing from the queue is enqueued again', async () => {
+    const need = world.store.needs.create({ title: 'Lost job', tags: ['kernel'] });
+    const task = world.store.tasks.create(need.id, 'architect');
+    expect(await held('architect')).toEqual([]);
+    await supervisor.start();
+    expect(await held('architect')).toEqual([task.id]);
+  });
+
+  it('publishes every event on the bus in seq order, with a snapshot to resync from', async () => {
+    const seen: BusEvent[] = [];
+    let snapshot: NeedSnapshot | undefined;
+    await bus.subscribe({
+      onEvents: (events) => seen.push(...events),
+      onResync: (s) => {
+        snapshot = s;
+      },
+    });
+    await supervisor.start();
+    world.store.needs.create({ title: 'Visible', tags: ['kernel'] });
+    await supervisor.tick();
+    const head = world.store.events.headSeq();
+    const seqs = seen.map((e) => e.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(Math.max(snapshot?.seq ?? 0, ...seqs)).toBe(head);
+    expect((await bus.snapshot())?.needs.some((n) => n.title === 'Visible')).toBe(true);
+  });
+
+  it('refuses to start while another live supervisor holds the database, naming it', async () => {
+    world.store.scheduling.acquireLock(15_000, 1, 'elsewhere');
+    await expect(supervisor.start()).rejects.toThrow(
+      /another supervisor holds this database: pid 1 on elsewhere/,
+    );
+    // Once its heartbeat is stale, the holder is presumed dead and the lock is taken over.
+    world.clock.advance(16_000);
+    await supervisor.start();
+    expect(world.store.scheduling.lockHolder()?.pid).toBe(process.pid);
+  });
+});
