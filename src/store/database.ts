@@ -70,12 +70,36 @@ function migrate(db: Db, path: string, options: OpenDatabaseOptions): void {
     // Re-read inside the write lock: another process may have migrated meanwhile.
     const from = db.pragma('user_version', { simple: true }) as number;
     if (from >= SCHEMA_VERSION) return;
-    if (from > 0) options.beforeMigrate?.(db, from, SCHEMA_VERSION);
+    if (from > 0) {
+      refuseWhileSupervised(db, path, from);
+      options.beforeMigrate?.(db, from, SCHEMA_VERSION);
+    }
     for (const m of MIGRATIONS) if (m.version > from) db.exec(m.sql);
     syncTransitions(db);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   });
   apply.immediate();
+}
+
+/** A supervisor heartbeat younger than this means an `mlos run` is alive on the database. */
+export const SUPERVISOR_ALIVE_MS = 15_000;
+
+/**
+ * A newer mlos must not change the schema under a running supervisor of an older one: it refuses
+ * and names the holder. (The lock table exists from migration 1 on.)
+ */
+function refuseWhileSupervised(db: Db, path: string, from: number): void {
+  const holder = db
+    .prepare<[], { pid: number; host: string; heartbeat_at: number }>(
+      'SELECT pid, host, heartbeat_at FROM supervisor_lock WHERE id = 1',
+    )
+    .get();
+  if (holder && Date.now() - holder.heartbeat_at < SUPERVISOR_ALIVE_MS) {
+    throw new DatabaseError(
+      'db_supervised',
+      `database ${path} (schema ${from}) needs migrating to ${SCHEMA_VERSION}, but its supervisor is running (pid ${holder.pid} on ${holder.host}): stop that mlos run first`,
+    );
+  }
 }
 
 function transitionsMatch(db: Db): boolean {

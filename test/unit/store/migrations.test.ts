@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -149,5 +150,33 @@ describe.skipIf(SCHEMA_VERSION < 2)('upgrading an older database', () => {
     expect(error.message).toBe('a supervisor of an older mlos is running');
     expect({ schema: schemaOf(raw), rows: snapshot(raw) }).toEqual(before);
     expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION - 1);
+  });
+});
+
+describe('migrating under a running supervisor', () => {
+  it('is refused, naming the holder, and leaves the schema as it was', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mlos-mig-'));
+    try {
+      const path = join(dir, 'old.db');
+      const raw = new Database(path);
+      raw.exec(MIGRATIONS[0]!.sql);
+      raw
+        .prepare(
+          'INSERT INTO supervisor_lock (id, pid, host, started_at, heartbeat_at) VALUES (1, 4242, ?, ?, ?)',
+        )
+        .run('host-a', Date.now(), Date.now());
+      raw.pragma('user_version = 1');
+      raw.close();
+      expect(() => Store.open(path)).toThrow(
+        /its supervisor is running \(pid 4242 on host-a\): stop that mlos run first/,
+      );
+      const check = new Database(path);
+      expect(check.pragma('user_version', { simple: true })).toBe(1);
+      check.prepare('UPDATE supervisor_lock SET heartbeat_at = 0').run();
+      check.close();
+      Store.open(path).close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
