@@ -6,6 +6,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { MlosError, NotClaimableError, UserError } from '../store/index.js';
 import { createGuardServer } from './guard.js';
+import { notifyOnChange } from './notify.js';
 import { OPERATOR, type Principal } from './principal.js';
 import type { GuardDeps } from './session.js';
 import { type AgentClaims, safeEqual, signAgentToken, verifyAgentToken } from './tokens.js';
@@ -53,8 +54,7 @@ export class GuardHttpServer {
   readonly #key: string;
   #http: Server | undefined;
   #sweep: NodeJS.Timeout | undefined;
-  #watch: NodeJS.Timeout | undefined;
-  #lastSeq = 0;
+  #stopNotify: (() => void) | undefined;
 
   constructor(deps: GuardDeps, options: GuardHttpOptions) {
     if (!isLoopback(options.host) && !options.tokensConfigured) {
@@ -85,9 +85,10 @@ export class GuardHttpServer {
       http.listen(this.#options.port, this.#options.host, () => resolve());
     });
     this.#http = http;
-    this.#lastSeq = this.#deps.store.events.headSeq();
     this.#sweep = setInterval(() => this.#closeIdle(30 * 60_000), 60_000).unref();
-    this.#watch = setInterval(() => this.#notifyChanges(), 1000).unref();
+    this.#stopNotify = notifyOnChange(this.#deps.store, () =>
+      [...this.#sessions.values()].map((s) => s.server),
+    );
     const port = (http.address() as AddressInfo).port;
     const host = this.#options.host.includes(':') ? `[${this.#options.host}]` : this.#options.host;
     return { url: `http://${host}:${port}/mcp`, port };
@@ -95,7 +96,7 @@ export class GuardHttpServer {
 
   async close(): Promise<void> {
     clearInterval(this.#sweep);
-    clearInterval(this.#watch);
+    this.#stopNotify?.();
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
     await Promise.allSettled(sessions.flatMap((s) => [s.transport.close(), s.server.close()]));
@@ -321,16 +322,6 @@ export class GuardHttpServer {
         void session.transport.close();
         void session.server.close();
       }
-    }
-  }
-
-  /** Tells connected clients that resources changed when the event log moved (any writer). */
-  #notifyChanges(): void {
-    const seq = this.#deps.store.events.headSeq();
-    if (seq === this.#lastSeq) return;
-    this.#lastSeq = seq;
-    for (const session of this.#sessions.values()) {
-      if (session.server.isConnected()) session.server.sendResourceListChanged();
     }
   }
 }

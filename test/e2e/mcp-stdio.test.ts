@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { ResourceListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GUARD_TOOLS } from '../../src/kernel/tools.js';
 import { BIN, runCli, tempDir } from '../helpers/cli.js';
@@ -52,6 +53,17 @@ describe('mlos mcp (stdio)', () => {
     const bootText = (boot.messages[0]!.content as { text: string }).text;
     expect(bootText).toContain('ML OS Architect');
     expect(bootText).toContain('Kernel boots');
+  });
+
+  it('tells the client that resources changed when another process writes', async () => {
+    let changed = 0;
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, () => {
+      changed++;
+    });
+    expect(runCli(['need', 'add', 'Written by the CLI', '--tags', 'kernel'], { cwd: dir }).code).toBe(0);
+    const deadline = Date.now() + 5000;
+    while (changed === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(changed).toBeGreaterThan(0);
   });
 
   it('refuses bad calls with isError and a reason, and unknown resources with an error', async () => {

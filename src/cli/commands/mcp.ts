@@ -6,6 +6,7 @@ import {
   createGuardServer,
   createKernelCompiler,
   GuardHttpServer,
+  notifyOnChange,
   OPERATOR,
 } from '../../mcp/index.js';
 import { Store, UserError } from '../../store/index.js';
@@ -28,9 +29,11 @@ export function registerMcpCommand(program: Command): void {
       if (!flags.http) {
         const server = createGuardServer(deps, OPERATOR, VERSION);
         await server.connect(new StdioServerTransport());
+        const stopNotify = notifyOnChange(store, () => [server]);
         process.stderr.write(`mlos guard on stdio (operator scope), database ${db}\n`);
         await untilSignal(
           async () => {
+            stopNotify();
             await server.close();
             store.close();
           },
