@@ -22,6 +22,7 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
   defineTool(server, session, {
     name: 'create_need',
     description: 'Create an open need. Returns its id.',
+    output: { id: z.string(), version: z.number() },
     input: NewNeedShape,
     run: (args) => {
       // Filing a need outside one's own scope is allowed: it reaches the agents whose scope covers it.
@@ -44,6 +45,7 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
     name: 'update_need',
     description:
       'Change fields of a need. Pass the version you read; a mismatch is refused with the current one.',
+    output: { id: z.string(), version: z.number() },
     input: {
       id: z.string(),
       version: z.number().int().describe('the version you read (get_need)'),
@@ -68,6 +70,7 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
   defineTool(server, session, {
     name: 'link',
     description: `Add an edge from → to. rel: ${EDGE_RELS.join(', ')}.`,
+    output: { from: z.string(), rel: z.string(), to: z.string() },
     input: { from: z.string(), rel: z.string(), to: z.string() },
     run: ({ from, rel, to }) => {
       const edge = session.write(() => {
@@ -81,6 +84,7 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
   defineTool(server, session, {
     name: 'register_artifact',
     description: 'Register an artifact (idempotent by content); optionally referenced by a need.',
+    output: { id: z.string(), created: z.boolean() },
     input: {
       kind: z.enum(ARTIFACT_KINDS),
       title: z.string(),
@@ -115,6 +119,7 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
   defineTool(server, session, {
     name: 'add_note',
     description: 'Add a note to a need: a decision, a finding, what a successor must know.',
+    output: { id: z.string() },
     input: { need_id: z.string(), title: z.string(), content: z.string() },
     run: ({ need_id, title, content }) => {
       const { artifact } = session.write(() => {

@@ -122,7 +122,10 @@ describe('guard fuzz', () => {
               const args = Object.fromEntries(Object.entries(step.args).map(([k, v]) => [k, resolve(v)]));
               const result = await call(clients[step.as]!, step.tool, args);
               calls++;
-              if (result.isError && /internal error/.test(JSON.stringify(result.content))) {
+              if (
+                result.isError &&
+                /internal error|Output validation error/.test(JSON.stringify(result.content))
+              ) {
                 internal.push(
                   `${step.tool} ${JSON.stringify(args).slice(0, 200)} → ${JSON.stringify(result.content).slice(0, 200)}`,
                 );
