@@ -30,8 +30,20 @@ export interface NeedState {
   readonly leaseTask: string | null;
   readonly leaseExpiresAt: number | null;
   readonly fencingToken: number;
+  /** When the supervisor marked the need unmet (actionable or active with no live lease), if it did. */
   readonly unmetSince: number | null;
   readonly orphaned: boolean;
+  /**
+   * When the need was last taken over: its latest claim that took work from another task or went
+   * through the round table (an agent's `claim_need`). Starts the takeover cooldown. Absent or
+   * null: never.
+   */
+  readonly lastTakeoverAt?: number | null;
+  /**
+   * A standing need between cadences: when its next cadence is due (its latest task's end plus its
+   * cadence). Before that it is not unmet. Absent or null: due now (or not a standing need).
+   */
+  readonly dueAt?: number | null;
 }
 
 export interface NeedSnapshot {

@@ -1,5 +1,6 @@
-import type { Identity } from '../kernel/identity/schema.js';
+import { type Identity, TAKEOVER_DEFAULTS } from '../kernel/identity/schema.js';
 import type { BusEvent, NeedBus } from '../roundtable/need-bus.js';
+import { escalation, escalationFor, unmet } from '../roundtable/protocol.js';
 import { type Clock, MlosError, type Store, systemClock } from '../store/index.js';
 import { type Logger, realTimers, silentLogger, type Timers } from './logger.js';
 import { type RoutingSlot, routeNeed } from './routing.js';
@@ -46,7 +47,8 @@ type State = 'new' | 'running' | 'closing' | 'closed';
 
 /**
  * The supervisor: one per database. On every tick it expires leases (a task without progress is
- * lost), escalates needs that failed too often, graduates actionable needs into tasks (task and
+ * lost), keeps the round table's marks (unmet since when; orphaned once unmet past the escalation
+ * time), escalates needs that failed too often, graduates actionable needs into tasks (task and
  * outbox row in one transaction), drains the outbox into the queue right after, and publishes
  * the event log on the need bus in seq order. It reconciles SQLite with the queue at start, on
  * every queue reconnect and on a timer, because a Redis without persistence can lose its jobs.
@@ -161,6 +163,7 @@ export class Supervisor {
     }
     const expired = this.#expireLeases(now);
     if (now - this.#lastReconcile >= this.#o.reconcileMs) await this.#reconcile();
+    const orphaned = this.#markUnmet(now);
     const { graduated, escalated, unroutable, routable } = this.#graduate(now);
     const enqueued = await this.#drainOutbox();
     const published = await this.#publish();
@@ -169,7 +172,7 @@ export class Supervisor {
       graduated,
       enqueued,
       expired,
-      escalated,
+      escalated: escalated + orphaned,
       published,
       idle: work.queued === 0 && work.running === 0 && work.active === 0 && routable === 0,
       unroutable,
@@ -202,6 +205,44 @@ export class Supervisor {
     return count;
   }
 
+  /**
+   * The round table's marks, as the protocol defines unmet: an unmet need gets `unmet_since = now`
+   * (a `need.flagged` event) in the tick that first sees it, before graduation, so that watchers
+   * of the bus see it marked; a marked need that is no longer unmet loses the mark (a claim clears
+   * it itself); an unmet need marked longer ago than the escalation time of the identities that
+   * watch its tags (the shortest; the default when nobody watches them) with no claimant is
+   * escalated: flagged orphaned and raised to priority 0. Returns how many were escalated.
+   */
+  #markUnmet(now: number): number {
+    const { store, log } = this.#o;
+    const identities = this.#o.slots().map((s) => s.identity);
+    const fallback = { escalation: TAKEOVER_DEFAULTS.escalation };
+    const shortest = Math.min(fallback.escalation, ...identities.map((i) => i.takeover.escalation));
+    let escalated = 0;
+    for (const need of store.scheduling.unmetUpkeep(now, now - shortest)) {
+      try {
+        if (!unmet(need, now)) {
+          if (need.unmetSince !== null) store.needs.setFlags(need.id, { unmetSince: null });
+        } else if (need.unmetSince === null) {
+          store.needs.setFlags(need.id, { unmetSince: now });
+        } else if (escalation(need, escalationFor(identities, need.tags) ?? fallback, now)) {
+          store.transaction(() => {
+            store.needs.setFlags(need.id, { orphaned: true });
+            if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
+          });
+          escalated++;
+          log.warn(
+            { need: need.id, unmetSince: need.unmetSince, tags: need.tags },
+            'need escalated: unmet past its escalation time with no claimant',
+          );
+        }
+      } catch (error) {
+        log.debug({ err: error, need: need.id }, 'need changed while marking it');
+      }
+    }
+    return escalated;
+  }
+
   #graduate(now: number): { graduated: number; escalated: number; unroutable: number; routable: number } {
     const { store, log } = this.#o;
     const load = store.scheduling.liveTasksByIdentity();
@@ -227,7 +268,8 @@ export class Supervisor {
         if (!need.orphaned && !this.#escalated.has(need.id)) {
           this.#escalated.add(need.id);
           store.transaction(() => {
-            store.needs.setFlags(need.id, { orphaned: true, unmetSince: now });
+            // The unmet mark (set earlier in this tick at the latest) stays: unmet since then.
+            store.needs.setFlags(need.id, { orphaned: true });
             if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
           });
           escalated++;

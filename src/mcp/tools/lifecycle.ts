@@ -1,6 +1,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
-import { type Fence, TASK_OUTCOMES } from '../../store/index.js';
+import { claimEligibility } from '../../roundtable/protocol.js';
+import { type Fence, NotClaimableError, TASK_OUTCOMES } from '../../store/index.js';
 import { inView } from '../principal.js';
 import { GuardRefusal, ok } from '../result.js';
 import type { GuardSession } from '../session.js';
@@ -48,7 +49,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
   defineTool(server, session, {
     name: 'claim_need',
     description:
-      'Take a need that is unmet: an atomic lease with a new fencing token. Exactly one claimer wins.',
+      'Take a need that is unmet: an atomic lease with a new fencing token. Exactly one claimer wins; a claim too early is refused with the time it becomes eligible.',
     input: {
       need_id: z.string(),
       identity: z.string().optional().describe('operator only: claim for this identity'),
@@ -81,11 +82,25 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
           throw new GuardRefusal(
             `identity ${identity.name} is paused by the operator: no new work until resumed`,
           );
+        const agent = session.principal.kind === 'agent' ? session.principal : null;
+        if (agent) {
+          // The round table decides when an agent may claim, on the guard's clock; the operator may
+          // claim regardless (it stays bound by the store's rules: live leases, actionability).
+          const now = store.clock.now();
+          const state = store.scheduling.needState(need_id, now)!;
+          const verdict = claimEligibility(identity, state, now, agent.agentId);
+          if (!verdict.eligible) {
+            // Held or not unmet: the store words those (which task, which dependency) best.
+            if (verdict.reason === 'held' || verdict.reason === 'not_unmet')
+              store.claims.assertClaimable(need_id);
+            throw new NotClaimableError(verdict.message, verdict.eligibleAt);
+          }
+        }
         return store.claims.claim(need_id, {
           identity: identity.name,
           leaseMs: deps.leaseMs,
-          ...(session.principal.kind === 'agent' &&
-            session.principal.agentId && { agentId: session.principal.agentId }),
+          ...(agent?.agentId && { agentId: agent.agentId }),
+          ...(agent && { roundTable: true }),
         });
       });
       const token = deps.issueAgentToken?.(claim.task.id);

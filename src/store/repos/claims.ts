@@ -23,6 +23,11 @@ export interface ClaimOptions {
   readonly agentId?: string;
   /** How long the lease lasts without progress, in ms. */
   readonly leaseMs: number;
+  /**
+   * The claim went through the round table (an agent's `claim_need`, checked by the protocol):
+   * the `need.claimed` event records `roundTable: true`, which starts the need's takeover cooldown.
+   */
+  readonly roundTable?: boolean;
 }
 
 export interface Claim {
@@ -110,7 +115,13 @@ export class ClaimRepository {
         kind: 'need.claimed',
         entity: needId,
         needId,
-        payload: { taskId, identity: options.identity, fencingToken: task.fencingToken, takeover },
+        payload: {
+          taskId,
+          identity: options.identity,
+          fencingToken: task.fencingToken,
+          takeover,
+          ...(options.roundTable && { roundTable: true }),
+        },
       });
       return { task, fence: { taskId, token: task.fencingToken }, leaseUntil, takeover };
     });
@@ -188,6 +199,14 @@ export class ClaimRepository {
       });
       return { task: ended, need: this.#needs.require(need.id), subNeeds };
     });
+  }
+
+  /**
+   * Throws the `NotClaimableError` that `claim` would throw now (resolved or dropped, not
+   * actionable, or held under a live lease); returns when the store would let the claim through.
+   */
+  assertClaimable(needId: string): void {
+    this.#assertClaimable(this.#needs.require(needId), this.#ctx.now());
   }
 
   #assertClaimable(need: Need, now: number): void {

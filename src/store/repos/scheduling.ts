@@ -234,35 +234,75 @@ export class SchedulingRepository {
       const seq =
         this.#ctx.prepare<[], number>('SELECT coalesce(max(seq), 0) FROM events').pluck().get() ?? 0;
       const rows = this.#ctx
-        .prepare<
-          [number],
-          Omit<NeedStateRow, 'tags' | 'actionable' | 'orphaned'> & {
-            tags: string | null;
-            actionable: number;
-            orphaned: number;
-          }
-        >(
-          `SELECT n.id, n.title, n.status, n.priority, n.scope, n.unmet_since AS unmetSince, n.orphaned,
-             (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
-             (n.status = 'open' AND NOT EXISTS (SELECT 1 FROM need_blockers b WHERE b.need_id = n.id)
-               AND (n.not_before IS NULL OR n.not_before <= ?)) AS actionable,
-             l.task_id AS leaseTask, l.expires_at AS leaseExpiresAt, l.fencing_token AS fencingToken
-           FROM needs n JOIN leases l ON l.need_id = n.id
-           WHERE n.status IN ('open', 'active') ORDER BY n.id`,
+        .prepare<[{ now: number }], RawNeedState>(
+          `${NEED_STATE_SELECT} WHERE n.status IN ('open', 'active') ORDER BY n.id`,
         )
-        .all(now);
-      return {
-        seq,
-        needs: rows.map((r) => ({
-          ...r,
-          tags: r.tags ? (JSON.parse(r.tags) as string[]).sort() : [],
-          actionable: r.actionable === 1,
-          orphaned: r.orphaned === 1,
-        })),
-      };
+        .all({ now });
+      return { seq, needs: rows.map(toNeedStateRow) };
     });
     return read.deferred();
   }
+
+  /** The compact state of one need at `now` (any status), as `needStates` computes it. */
+  needState(id: string, now: number): NeedStateRow | undefined {
+    const row = this.#ctx
+      .prepare<[{ now: number; id: string }], RawNeedState>(`${NEED_STATE_SELECT} WHERE n.id = @id`)
+      .get({ now, id });
+    return row && toNeedStateRow(row);
+  }
+
+  /**
+   * The needs whose round-table flags may need the supervisor's attention at `now`: unmet ones
+   * not yet marked (`unmet_since` null), marked ones that are no longer unmet, and unmet ones
+   * marked at or before `escalateBefore` that are not orphaned yet. Unmet here is the protocol's
+   * definition (actionable or active, no live lease, a standing need's cadence due), which the
+   * caller evaluates again on each row.
+   */
+  unmetUpkeep(now: number, escalateBefore: number): NeedStateRow[] {
+    const unmet = `((s.actionable OR s.status = 'active')
+      AND NOT (s.leaseTask IS NOT NULL AND s.leaseExpiresAt IS NOT NULL AND s.leaseExpiresAt > @now)
+      AND (s.dueAt IS NULL OR s.dueAt <= @now))`;
+    return this.#ctx
+      .prepare<[{ now: number; before: number }], RawNeedState>(
+        `SELECT s.* FROM (${NEED_STATE_SELECT} WHERE n.status IN ('open', 'active')) s
+         WHERE (${unmet} AND (s.unmetSince IS NULL OR (s.orphaned = 0 AND s.unmetSince <= @before)))
+            OR (NOT ${unmet} AND s.unmetSince IS NOT NULL)
+         ORDER BY s.priority, s.id`,
+      )
+      .all({ now, before: escalateBefore })
+      .map(toNeedStateRow);
+  }
+}
+
+/**
+ * The compact need state, one row per need; `@now` decides actionability. The last takeover is the
+ * latest `need.claimed` event that took work over from another task or went through the round
+ * table; a standing need is due again when its latest task's end plus its cadence has passed.
+ */
+const NEED_STATE_SELECT = `SELECT n.id, n.title, n.status, n.priority, n.scope, n.unmet_since AS unmetSince, n.orphaned,
+   (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
+   (n.status = 'open' AND NOT EXISTS (SELECT 1 FROM need_blockers b WHERE b.need_id = n.id)
+     AND (n.not_before IS NULL OR n.not_before <= @now)) AS actionable,
+   l.task_id AS leaseTask, l.expires_at AS leaseExpiresAt, l.fencing_token AS fencingToken,
+   (SELECT max(e.at) FROM events e WHERE e.need_id = n.id AND e.kind = 'need.claimed'
+     AND (json_extract(e.payload, '$.takeover') = 1 OR json_extract(e.payload, '$.roundTable') = 1)) AS lastTakeoverAt,
+   CASE WHEN n.mode = 'standing'
+     THEN (SELECT max(t.finished_at) FROM tasks t WHERE t.need_id = n.id) + coalesce(n.cadence_ms, 0) END AS dueAt
+ FROM needs n JOIN leases l ON l.need_id = n.id`;
+
+type RawNeedState = Omit<NeedStateRow, 'tags' | 'actionable' | 'orphaned'> & {
+  tags: string | null;
+  actionable: number;
+  orphaned: number;
+};
+
+function toNeedStateRow(r: RawNeedState): NeedStateRow {
+  return {
+    ...r,
+    tags: r.tags ? (JSON.parse(r.tags) as string[]).sort() : [],
+    actionable: r.actionable === 1,
+    orphaned: r.orphaned === 1,
+  };
 }
 
 export interface NeedStateRow {
@@ -278,4 +318,8 @@ export interface NeedStateRow {
   readonly fencingToken: number;
   readonly unmetSince: number | null;
   readonly orphaned: boolean;
+  /** The latest claim that took the need over (from another task, or through the round table). */
+  readonly lastTakeoverAt: number | null;
+  /** A standing need: when its next cadence is due; null otherwise (or never run). */
+  readonly dueAt: number | null;
 }

@@ -1,0 +1,164 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { OPERATOR, type Principal } from '../../../src/mcp/index.js';
+import { MemoryNeedBus } from '../../../src/roundtable/memory-need-bus.js';
+import { claimJitter } from '../../../src/roundtable/protocol.js';
+import { MemoryTaskQueue } from '../../../src/scheduler/memory-task-queue.js';
+import { Supervisor } from '../../../src/scheduler/supervisor.js';
+import { call, createGuardWorld, data, text } from '../../helpers/guard.js';
+
+type World = ReturnType<typeof createGuardWorld>;
+const S = 1000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * claim_need and the round table: the guard applies the protocol to every agent's claim with its
+ * own clock. architect (primary: kernel; grace 30s, peripheral delay 1m, cooldown 2m) and
+ * context-manager (peripheral: kernel; the defaults, the same values) are the example identities.
+ * Without agent ids, an agent's jitter comes from its identity's name.
+ */
+describe('claim_need under the round-table protocol', () => {
+  let world: World;
+  beforeEach(() => {
+    world = createGuardWorld();
+  });
+  afterEach(() => world.close());
+
+  const agent = (name: string): Principal => ({ kind: 'agent', identity: world.identity(name) });
+  const createNeed = async (title: string, tags = ['kernel']) =>
+    data<{ id: string }>(await call(await world.client(OPERATOR), 'create_need', { title, tags })).id;
+  /** What the supervisor's tick does to a need it sees unmet. */
+  const markUnmet = (id: string) => world.store.needs.setFlags(id, { unmetSince: world.clock.now() });
+  const claimEvents = (id: string) =>
+    world.store.events
+      .since(0, 10_000)
+      .filter((e) => e.kind === 'need.claimed' && e.needId === id)
+      .map((e) => e.payload as { takeover: boolean; roundTable?: boolean });
+
+  it('refuses an early claim with the reason and the time it becomes eligible, then lets it through', async () => {
+    const id = await createNeed('Unmet kernel work');
+    const marked = world.clock.now();
+    markUnmet(id);
+    const eligibleAt = marked + 30 * S + claimJitter('architect', id, 250);
+    const architect = await world.client(agent('architect'));
+    world.clock.advance(10 * S);
+    const head = world.store.events.headSeq();
+    const early = await call(architect, 'claim_need', { need_id: id });
+    expect(early.isError).toBe(true);
+    expect(text(early)).toBe(
+      `claim_need refused: need ${id} is within its grace: it has been unmet since ${iso(marked)}, and architect (primary scope) may take it over after 30s plus a jitter of ${claimJitter('architect', id, 250)}ms, at ${iso(eligibleAt)} (in ${+((eligibleAt - world.clock.now()) / 1000).toFixed(1)}s)`,
+    );
+    expect(world.store.events.headSeq()).toBe(head);
+
+    world.clock.set(eligibleAt - 1);
+    expect(text(await call(architect, 'claim_need', { need_id: id }))).toContain(`at ${iso(eligibleAt)}`);
+    world.clock.set(eligibleAt);
+    const claim = data<{ taskId: string; takeover: boolean }>(
+      await call(architect, 'claim_need', { need_id: id }),
+    );
+    expect(world.store.tasks.require(claim.taskId).status).toBe('running');
+    expect(world.store.needs.require(id).unmetSince).toBeNull();
+    expect(claimEvents(id)).toEqual([expect.objectContaining({ roundTable: true })]);
+  });
+
+  it('a peripheral agent waits longer than a primary one', async () => {
+    const a = await createNeed('Kernel work A');
+    const b = await createNeed('Kernel work B');
+    const marked = world.clock.now();
+    markUnmet(a);
+    markUnmet(b);
+    const architect = await world.client(agent('architect'));
+    const contextManager = await world.client(agent('context-manager'));
+
+    const primaryAt = marked + 30 * S + claimJitter('architect', a, 250);
+    world.clock.set(primaryAt);
+    const peripheralAtA = marked + 90 * S + claimJitter('context-manager', a);
+    const refused = await call(contextManager, 'claim_need', { need_id: a });
+    expect(refused.isError).toBe(true);
+    expect(text(refused)).toContain(`need ${a} is in the peripheral scope of context-manager`);
+    expect(text(refused)).toContain(`at ${iso(peripheralAtA)}`);
+    expect(text(refused)).toContain('primary-scope agents go first');
+    expect(data(await call(architect, 'claim_need', { need_id: a }))).toMatchObject({ takeover: false });
+
+    const peripheralAtB = marked + 90 * S + claimJitter('context-manager', b);
+    expect(peripheralAtB - primaryAt).toBeGreaterThan(59 * S);
+    world.clock.set(peripheralAtB - 1);
+    expect((await call(contextManager, 'claim_need', { need_id: b })).isError).toBe(true);
+    world.clock.set(peripheralAtB);
+    const late = data<{ taskId: string }>(await call(contextManager, 'claim_need', { need_id: b }));
+    expect(world.store.tasks.require(late.taskId).identity).toBe('context-manager');
+  });
+
+  it('a brand-new need (not marked unmet): a primary agent claims at once, a peripheral one waits for the mark', async () => {
+    const id = await createNeed('Fresh kernel work');
+    const contextManager = await world.client(agent('context-manager'));
+    world.clock.advance(3_600 * S);
+    const refused = await call(contextManager, 'claim_need', { need_id: id });
+    expect(text(refused)).toContain('the supervisor has not marked it unmet yet');
+    const architect = await world.client(agent('architect'));
+    expect((await call(architect, 'claim_need', { need_id: id })).isError).toBeFalsy();
+  });
+
+  it('a need just taken over has a cooldown', async () => {
+    const id = await createNeed('Contested kernel work');
+    markUnmet(id);
+    world.clock.advance(31 * S);
+    const architect = await world.client(agent('architect'));
+    const first = data<{ taskId: string; fencingToken: number }>(
+      await call(architect, 'claim_need', { need_id: id }),
+    );
+    const takenAt = world.clock.now();
+    world.clock.advance(5 * S);
+    const op = await world.client(OPERATOR);
+    await call(op, 'finish', {
+      outcome: 'failed',
+      summary: 'gave up',
+      reason: 'crashed',
+      task_id: first.taskId,
+      fencing_token: first.fencingToken,
+    });
+    markUnmet(id);
+    world.clock.advance(60 * S);
+    const refused = await call(architect, 'claim_need', { need_id: id });
+    expect(refused.isError).toBe(true);
+    expect(text(refused)).toContain(
+      `need ${id} was taken over at ${iso(takenAt)}: it cannot be taken over again before its cooldown of 2m ends, at ${iso(takenAt + 120 * S)}`,
+    );
+    world.clock.set(takenAt + 120 * S);
+    expect((await call(architect, 'claim_need', { need_id: id })).isError).toBeFalsy();
+  });
+
+  it('the operator claims regardless of the grace; a live lease still refuses everyone', async () => {
+    const id = await createNeed('Operator work');
+    markUnmet(id);
+    const op = await world.client(OPERATOR);
+    expect((await call(op, 'claim_need', { need_id: id, identity: 'architect' })).isError).toBeFalsy();
+    world.clock.advance(50 * S); // past the grace, within the 60 s lease
+    const architect = await world.client(agent('architect'));
+    expect(text(await call(architect, 'claim_need', { need_id: id }))).toMatch(
+      /is held by task task_\w+ until .* \(a live lease is never displaced\)/,
+    );
+  });
+
+  it('with the supervisor: its tick marks the need, agents wait out the grace, the claim clears the mark', async () => {
+    const supervisor = new Supervisor({
+      store: world.store,
+      queue: new MemoryTaskQueue(),
+      bus: new MemoryNeedBus(),
+      slots: () => [],
+      clock: world.clock,
+    });
+    world.store.scheduling.acquireLock(15 * S);
+    const id = await createNeed('Watched kernel work');
+    world.clock.advance(2 * S);
+    await supervisor.tick();
+    const marked = world.store.needs.require(id).unmetSince;
+    expect(marked).toBe(world.clock.now());
+    const architect = await world.client(agent('architect'));
+    const early = await call(architect, 'claim_need', { need_id: id });
+    expect(text(early)).toContain(`unmet since ${iso(marked!)}`);
+    world.clock.set(marked! + 30 * S + claimJitter('architect', id, 250));
+    expect((await call(architect, 'claim_need', { need_id: id })).isError).toBeFalsy();
+    expect(world.store.needs.require(id).unmetSince).toBeNull();
+    await supervisor.close();
+  });
+});
