@@ -41,6 +41,8 @@ export interface RuntimeConfig {
   readonly runTokenLimit: number | null;
   readonly log?: Logger;
   readonly afterTick?: (stats: TickStats) => void;
+  /** The run must stop: another process took the supervisor lock. */
+  readonly onFatal?: (error: Error) => void;
   readonly metricsRoute?: GuardHttpServerExtraRoute;
 }
 
@@ -95,6 +97,10 @@ export class Runtime {
       afterTick: (stats) => {
         this.#compile();
         config.afterTick?.(stats);
+      },
+      onFatal: (error) => {
+        this.#log.error({ err: error }, 'the supervisor stopped');
+        config.onFatal?.(error);
       },
     });
   }

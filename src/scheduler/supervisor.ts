@@ -1,7 +1,8 @@
 import { type Identity, TAKEOVER_DEFAULTS } from '../kernel/identity/schema.js';
-import type { BusEvent, NeedBus } from '../roundtable/need-bus.js';
+import type { NeedBus } from '../roundtable/need-bus.js';
 import { escalation, escalationFor, unmet } from '../roundtable/protocol.js';
 import { type Clock, MlosError, type Store, systemClock } from '../store/index.js';
+import { BusPublisher } from './bus-publisher.js';
 import { type Logger, realTimers, silentLogger, type Timers } from './logger.js';
 import { type RoutingSlot, routeNeed } from './routing.js';
 import type { TaskQueue } from './task-queue.js';
@@ -29,6 +30,8 @@ export interface SupervisorOptions {
   readonly snapshotEvery?: number;
   /** Called after each tick (views compilation, metrics, progress display). */
   readonly afterTick?: (stats: TickStats) => void;
+  /** Called when the supervisor must stop (another process took its lock); the loop has stopped. */
+  readonly onFatal?: (error: Error) => void;
 }
 
 export interface TickStats {
@@ -41,6 +44,8 @@ export interface TickStats {
   readonly idle: boolean;
   /** Actionable needs that no runnable identity's scope covers. */
   readonly unroutable: number;
+  /** Claims that took a need over from another task, published in this tick. */
+  readonly takeovers: number;
 }
 
 type State = 'new' | 'running' | 'closing' | 'closed';
@@ -54,13 +59,14 @@ type State = 'new' | 'running' | 'closing' | 'closed';
  * every queue reconnect and on a timer, because a Redis without persistence can lose its jobs.
  */
 export class Supervisor {
-  readonly #o: Required<Omit<SupervisorOptions, 'afterTick'>> & Pick<SupervisorOptions, 'afterTick'>;
+  readonly #o: Required<Omit<SupervisorOptions, 'afterTick' | 'onFatal'>> &
+    Pick<SupervisorOptions, 'afterTick' | 'onFatal'>;
   #state: State = 'new';
   #timer: { cancel(): void } | undefined;
   #ticking: Promise<void> | undefined;
   #again = false;
   #lastReconcile = 0;
-  #sinceSnapshot = Number.POSITIVE_INFINITY;
+  readonly #publisher: BusPublisher;
   #escalated = new Set<string>();
   #warnedUnroutable = new Set<string>();
   #lastStats: TickStats | undefined;
@@ -78,6 +84,7 @@ export class Supervisor {
       snapshotEvery: 200,
       ...options,
     };
+    this.#publisher = new BusPublisher(this.#o.store, this.#o.bus, this.#o.clock, this.#o.snapshotEvery);
   }
 
   get state(): State {
@@ -98,7 +105,7 @@ export class Supervisor {
       this.#o.log.warn({ queue: queue.kind }, 'queue reconnected: reconciling SQLite with the queue');
       this.#lastReconcile = 0;
       // A Redis restarted without persistence lost the bus snapshot too: publish a fresh one.
-      this.#sinceSnapshot = Number.POSITIVE_INFINITY;
+      this.#publisher.forceSnapshot();
       this.kick();
     });
     await this.#reconcile();
@@ -132,7 +139,7 @@ export class Supervisor {
     this.#timer?.cancel();
     await this.#ticking;
     try {
-      await this.#publish();
+      await this.#publisher.publish();
       this.#o.store.scheduling.releaseLock();
     } catch (error) {
       this.#o.log.warn({ err: error }, 'closing the supervisor');
@@ -144,7 +151,10 @@ export class Supervisor {
     try {
       await this.tick();
     } catch (error) {
-      if (error instanceof MlosError && error.code === 'supervisor_lock_lost') throw error;
+      if (error instanceof MlosError && error.code === 'supervisor_lock_lost') {
+        this.#o.onFatal?.(error);
+        return;
+      }
       this.#o.log.error({ err: error }, 'supervisor tick failed; retrying on the next tick');
     }
   }
@@ -166,7 +176,7 @@ export class Supervisor {
     const orphaned = this.#markUnmet(now);
     const { graduated, escalated, unroutable, routable } = this.#graduate(now);
     const enqueued = await this.#drainOutbox();
-    const published = await this.#publish();
+    const { published, takeovers } = await this.#publisher.publish();
     const work = store.scheduling.pendingWork(now);
     const stats: TickStats = {
       graduated,
@@ -174,6 +184,7 @@ export class Supervisor {
       expired,
       escalated: escalated + orphaned,
       published,
+      takeovers,
       idle: work.queued === 0 && work.running === 0 && work.active === 0 && routable === 0,
       unroutable,
     };
@@ -331,37 +342,6 @@ export class Supervisor {
       store.scheduling.drained(done);
       total += done.length;
     }
-  }
-
-  /** Publishes every event after the bus cursor, in seq order; snapshots the need state regularly. */
-  async #publish(): Promise<number> {
-    const { store, bus } = this.#o;
-    let published = 0;
-    for (;;) {
-      const cursor = store.scheduling.cursor('bus');
-      const events = store.events.since(cursor, 1000);
-      if (events.length === 0) break;
-      const batch: BusEvent[] = events.map((e) => ({
-        seq: e.seq,
-        at: e.at,
-        kind: e.kind,
-        entity: e.entity,
-        needId: e.needId,
-      }));
-      await bus.publish(batch);
-      store.scheduling.setCursor('bus', batch[batch.length - 1]!.seq);
-      published += batch.length;
-      this.#sinceSnapshot += batch.length;
-    }
-    if (this.#sinceSnapshot >= this.#o.snapshotEvery) {
-      const state = store.scheduling.needStates(this.#o.clock.now());
-      await bus.publishSnapshot({
-        seq: Math.min(state.seq, store.scheduling.cursor('bus')),
-        needs: state.needs,
-      });
-      this.#sinceSnapshot = 0;
-    }
-    return published;
   }
 
   /**

@@ -107,6 +107,10 @@ export function registerRunCommand(program: Command): void {
         }
         let idleTicks = 0;
         let finishIdle: (() => void) | undefined;
+        let fatal: ((reason: string) => void) | undefined;
+        const lockLost = new Promise<string>((r) => {
+          fatal = r;
+        });
         const idle = new Promise<void>((r) => {
           finishIdle = r;
         });
@@ -134,9 +138,11 @@ export function registerRunCommand(program: Command): void {
             res.end(renderMetrics(store, counters, depth, runtime.runId));
             return true;
           },
+          onFatal: () => fatal?.('lock lost'),
           afterTick: (stats) => {
             counters.graduated += stats.graduated;
             counters.leaseExpiries += stats.expired;
+            counters.takeovers += stats.takeovers;
             progress?.render(store, runtime!.runningSessions, runtime!.runId);
             if (flags.untilIdle && stats.idle && runtime!.runningSessions === 0) {
               if (++idleTicks >= 2) finishIdle?.();
@@ -167,7 +173,8 @@ export function registerRunCommand(program: Command): void {
           process.on('SIGINT', () => onSignal('SIGINT'));
           process.on('SIGTERM', () => onSignal('SIGTERM'));
         });
-        const reason = await Promise.race([signalled, idle.then(() => 'idle')]);
+        const reason = await Promise.race([signalled, lockLost, idle.then(() => 'idle')]);
+        if (reason === 'lock lost') process.exitCode = 1;
         progress?.clear();
         log.info(
           { reason },

@@ -1,7 +1,7 @@
 import type { StoreContext } from '../context.js';
 import type { EventLog } from '../event-log.js';
 import type { NeedStatus } from '../transitions.js';
-import type { Artifact, ArtifactKind, Need, StoredEvent, Task } from '../types.js';
+import type { Artifact, Need, StoredEvent, Task } from '../types.js';
 import { type ArtifactRow, toArtifact } from './artifacts.js';
 import type { NeedRepository } from './needs.js';
 import type { TaskRepository } from './tasks.js';

@@ -146,4 +146,25 @@ describe('supervisor graduation', () => {
     await supervisor.start();
     expect(world.store.scheduling.lockHolder()?.pid).toBe(process.pid);
   });
+
+  it('stops, without an unhandled rejection, when another process takes its lock', async () => {
+    const fatal: Error[] = [];
+    const own = new Supervisor({
+      store: world.store.as('supervisor'),
+      queue,
+      bus,
+      clock: world.clock,
+      slots: () => [],
+      onFatal: (error) => fatal.push(error),
+    });
+    await own.start();
+    world.store.scheduling.releaseLock();
+    world.store.scheduling.acquireLock(15_000, 1, 'elsewhere');
+    own.kick();
+    const deadline = Date.now() + 2000;
+    while (fatal.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(fatal[0]?.message).toBe('another process took the supervisor lock of this database');
+    expect(own.state).toBe('closing');
+    await own.close();
+  });
 });
