@@ -12,6 +12,12 @@ import { Transcript } from './transcript.js';
 const BOOT_META = 'mlos/boot';
 const TRANSCRIPT_META = 'mlos/transcript';
 
+/**
+ * Tools the loop calls itself and never hands to the model: budgets and heartbeats are the loop's
+ * bookkeeping, and a session works on its one task, so it does not claim others.
+ */
+const LOOP_TOOLS = new Set(['claim_need', 'heartbeat', 'reserve_budget', 'settle_budget']);
+
 export interface SessionLimits {
   /** Model calls at most. */
   maxTurns: number;
@@ -158,11 +164,13 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
     | undefined;
   if (!boot) throw new Error('the guard returned a boot prompt without its structured payload');
   emit({ kind: 'boot', tokens: boot.tokens, sections: boot.sections });
-  const tools: ToolDefinition[] = (await client.listTools()).tools.map((t) => ({
-    name: t.name,
-    description: t.description ?? '',
-    inputSchema: t.inputSchema as Record<string, unknown>,
-  }));
+  const tools: ToolDefinition[] = (await client.listTools()).tools
+    .filter((t) => !LOOP_TOOLS.has(t.name))
+    .map((t) => ({
+      name: t.name,
+      description: t.description ?? '',
+      inputSchema: t.inputSchema as Record<string, unknown>,
+    }));
   const conversation = new Conversation(boot.system, tools, boot.first, counter);
   transcript.boot(
     boot.system.map((b) => b.text),
@@ -208,6 +216,8 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
           if (error.outcome === 'lease_lost') return end(summary('lease_lost', error.reason));
           return end(await finishWith('failed', error.reason));
         }
+        if (options.signal?.aborted)
+          return end(summary('aborted', 'the session was cancelled during a model call'));
         if (error instanceof BudgetExceededError) return end(await finishWith('failed', error.message));
         const message = error instanceof Error ? error.message : String(error);
         return end(await finishWith('failed', `the model call failed: ${message}`));
@@ -290,6 +300,31 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
     clearInterval(timer);
   }
 
+  /**
+   * Settles a reservation with what the call used. A failure to settle (a transport hiccup) must
+   * not turn a successful call into a failed one: it is retried once and then reported.
+   */
+  async function settle(reservationId: number, u: LlmUsage | undefined, cost: number): Promise<void> {
+    const args = {
+      reservation_id: reservationId,
+      input_tokens: u?.inputTokens ?? 0,
+      output_tokens: u?.outputTokens ?? 0,
+      cache_read_tokens: u?.cacheReadTokens ?? 0,
+      cache_write_tokens: u?.cacheWriteTokens ?? 0,
+      cost_usd: cost,
+    };
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      try {
+        const { result, text } = await callTool('settle_budget', args);
+        if (!result.isError || leaseLost) return;
+        transcript.note(`settling reservation ${reservationId} was refused: ${text}`);
+        return;
+      } catch (error) {
+        if (attempt === 2) transcript.note(`settling reservation ${reservationId} failed: ${String(error)}`);
+      }
+    }
+  }
+
   /** One model call with retries; every attempt is reserved first and settled after. */
   async function callModel(): Promise<LlmResponse> {
     return withRetries(
@@ -320,14 +355,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
           return response;
         } finally {
           const u = response?.usage;
-          await callTool('settle_budget', {
-            reservation_id: reservationId,
-            input_tokens: u?.inputTokens ?? 0,
-            output_tokens: u?.outputTokens ?? 0,
-            cache_read_tokens: u?.cacheReadTokens ?? 0,
-            cache_write_tokens: u?.cacheWriteTokens ?? 0,
-            cost_usd: response?.costUsd ?? 0,
-          });
+          await settle(reservationId, u, response?.costUsd ?? 0);
         }
       },
       {

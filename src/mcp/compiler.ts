@@ -2,7 +2,8 @@ import { compileBootPayload } from '../kernel/boot.js';
 import type { Identity } from '../kernel/identity/schema.js';
 import { compilePack } from '../kernel/pack/compile.js';
 import { expandPointer } from '../kernel/pack/expand.js';
-import { renderView, renderWorkspace } from '../kernel/views/compile.js';
+import { renderView } from '../kernel/views/compile.js';
+import { GRAPH_FILE, PROBLEM_FILE, README_FILE } from '../kernel/views/index.js';
 import { NotFoundError, type Store } from '../store/index.js';
 import type { GuardCompiler } from './session.js';
 
@@ -34,9 +35,9 @@ export function createKernelCompiler(store: Store): GuardCompiler {
       return { text: view.content, seq: view.seq };
     },
     listViews(workspaceName) {
-      return renderWorkspace(store, store.workspaces.require(workspaceName))
-        .map((f) => f.path)
-        .filter((p) => !p.startsWith('needs/'));
+      store.workspaces.require(workspaceName);
+      // The aggregate views; need pages are reached through them. Listing renders nothing.
+      return [PROBLEM_FILE, README_FILE, GRAPH_FILE];
     },
     boot(identity: Identity, needId, budget) {
       const boot = compileBootPayload(source, identity, needId, budget);

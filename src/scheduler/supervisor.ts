@@ -135,6 +135,11 @@ export class Supervisor {
   /** Stops the loop (after the current tick) and releases the lock. Idempotent. */
   async close(): Promise<void> {
     if (this.#state === 'closed' || this.#state === 'closing') return;
+    if (this.#state === 'new') {
+      // Never started (e.g. refused the lock): it owns nothing and must not touch the bus cursor.
+      this.#state = 'closed';
+      return;
+    }
     this.#state = 'closing';
     this.#timer?.cancel();
     await this.#ticking;

@@ -220,4 +220,22 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
     expect(world.store.events.headSeq()).toBe(headAfterCancel);
     expect(world.store.artifacts.forNeed(n.id).filter((a) => a.kind === 'note')).toHaveLength(0);
   });
+
+  it('never hands the model the loop’s own tools (claims, heartbeats, budgets)', async () => {
+    const n = need();
+    let offered: string[] = [];
+    await run(
+      n.id,
+      { rules: [{ steps: [finish('resolved')] }] },
+      {
+        before: (_call, request) => {
+          offered = request.tools.map((t) => t.name);
+        },
+      },
+    );
+    expect(offered).toContain('finish');
+    expect(offered).toContain('add_note');
+    for (const hidden of ['claim_need', 'heartbeat', 'reserve_budget', 'settle_budget'])
+      expect(offered).not.toContain(hidden);
+  });
 });

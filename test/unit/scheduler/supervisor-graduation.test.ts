@@ -167,4 +167,12 @@ describe('supervisor graduation', () => {
     expect(own.state).toBe('closing');
     await own.close();
   });
+
+  it('closing a supervisor that never started touches nothing (a refused second run)', async () => {
+    world.store.needs.create({ title: 'Pending', tags: ['kernel'] });
+    const cursor = world.store.scheduling.cursor('bus');
+    await supervisor.close();
+    expect(world.store.scheduling.cursor('bus')).toBe(cursor);
+    expect(supervisor.state).toBe('closed');
+  });
 });
