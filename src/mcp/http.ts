@@ -267,7 +267,8 @@ export class GuardHttpServer {
 
   /**
    * Worker bookkeeping with the worker token: `GET /worker/identities` (runnable identities with
-   * their pinned bytes), `POST /worker/agents` (register `{ identity, capacity, worker }`) and
+   * their pinned bytes), `GET /worker/need-state?id=…` (a need's compact state now, for the
+   * round-table loop), `POST /worker/agents` (register `{ identity, capacity, worker }`) and
    * `POST /worker/heartbeat` (`{ agents: [{ id, load }] }`). Remote workers never touch SQLite.
    */
   async #workerRoute(path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -283,6 +284,13 @@ export class GuardHttpServer {
           .filter((p) => p.driftHash === null && !p.paused)
           .map((p) => ({ name: p.name, hash: p.hash, source: p.content }));
         return sendJson(res, 200, { identities, namespace: this.#options.namespace ?? null });
+      }
+      if (path === '/worker/need-state' && req.method === 'GET') {
+        const id = new URL(req.url ?? '/', 'http://x').searchParams.get('id');
+        if (!id) return sendJson(res, 400, { error: 'send ?id=need_…' });
+        const state = store.scheduling.needState(id, store.clock.now());
+        if (!state) return sendJson(res, 404, { error: `no need ${id}` });
+        return sendJson(res, 200, state);
       }
       const body = (await readJson(req, res)) as Record<string, unknown> | undefined | typeof INVALID;
       if (body === INVALID) return;

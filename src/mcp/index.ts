@@ -1,3 +1,4 @@
+export { assertRunnable, claimAsAgent } from './agent-claim.js';
 export { createKernelCompiler } from './compiler.js';
 export { createGuardDeps, DEFAULT_LEASE_MS, type GuardDepsOptions } from './deps.js';
 export { BOOT_META, createGuardServer, GUARD_INSTRUCTIONS } from './guard.js';

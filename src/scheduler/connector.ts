@@ -1,7 +1,8 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
-import { connectInMemory, createGuardServer, type GuardDeps } from '../mcp/index.js';
-import { NotClaimableError, type Store } from '../store/index.js';
+import { claimAsAgent, connectInMemory, createGuardServer, type GuardDeps } from '../mcp/index.js';
+import type { NeedState } from '../roundtable/need-bus.js';
+import { type Claim, MlosError, NotClaimableError, type Store } from '../store/index.js';
 
 /** A task a worker is about to run: its identity (from the pinned bytes) and a guard client bound to it. */
 export interface StartedTask {
@@ -14,13 +15,25 @@ export interface StartedTask {
   close(): Promise<void>;
 }
 
+/** How a round-table claim ended: the task started, or the guard refused (a normal outcome). */
+export type ClaimStart =
+  | { readonly started: StartedTask }
+  | { readonly refused: string; readonly eligibleAt: number | null };
+
 /**
  * How a worker reaches the guard. Starting a task claims it: the queued task becomes running
- * with a lease and a fencing token. Returns null when the job is superseded (the task is no
- * longer queued: taken over, cancelled, or its need no longer claimable).
+ * with a lease and a fencing token. `startTask` returns null when the job is superseded (the task
+ * is no longer queued: taken over, cancelled, or its need no longer claimable).
  */
 export interface GuardConnector {
   startTask(taskId: string, agentId?: string): Promise<StartedTask | null>;
+  /** The compact state of one need now, as the guard sees it; undefined when it does not exist. */
+  needState(needId: string): Promise<NeedState | undefined>;
+  /**
+   * Claims a need through the round table as `identity`'s agent `agentId` (the guard applies the
+   * protocol on its clock) and, when it wins, returns the started task with no queue round trip.
+   */
+  claimAndStart(needId: string, identity: string, agentId: string): Promise<ClaimStart>;
 }
 
 /** Embedded mode: the guard runs in this process and agents reach it over the in-memory pair. */
@@ -37,7 +50,7 @@ export class EmbeddedConnector implements GuardConnector {
     const store = this.#store;
     const queued = store.tasks.get(taskId);
     if (queued?.status !== 'queued') return null;
-    let claim: ReturnType<Store['claims']['claim']>;
+    let claim: Claim;
     try {
       claim = store.claims.claim(queued.needId, {
         identity: queued.identity,
@@ -52,17 +65,46 @@ export class EmbeddedConnector implements GuardConnector {
       return null;
     }
     if (claim.task.id !== taskId) return null;
-    const identity = this.#deps.identityOf(queued.identity);
-    const need = store.needs.require(queued.needId);
+    return this.#connect(claim, queued.identity, agentId);
+  }
+
+  async needState(needId: string): Promise<NeedState | undefined> {
+    return this.#store.scheduling.needState(needId, this.#store.clock.now());
+  }
+
+  async claimAndStart(needId: string, identity: string, agentId: string): Promise<ClaimStart> {
+    let claim: Claim;
+    try {
+      // Written as the agent, like its claim_need through the guard.
+      claim = claimAsAgent(this.#deps.store.as(`agent:${identity}`), {
+        identity: this.#deps.identityOf(identity),
+        needId,
+        agentId,
+        leaseMs: this.#deps.leaseMs,
+      });
+    } catch (error) {
+      if (!(error instanceof MlosError)) throw error;
+      return {
+        refused: error.message,
+        eligibleAt: error instanceof NotClaimableError ? error.eligibleAt : null,
+      };
+    }
+    return { started: await this.#connect(claim, identity, agentId) };
+  }
+
+  /** A guard client bound to the claimed task and its fence. */
+  async #connect(claim: Claim, identityName: string, agentId: string | undefined): Promise<StartedTask> {
+    const identity = this.#deps.identityOf(identityName);
+    const need = this.#store.needs.require(claim.task.needId);
     const server = createGuardServer(this.#deps, {
       kind: 'agent',
       identity,
       ...(agentId && { agentId }),
-      task: { id: taskId, needId: need.id, fence: claim.fence },
+      task: { id: claim.task.id, needId: need.id, fence: claim.fence },
     });
     const client = await connectInMemory(server, `mlos-agent-${identity.name}`);
     return {
-      taskId,
+      taskId: claim.task.id,
       needId: need.id,
       identity,
       needTitle: need.title,

@@ -8,14 +8,5 @@ export interface Logger {
 
 export const silentLogger: Logger = { info() {}, warn() {}, error() {}, debug() {} };
 
-/** Timers as a port, so a simulator can drive the supervisor on virtual time. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): { cancel(): void };
-}
-
-export const realTimers: Timers = {
-  setTimeout(fn, ms) {
-    const handle = setTimeout(fn, ms);
-    return { cancel: () => clearTimeout(handle) };
-  },
-};
+/** The Timers port lives with the Clock in the store layer; re-exported for the scheduler's users. */
+export { realTimers, type Timers } from '../store/clock.js';

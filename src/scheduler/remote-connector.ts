@@ -1,42 +1,69 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { parseIdentity } from '../kernel/identity/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
-import { MlosError } from '../store/index.js';
-import type { GuardConnector, StartedTask } from './connector.js';
+import type { NeedState } from '../roundtable/need-bus.js';
+import { type Clock, MlosError, systemClock } from '../store/index.js';
+import type { ClaimStart, GuardConnector, StartedTask } from './connector.js';
 
 export interface RemoteConnectorOptions {
   /** The guard's MCP endpoint, e.g. http://127.0.0.1:7411/mcp. */
   readonly mcpUrl: string;
   readonly workerToken: string;
   readonly fetch?: typeof fetch;
+  /** Decides when a cached identity-level agent token is due for renewal. */
+  readonly clock?: Clock;
 }
+
+/** An agent's MCP session for claim_need; `expiresAt` (its token's) is known once it is open. */
+interface ClaimSession {
+  readonly ready: Promise<Client>;
+  expiresAt: number;
+}
+
+/** An identity-level agent token is renewed when it has less than this left, in ms. */
+const TOKEN_RENEW_MS = 10 * 60_000;
 
 /**
  * Distributed mode: the worker reaches the guard over Streamable HTTP. Starting a task trades the
  * worker token for an agent token bound to the task and its fencing token; the identity comes
- * from the pinned bytes the guard returns (workers never read identity files).
+ * from the pinned bytes the guard returns (workers never read identity files). A round-table claim
+ * goes through the guard's `claim_need` with an identity-level agent token (one MCP session per
+ * agent, kept open), whose answer carries the token of the new task.
  */
 export class RemoteConnector implements GuardConnector {
   readonly #o: RemoteConnectorOptions;
   readonly #base: URL;
   readonly #fetch: typeof fetch;
+  readonly #clock: Clock;
+  readonly #identities = new Map<string, Identity>();
+  /** Each agent's identity-level claim session, by `${identity}\0${agentId}`. */
+  readonly #claimers = new Map<string, ClaimSession>();
 
   constructor(options: RemoteConnectorOptions) {
     this.#o = options;
     this.#base = new URL(options.mcpUrl);
     this.#fetch = options.fetch ?? fetch;
+    this.#clock = options.clock ?? systemClock;
   }
 
-  /** POST or GET a worker route with the worker token; throws an MlosError with the guard's reason. */
-  async request<T>(path: string, body?: unknown): Promise<{ status: number; data: T }> {
+  /**
+   * POST (with a body) or GET a worker route with the worker token; throws an MlosError with the
+   * guard's reason for any status of 400 or more not in `accept` (default: 409, superseded).
+   */
+  async request<T>(
+    path: string,
+    body?: unknown,
+    accept: readonly number[] = [409],
+  ): Promise<{ status: number; data: T }> {
     const res = await this.#fetch(new URL(path, this.#base), {
       method: body === undefined ? 'GET' : 'POST',
       headers: { authorization: `Bearer ${this.#o.workerToken}`, 'content-type': 'application/json' },
       ...(body !== undefined && { body: JSON.stringify(body) }),
     });
     const data = (await res.json().catch(() => ({}))) as T & { error?: string };
-    if (res.status >= 400 && res.status !== 409) {
+    if (res.status >= 400 && !accept.includes(res.status)) {
       throw new MlosError(
         'guard_http',
         `the guard answered ${res.status} to ${path}: ${data.error ?? 'no reason given'}`,
@@ -50,9 +77,11 @@ export class RemoteConnector implements GuardConnector {
     const { data } = await this.request<{ identities: { name: string; source: string }[] }>(
       '/worker/identities',
     );
-    return data.identities.map((p) =>
+    const identities = data.identities.map((p) =>
       parseIdentity(p.source, { file: `${p.name}.md (pinned)`, name: p.name }),
     );
+    for (const identity of identities) this.#identities.set(identity.name, identity);
+    return identities;
   }
 
   async startTask(taskId: string, agentId?: string): Promise<StartedTask | null> {
@@ -69,12 +98,7 @@ export class RemoteConnector implements GuardConnector {
       file: `${data.identity}.md (pinned)`,
       name: data.identity,
     });
-    const client = new Client({ name: `mlos-agent-${identity.name}`, version: '0.1.0' });
-    await client.connect(
-      new StreamableHTTPClientTransport(new URL(this.#o.mcpUrl), {
-        requestInit: { headers: { Authorization: `Bearer ${data.token}` } },
-      }),
-    );
+    const client = await this.#connect(identity.name, data.token);
     return {
       taskId,
       needId: data.need_id,
@@ -84,5 +108,115 @@ export class RemoteConnector implements GuardConnector {
       client,
       close: () => client.close(),
     };
+  }
+
+  async needState(needId: string): Promise<NeedState | undefined> {
+    const { status, data } = await this.request<NeedState>(
+      `/worker/need-state?id=${encodeURIComponent(needId)}`,
+      undefined,
+      [404],
+    );
+    return status === 404 ? undefined : data;
+  }
+
+  async claimAndStart(needId: string, identityName: string, agentId: string): Promise<ClaimStart> {
+    const identity = this.#identities.get(identityName) ?? (await this.#refreshIdentity(identityName));
+    const result = await this.#claim(identityName, agentId, needId);
+    if (result.isError) {
+      const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
+      return { refused: text, eligibleAt: null };
+    }
+    const data = result.structuredContent as { taskId?: string; agentToken?: string } | undefined;
+    if (!data?.taskId || !data.agentToken) {
+      throw new MlosError(
+        'guard_http',
+        `claim_need of ${needId} returned no agent token: is ${this.#o.mcpUrl} the guard of mlos run --listen?`,
+      );
+    }
+    const need = await this.needState(needId);
+    const client = await this.#connect(identity.name, data.agentToken);
+    return {
+      started: {
+        taskId: data.taskId,
+        needId,
+        identity,
+        needTitle: need?.title ?? needId,
+        needTags: need?.tags ?? [],
+        client,
+        close: () => client.close(),
+      },
+    };
+  }
+
+  /** Closes the agents' claim sessions. Idempotent. */
+  async close(): Promise<void> {
+    const sessions = [...this.#claimers.values()];
+    this.#claimers.clear();
+    await Promise.allSettled(sessions.map(async (c) => (await c.ready).close()));
+  }
+
+  /** Calls claim_need on the agent's session; a broken session (expired, swept) is replaced once. */
+  async #claim(identity: string, agentId: string, needId: string): Promise<CallToolResult> {
+    const key = `${identity}\u0000${agentId}`;
+    for (let attempt = 0; ; attempt++) {
+      const session = this.#claimer(key, identity, agentId);
+      const client = await session.ready;
+      try {
+        return (await client.callTool({
+          name: 'claim_need',
+          arguments: { need_id: needId },
+        })) as CallToolResult;
+      } catch (error) {
+        this.#drop(key, session);
+        if (attempt > 0) throw error;
+      }
+    }
+  }
+
+  /**
+   * The agent's identity-level MCP session, opened with a token from POST /agent-token and kept
+   * until its token is due for renewal or a call on it fails. One per agent, even when claims
+   * race: the entry is set before the session opens.
+   */
+  #claimer(key: string, identity: string, agentId: string): ClaimSession {
+    const cached = this.#claimers.get(key);
+    if (cached && cached.expiresAt - this.#clock.now() > TOKEN_RENEW_MS) return cached;
+    if (cached) this.#drop(key, cached);
+    const open = async (): Promise<Client> => {
+      const { data } = await this.request<{ token: string; expires_at: number }>('/agent-token', {
+        identity,
+        agent_id: agentId,
+      });
+      const client = await this.#connect(identity, data.token);
+      session.expiresAt = data.expires_at;
+      return client;
+    };
+    const session: ClaimSession = { expiresAt: Number.POSITIVE_INFINITY, ready: open() };
+    // A failed open is not kept: the next claim tries again.
+    session.ready.catch(() => this.#drop(key, session));
+    this.#claimers.set(key, session);
+    return session;
+  }
+
+  #drop(key: string, session: ClaimSession): void {
+    if (this.#claimers.get(key) === session) this.#claimers.delete(key);
+    session.ready.then((client) => client.close()).catch(() => undefined);
+  }
+
+  async #refreshIdentity(name: string): Promise<Identity> {
+    await this.identities();
+    const identity = this.#identities.get(name);
+    if (!identity) throw new MlosError('guard_http', `identity ${name} is not runnable on the guard`);
+    return identity;
+  }
+
+  async #connect(identity: string, token: string): Promise<Client> {
+    const client = new Client({ name: `mlos-agent-${identity}`, version: '0.1.0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(this.#o.mcpUrl), {
+        requestInit: { headers: { Authorization: `Bearer ${token}` } },
+      }),
+    );
+    return client;
   }
 }

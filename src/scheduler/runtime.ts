@@ -11,7 +11,7 @@ import { EmbeddedConnector } from './connector.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Supervisor, type TickStats } from './supervisor.js';
 import type { TaskQueue } from './task-queue.js';
-import { Worker } from './worker.js';
+import { takeoverSeats, Worker } from './worker.js';
 
 export interface RuntimeConfig {
   readonly store: Store;
@@ -38,6 +38,10 @@ export interface RuntimeConfig {
     namespace: string;
   };
   readonly compileViews: boolean;
+  /** Run the round-table loop in the embedded worker (default true): agents take unmet needs over. */
+  readonly takeover?: boolean;
+  /** The takeover loop's longest pause between evaluations, in ms (default 1000). */
+  readonly takeoverCheckMs?: number;
   readonly runTokenLimit: number | null;
   readonly log?: Logger;
   readonly afterTick?: (stats: TickStats) => void;
@@ -176,9 +180,17 @@ export class Runtime {
           return entry;
         },
         agentIdFor: (identity) => this.#agents.find((a) => a.identity === identity)?.id,
+        clock: this.store.clock,
+        ...(this.#config.takeover !== false && {
+          takeover: {
+            bus: this.#config.bus,
+            seats: takeoverSeats(identities, this.#agents, this.#log),
+            ...(this.#config.takeoverCheckMs !== undefined && { checkMs: this.#config.takeoverCheckMs }),
+          },
+        }),
         onSessionEnd: () => this.supervisor.kick(),
       });
-      this.#worker.start();
+      await this.#worker.start();
       this.supervisor.kick();
     }
   }

@@ -5,6 +5,20 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
+/** Timers as a port, so a simulator can drive loops (supervisor, takeover loop) on virtual time. */
+export interface Timers {
+  /** Calls `fn` once after `ms` milliseconds, unless cancelled first. */
+  setTimeout(fn: () => void, ms: number): { cancel(): void };
+}
+
+/** Node's timers. */
+export const realTimers: Timers = {
+  setTimeout(fn, ms) {
+    const handle = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(handle) };
+  },
+};
+
 /** A clock that moves only when told to: tests and the simulator run on it. */
 export class ManualClock implements Clock {
   #now: number;

@@ -2,6 +2,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuardHttpServer } from '../../src/mcp/index.js';
+import type { StartedTask } from '../../src/scheduler/connector.js';
+import { RemoteConnector } from '../../src/scheduler/remote-connector.js';
 import { tempDir } from '../helpers/cli.js';
 import { call, createGuardWorld, data, text } from '../helpers/guard.js';
 
@@ -99,6 +101,60 @@ describe('the guard over Streamable HTTP', () => {
       await call(session, 'finish', { outcome: 'resolved', summary: 'ok' }),
     );
     expect(done.needStatus).toBe('resolved');
+  });
+
+  it('serves need states to workers and lets a remote worker take a need over through claim_need', async () => {
+    const op = await connect(OPERATOR_TOKEN);
+    const n = data<{ id: string }>(
+      await call(op, 'create_need', { title: 'Take me over', tags: ['kernel'] }),
+    );
+    expect((await fetch(new URL(`/worker/need-state?id=${n.id}`, url))).status).toBe(401);
+    const connector = new RemoteConnector({ mcpUrl: url, workerToken: WORKER_TOKEN });
+    try {
+      expect(await connector.needState(n.id)).toMatchObject({
+        id: n.id,
+        title: 'Take me over',
+        tags: ['kernel'],
+        status: 'open',
+        actionable: true,
+        leaseTask: null,
+      });
+      expect(await connector.needState('need_missing')).toBeUndefined();
+      const agents = await Promise.all(
+        ['w1', 'w2'].map(async (worker) => {
+          const { data: a } = await connector.request<{ agent_id: string }>('/worker/agents', {
+            identity: 'architect',
+            capacity: 1,
+            worker,
+          });
+          return a.agent_id;
+        }),
+      );
+      const [first, second] = await Promise.all(
+        agents.map((agentId) => connector.claimAndStart(n.id, 'architect', agentId)),
+      );
+      const won = [first, second].filter((r) => r && 'started' in r);
+      const lost = [first, second].filter((r) => r && 'refused' in r);
+      expect(won).toHaveLength(1);
+      expect(lost).toHaveLength(1);
+      expect(lost[0]).toMatchObject({ refused: expect.stringContaining('a live lease is never displaced') });
+      const started = (won[0] as { started: StartedTask }).started;
+      expect(started).toMatchObject({ needId: n.id, needTitle: 'Take me over', needTags: ['kernel'] });
+      expect(started.identity.name).toBe('architect');
+      expect(await connector.needState(n.id)).toMatchObject({ leaseTask: started.taskId });
+      const claimed = world.store.events
+        .since(0, 100_000)
+        .filter((e) => e.kind === 'need.claimed' && e.needId === n.id);
+      expect(claimed.map((e) => e.payload)).toEqual([expect.objectContaining({ roundTable: true })]);
+      // The session's client is bound to the new task and its fencing token.
+      const done = data<{ needStatus: string }>(
+        await call(started.client, 'finish', { outcome: 'resolved', summary: 'taken over and done' }),
+      );
+      expect(done.needStatus).toBe('resolved');
+      await started.close();
+    } finally {
+      await connector.close();
+    }
   });
 
   it('50 concurrent claims of one need: exactly one wins, 49 clear refusals (20 rounds)', async () => {

@@ -32,6 +32,7 @@ interface RunFlags {
   runTokens?: number;
   logFormat?: LogFormat;
   views: boolean;
+  takeover: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -66,6 +67,7 @@ export function registerRunCommand(program: Command): void {
     .option('--run-tokens <n>', 'token budget of this whole run', parseIntFlag('--run-tokens'))
     .option('--log-format <format>', 'json or pretty (default: pretty on a TTY, else json)')
     .option('--no-views', 'do not keep the workspaces’ views compiled')
+    .option('--no-takeover', 'embedded agents take no unmet needs over (the round-table loop stays off)')
     .action(async (flags: RunFlags, command: Command) => {
       const { db, durable } = globalOptions(command);
       const format: LogFormat = flags.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
@@ -128,6 +130,7 @@ export function registerRunCommand(program: Command): void {
           providerOverrides: overrides,
           env: process.env,
           compileViews: flags.views,
+          takeover: flags.takeover,
           runTokenLimit: flags.runTokens ?? null,
           log,
           ...(listen && { listen }),

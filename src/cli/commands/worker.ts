@@ -2,9 +2,10 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import type { LlmProvider } from '../../agents/provider.js';
 import { createProvider } from '../../agents/providers/index.js';
+import { RedisNeedBus } from '../../roundtable/redis-need-bus.js';
 import { BullmqTaskQueue } from '../../scheduler/bullmq-task-queue.js';
 import { RemoteConnector } from '../../scheduler/remote-connector.js';
-import { Worker } from '../../scheduler/worker.js';
+import { takeoverSeats, Worker } from '../../scheduler/worker.js';
 import { UserError } from '../../store/index.js';
 import { collectList, parseDuration, parseIntFlag } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
@@ -21,6 +22,7 @@ interface WorkerFlags {
   model?: string;
   baseUrl?: string;
   logFormat?: LogFormat;
+  takeover: boolean;
 }
 
 export function registerWorkerCommand(program: Command): void {
@@ -38,6 +40,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--model <model>', 'override every identity’s model')
     .option('--base-url <url>', 'override the provider base URL')
     .option('--log-format <format>', 'json or pretty (default: pretty on a TTY, else json)')
+    .option('--no-takeover', 'take no unmet needs over: run only what the queue hands out')
     .action(async (flags: WorkerFlags) => {
       const token = flags.token ?? process.env['MLOS_WORKER_TOKEN'];
       if (!token) throw new UserError('a worker needs the worker token: --token T or MLOS_WORKER_TOKEN');
@@ -68,6 +71,14 @@ export function registerWorkerCommand(program: Command): void {
       const queue = new BullmqTaskQueue({ url: flags.redis, namespace: info.namespace, log });
       const providers = new Map<string, { provider: LlmProvider; model: string }>();
       const heartbeatMs = parseDuration(flags.heartbeat, '--heartbeat');
+      // The round table watches the need bus the supervisor publishes on the same Redis.
+      const bus = flags.takeover
+        ? new RedisNeedBus({
+            url: flags.redis,
+            namespace: info.namespace,
+            onError: (error) => log.warn({ err: error }, 'need bus'),
+          })
+        : undefined;
       const worker = new Worker({
         queue,
         connector,
@@ -77,6 +88,7 @@ export function registerWorkerCommand(program: Command): void {
         log,
         name,
         agentIdFor: (identity) => agents.find((a) => a.identity === identity)?.id,
+        ...(bus && { takeover: { bus, seats: takeoverSeats(identities, agents, log) } }),
         providerFor: (identity) => {
           let entry = providers.get(identity.name);
           if (!entry) {
@@ -95,9 +107,14 @@ export function registerWorkerCommand(program: Command): void {
           .request('/worker/heartbeat', { agents: agents.map((a) => ({ id: a.id, load: worker.running })) })
           .catch((error: unknown) => log.warn({ err: error }, 'agent heartbeat failed'));
       }, heartbeatMs);
-      worker.start();
+      await worker.start();
       log.info(
-        { worker: name, identities: identities.map((i) => i.name), guard: flags.mcp },
+        {
+          worker: name,
+          identities: identities.map((i) => i.name),
+          guard: flags.mcp,
+          takeover: flags.takeover,
+        },
         'mlos worker started',
       );
       await new Promise<void>((resolve) => {
@@ -114,5 +131,7 @@ export function registerWorkerCommand(program: Command): void {
       await worker.close(parseDuration(flags.drain, '--drain'));
       await connector.request('/worker/stop', { agents: agents.map((a) => a.id) }).catch(() => undefined);
       await queue.close(5000);
+      await bus?.close();
+      await connector.close();
     });
 }

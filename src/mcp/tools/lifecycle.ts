@@ -1,8 +1,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
-import { claimEligibility } from '../../roundtable/protocol.js';
-import { type Fence, NotClaimableError, TASK_OUTCOMES } from '../../store/index.js';
-import { inView } from '../principal.js';
+import { type Fence, TASK_OUTCOMES } from '../../store/index.js';
+import { assertRunnable, claimAsAgent } from '../agent-claim.js';
 import { GuardRefusal, ok } from '../result.js';
 import type { GuardSession } from '../session.js';
 import { defineTool } from './define.js';
@@ -63,46 +62,21 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
             : (() => {
                 throw new GuardRefusal('as operator, pass identity: the identity that will work on the need');
               })();
-      const claim = store.transaction(() => {
-        const need = store.needs.require(need_id);
-        if (session.principal.kind === 'agent' && !inView(identity, need)) {
-          throw new GuardRefusal(
-            `need ${need_id} is outside the scope of ${identity.name}; claim needs whose tags meet ${[
-              ...identity.scope.primary,
-              ...identity.scope.peripheral,
-            ].join(', ')}`,
-          );
-        }
-        const pin = store.identities.require(identity.name);
-        if (pin.driftHash)
-          throw new GuardRefusal(
-            `identity ${identity.name} has drifted from its pin: no new work until the operator accepts it`,
-          );
-        if (pin.paused)
-          throw new GuardRefusal(
-            `identity ${identity.name} is paused by the operator: no new work until resumed`,
-          );
-        const agent = session.principal.kind === 'agent' ? session.principal : null;
-        if (agent) {
-          // The round table decides when an agent may claim, on the guard's clock; the operator may
-          // claim regardless (it stays bound by the store's rules: live leases, actionability).
-          const now = store.clock.now();
-          const state = store.scheduling.needState(need_id, now)!;
-          const verdict = claimEligibility(identity, state, now, agent.agentId);
-          if (!verdict.eligible) {
-            // Held or not unmet: the store words those (which task, which dependency) best.
-            if (verdict.reason === 'held' || verdict.reason === 'not_unmet')
-              store.claims.assertClaimable(need_id);
-            throw new NotClaimableError(verdict.message, verdict.eligibleAt);
-          }
-        }
-        return store.claims.claim(need_id, {
-          identity: identity.name,
-          leaseMs: deps.leaseMs,
-          ...(agent?.agentId && { agentId: agent.agentId }),
-          ...(agent && { roundTable: true }),
-        });
-      });
+      const claim =
+        session.principal.kind === 'agent'
+          ? claimAsAgent(store, {
+              identity,
+              needId: need_id,
+              leaseMs: deps.leaseMs,
+              ...(session.principal.agentId && { agentId: session.principal.agentId }),
+            })
+          : // The operator claims regardless of the round table (it stays bound by the store's
+            // rules: live leases, actionability).
+            store.transaction(() => {
+              store.needs.require(need_id);
+              assertRunnable(store, identity.name);
+              return store.claims.claim(need_id, { identity: identity.name, leaseMs: deps.leaseMs });
+            });
       const token = deps.issueAgentToken?.(claim.task.id);
       return ok(
         `claimed ${need_id}: task ${claim.task.id}, fencing token ${claim.fence.token}, lease until ${new Date(claim.leaseUntil).toISOString()}`,

@@ -1,0 +1,64 @@
+import type { Identity } from '../kernel/identity/schema.js';
+import { claimEligibility } from '../roundtable/protocol.js';
+import { type Claim, NotClaimableError, type Store } from '../store/index.js';
+import { inView } from './principal.js';
+import { GuardRefusal } from './result.js';
+
+/**
+ * An agent's claim of a need through the round table, in one transaction: the need must be in the
+ * identity's view, the identity pinned without drift and not paused, and the protocol must find
+ * the claim eligible on the store's clock (the guard's); then the store claims it with
+ * `roundTable: true`, which starts the need's takeover cooldown. Used by `claim_need` for agents
+ * and by the embedded worker's takeover loop, so both apply the same rules.
+ *
+ * Throws `GuardRefusal` (out of view, drifted, paused) or `NotClaimableError` (held, not unmet,
+ * not eligible yet, with the time it becomes eligible when known): refusals, not bugs.
+ */
+export function claimAsAgent(
+  store: Store,
+  options: {
+    readonly identity: Identity;
+    readonly needId: string;
+    readonly agentId?: string;
+    readonly leaseMs: number;
+  },
+): Claim {
+  const { identity, needId, agentId } = options;
+  return store.transaction(() => {
+    const need = store.needs.require(needId);
+    if (!inView(identity, need)) {
+      throw new GuardRefusal(
+        `need ${needId} is outside the scope of ${identity.name}; claim needs whose tags meet ${[
+          ...identity.scope.primary,
+          ...identity.scope.peripheral,
+        ].join(', ')}`,
+      );
+    }
+    assertRunnable(store, identity.name);
+    const now = store.clock.now();
+    const state = store.scheduling.needState(needId, now)!;
+    const verdict = claimEligibility(identity, state, now, agentId);
+    if (!verdict.eligible) {
+      // Held or not unmet: the store words those (which task, which dependency) best.
+      if (verdict.reason === 'held' || verdict.reason === 'not_unmet') store.claims.assertClaimable(needId);
+      throw new NotClaimableError(verdict.message, verdict.eligibleAt);
+    }
+    return store.claims.claim(needId, {
+      identity: identity.name,
+      leaseMs: options.leaseMs,
+      ...(agentId && { agentId }),
+      roundTable: true,
+    });
+  });
+}
+
+/** Refuses new work for an identity that drifted from its pin or is paused. */
+export function assertRunnable(store: Store, name: string): void {
+  const pin = store.identities.require(name);
+  if (pin.driftHash)
+    throw new GuardRefusal(
+      `identity ${name} has drifted from its pin: no new work until the operator accepts it`,
+    );
+  if (pin.paused)
+    throw new GuardRefusal(`identity ${name} is paused by the operator: no new work until resumed`);
+}
