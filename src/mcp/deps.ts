@@ -10,7 +10,7 @@ export interface GuardDepsOptions {
   readonly log?: (message: string, error?: unknown) => void;
 }
 
-export const DEFAULT_LEASE_MS = 60_000;
+export const DEFAULT_LEASE_MS = 180_000;
 
 /**
  * The guard's dependencies over one store. Identities come from the pinned bytes in the

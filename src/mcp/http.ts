@@ -5,6 +5,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { MlosError, NotClaimableError, UserError } from '../store/index.js';
+import { assertRunnable } from './agent-claim.js';
 import { createGuardServer } from './guard.js';
 import { notifyOnChange } from './notify.js';
 import { OPERATOR, type Principal } from './principal.js';
@@ -229,6 +230,12 @@ export class GuardHttpServer {
             error: `task ${task_id} is ${queued.status}, not queued: its job is superseded`,
           });
         }
+        try {
+          assertRunnable(store, queued.identity);
+        } catch (error) {
+          // Paused or drifted: the task waits, queued, until the operator acts (reconciliation re-rings).
+          return sendJson(res, 409, { error: (error as Error).message });
+        }
         const claim = store.claims.claim(queued.needId, {
           identity: queued.identity,
           leaseMs: this.#deps.leaseMs,
@@ -259,7 +266,14 @@ export class GuardHttpServer {
       }
       return sendJson(res, 400, { error: 'send { "task_id": "task_…" } or { "identity": "name" }' });
     } catch (error) {
-      if (error instanceof NotClaimableError) return sendJson(res, 409, { error: error.message });
+      if (error instanceof NotClaimableError) {
+        // The need changed since graduation (a new dependency, dropped…): this task is moot.
+        const store = this.#deps.store.as('worker');
+        if (typeof task_id === 'string' && store.tasks.get(task_id)?.status === 'queued') {
+          store.tasks.cancel(task_id, `no longer claimable: ${error.message}`);
+        }
+        return sendJson(res, 409, { error: error.message });
+      }
       if (error instanceof MlosError) return sendJson(res, 400, { error: error.message });
       throw error;
     }
@@ -304,8 +318,10 @@ export class GuardHttpServer {
         return sendJson(res, 200, { agent_id: agent.id });
       }
       if (path === '/worker/heartbeat' && req.method === 'POST') {
-        const agents = (body?.['agents'] ?? []) as { id?: unknown; load?: unknown }[];
-        for (const a of agents) {
+        const agents = body?.['agents'] ?? [];
+        if (!Array.isArray(agents))
+          return sendJson(res, 400, { error: 'send { "agents": [{ "id": agent id, "load": n }] }' });
+        for (const a of agents as { id?: unknown; load?: unknown }[]) {
           if (typeof a.id === 'string' && typeof a.load === 'number') store.agents.heartbeat(a.id, a.load);
         }
         return sendJson(res, 200, { ok: true });

@@ -50,6 +50,9 @@ export class EmbeddedConnector implements GuardConnector {
     const store = this.#store;
     const queued = store.tasks.get(taskId);
     if (queued?.status !== 'queued') return null;
+    const pin = store.identities.get(queued.identity);
+    // Paused or drifted: the task stays queued until the operator acts; reconciliation re-rings it.
+    if (!pin || pin.paused || pin.driftHash) return null;
     let claim: Claim;
     try {
       claim = store.claims.claim(queued.needId, {

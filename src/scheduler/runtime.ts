@@ -56,6 +56,9 @@ export type GuardHttpServerExtraRoute = ConstructorParameters<typeof GuardHttpSe
  * The composition root of `mlos run`: store, guard, supervisor, queue, bus, identity watcher and
  * (embedded) workers, wired once. CLI files only parse flags and call this.
  */
+/** A supervisor lock whose heartbeat is older than this is presumed dead. */
+const LOCK_STALE_MS = 15_000;
+
 export class Runtime {
   readonly store: Store;
   readonly supervisor: Supervisor;
@@ -77,6 +80,8 @@ export class Runtime {
     this.#config = config;
     this.#log = config.log ?? silentLogger;
     this.store = config.store.as('supervisor');
+    // The lock first: a refused second run must write nothing (no pins, no run, no views).
+    this.store.scheduling.acquireLock(LOCK_STALE_MS);
     if (existsSync(config.identitiesDir)) {
       const report = syncIdentities(this.store, config.identitiesDir);
       for (const e of report.errors) this.#log.error({ err: e.message }, 'identity file does not lint');
@@ -224,6 +229,7 @@ export class Runtime {
     await this.#config.queue.close(5000);
     await this.#config.bus.close();
     this.store.budgets.stopRun(this.runId);
+    this.store.scheduling.releaseLock();
     this.#compile(true);
   }
 

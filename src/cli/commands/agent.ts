@@ -39,7 +39,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--model <model>', 'override the identity’s model')
     .option('--base-url <url>', 'override the base URL (OpenAI-compatible local servers)')
     .option('--max-turns <n>', 'model calls at most', parseIntFlag('--max-turns'), 40)
-    .option('--lease <duration>', 'how long the lease lasts without progress', '60s')
+    .option('--lease <duration>', 'how long the lease lasts without progress', '3m')
     .option('--identities <dir>', 'identities folder to pin first, if present', 'identities')
     .option('--json', 'print each session event as a JSON line')
     .action(async (flags: AgentRunFlags, command: Command) => {
@@ -106,18 +106,34 @@ export function registerAgentCommands(program: Command): void {
         };
         const controller = new AbortController();
         process.once('SIGINT', () => controller.abort());
-        const result = await runAgentSession({
-          client,
-          provider,
-          model,
-          task: { id: claim.task.id, needId: need.id, identity, needTitle: need.title, needTags: need.tags },
-          limits: { maxTurns: flags.maxTurns },
-          onEvent: print,
-          signal: controller.signal,
-        });
-        await client.close();
-        await server.close();
-        store.budgets.stopRun(runId);
+        let result: Awaited<ReturnType<typeof runAgentSession>>;
+        try {
+          result = await runAgentSession({
+            client,
+            provider,
+            model,
+            task: {
+              id: claim.task.id,
+              needId: need.id,
+              identity,
+              needTitle: need.title,
+              needTags: need.tags,
+            },
+            limits: { maxTurns: flags.maxTurns },
+            onEvent: print,
+            signal: controller.signal,
+          });
+        } catch (error) {
+          // The session never got going (boot failed, the guard refused…): give the need back.
+          const task = store.tasks.get(claim.task.id);
+          if (task?.status === 'running')
+            store.tasks.transition(task.id, 'failed', { error: `session crashed: ${String(error)}` });
+          throw error;
+        } finally {
+          await client.close();
+          await server.close();
+          store.budgets.stopRun(runId);
+        }
         if (result.outcome === 'failed' || result.outcome === 'lease_lost' || result.outcome === 'aborted')
           process.exitCode = 1;
       } finally {

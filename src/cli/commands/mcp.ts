@@ -18,7 +18,7 @@ export function registerMcpCommand(program: Command): void {
     .command('mcp')
     .description('serve the guard over MCP: stdio (operator scope, for IDEs) or Streamable HTTP with --http')
     .option('--http <host:port>', 'serve Streamable HTTP at /mcp instead of stdio (e.g. 127.0.0.1:7411)')
-    .option('--lease <duration>', 'how long a claimed lease lasts without progress', '60s')
+    .option('--lease <duration>', 'how long a claimed lease lasts without progress', '3m')
     .action(async (flags: { http?: string; lease: string }, command: Command) => {
       const { db, durable } = globalOptions(command);
       const store = Store.open(db, { durable, actor: 'mcp' });

@@ -48,7 +48,11 @@ export function registerRunCommand(program: Command): void {
     .option('--no-workers', 'host no agents in this process (remote workers only)')
     .option('--concurrency <n>', 'agent sessions at once in this process', parseIntFlag('--concurrency'), 4)
     .option('--identities <dir>', 'the identities folder to pin and watch', 'identities')
-    .option('--lease <duration>', 'how long a lease lasts without progress', '60s')
+    .option(
+      '--lease <duration>',
+      'how long a lease lasts without progress (longer than one model call)',
+      '3m',
+    )
     .option('--heartbeat <duration>', 'how often sessions and agents report progress', '5s')
     .option('--loop <duration>', 'pause between supervisor ticks', '500ms')
     .option(
@@ -76,6 +80,9 @@ export function registerRunCommand(program: Command): void {
       const log = createLogger(format, 'info', () => progress?.clear());
       const store = Store.open(db, { durable, actor: 'supervisor' });
       let runtime: Runtime | undefined;
+      let opened:
+        | { queue: { close(ms?: number): Promise<void> }; bus: { close(): Promise<void> } }
+        | undefined;
       try {
         let identitiesDir = resolve(flags.identities);
         const overrides = { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl };
@@ -90,11 +97,21 @@ export function registerRunCommand(program: Command): void {
           overrides.model ??= 'demo';
         }
         const namespace = namespaceOf(db);
-        const { queue, bus } = await createAdapters({ redisUrl: flags.redis, namespace, log });
+        // Every flag is checked before a connection is opened, so a typo never leaves one behind.
+        const timing = {
+          leaseMs: parseDuration(flags.lease, '--lease'),
+          heartbeatMs: parseDuration(flags.heartbeat, '--heartbeat'),
+          loopMs: parseDuration(flags.loop, '--loop'),
+          drainMs: parseDuration(flags.drain, '--drain'),
+        };
+        const listenAt = flags.listen ? parseHostPort(flags.listen) : undefined;
+        const adapters = await createAdapters({ redisUrl: flags.redis, namespace, log });
+        opened = adapters;
+        const { queue, bus } = adapters;
         const counters: RuntimeCounters = { takeovers: 0, leaseExpiries: 0, graduated: 0 };
         let listen: ConstructorParameters<typeof Runtime>[0]['listen'];
         if (flags.listen) {
-          const { host, port } = parseHostPort(flags.listen);
+          const { host, port } = listenAt!;
           const operatorToken =
             process.env['MLOS_OPERATOR_TOKEN'] || `mlos_op_${randomBytes(24).toString('base64url')}`;
           const workerToken =
@@ -103,8 +120,9 @@ export function registerRunCommand(program: Command): void {
             process.env['MLOS_OPERATOR_TOKEN'] && process.env['MLOS_WORKER_TOKEN'],
           );
           if (!process.env['MLOS_OPERATOR_TOKEN'])
-            log.warn({ token: operatorToken }, 'operator token generated');
-          if (!process.env['MLOS_WORKER_TOKEN']) log.warn({ token: workerToken }, 'worker token generated');
+            process.stderr.write(`operator token (generated): ${operatorToken}\n`);
+          if (!process.env['MLOS_WORKER_TOKEN'])
+            process.stderr.write(`worker token (generated): ${workerToken}\n`);
           listen = { host, port, operatorToken, workerToken, tokensConfigured, namespace };
         }
         let idleTicks = 0;
@@ -123,9 +141,9 @@ export function registerRunCommand(program: Command): void {
           identitiesDir,
           embeddedWorkers: flags.workers,
           concurrency: flags.concurrency,
-          leaseMs: parseDuration(flags.lease, '--lease'),
-          heartbeatMs: parseDuration(flags.heartbeat, '--heartbeat'),
-          loopMs: parseDuration(flags.loop, '--loop'),
+          leaseMs: timing.leaseMs,
+          heartbeatMs: timing.heartbeatMs,
+          loopMs: timing.loopMs,
           maxAttempts: flags.maxAttempts,
           providerOverrides: overrides,
           env: process.env,
@@ -183,7 +201,7 @@ export function registerRunCommand(program: Command): void {
           { reason },
           reason === 'idle' ? 'idle: no actionable or active need remains' : `${reason}: draining`,
         );
-        await runtime.close(parseDuration(flags.drain, '--drain'));
+        await runtime.close(timing.drainMs);
         progress?.clear();
         const resolved = store.needs
           .counts()
@@ -195,6 +213,10 @@ export function registerRunCommand(program: Command): void {
         );
       } finally {
         if (runtime) await runtime.close(0).catch(() => undefined);
+        else if (opened) {
+          await opened.queue.close(1000).catch(() => undefined);
+          await opened.bus.close().catch(() => undefined);
+        }
         store.close();
       }
     });
