@@ -103,6 +103,33 @@ describe('the guard over Streamable HTTP', () => {
     expect(done.needStatus).toBe('resolved');
   });
 
+  it('leaves a paused identity’s queued task waiting, and cancels a task whose need is no longer claimable', async () => {
+    const op = await connect(OPERATOR_TOKEN);
+    const a = data<{ id: string }>(await call(op, 'create_need', { title: 'Paused work', tags: ['kernel'] }));
+    const { taskId: paused } = data<{ taskId: string }>(
+      await call(op, 'graduate', { need_id: a.id, identity: 'architect' }),
+    );
+    await call(op, 'pause_identity', { name: 'architect' });
+    const refused = await post('/agent-token', WORKER_TOKEN, { task_id: paused });
+    expect(refused.status).toBe(409);
+    expect(await refused.text()).toContain('paused by the operator');
+    expect(world.store.tasks.require(paused).status).toBe('queued');
+    await call(op, 'resume_identity', { name: 'architect' });
+    expect((await post('/agent-token', WORKER_TOKEN, { task_id: paused })).status).toBe(200);
+
+    const b = data<{ id: string }>(await call(op, 'create_need', { title: 'Will wait', tags: ['kernel'] }));
+    const { taskId: moot } = data<{ taskId: string }>(
+      await call(op, 'graduate', { need_id: b.id, identity: 'architect' }),
+    );
+    const blocker = data<{ id: string }>(await call(op, 'create_need', { title: 'New prerequisite' }));
+    await call(op, 'link', { from: b.id, rel: 'depends_on', to: blocker.id });
+    const gone = await post('/agent-token', WORKER_TOKEN, { task_id: moot });
+    expect(gone.status).toBe(409);
+    expect(await gone.text()).toContain('not actionable: it waits for');
+    expect(world.store.tasks.require(moot).status).toBe('cancelled');
+    expect((await post('/worker/heartbeat', WORKER_TOKEN, { agents: { id: 'x' } })).status).toBe(400);
+  });
+
   it('serves need states to workers and lets a remote worker take a need over through claim_need', async () => {
     const op = await connect(OPERATOR_TOKEN);
     const n = data<{ id: string }>(
