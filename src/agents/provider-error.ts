@@ -47,7 +47,7 @@ export class LlmCallError extends ProviderError {
 }
 
 /** A header reader that works for fetch `Headers` and plain records. */
-type HeaderSource =
+export type HeaderSource =
   | { get(name: string): string | null }
   | Record<string, string | undefined>
   | undefined

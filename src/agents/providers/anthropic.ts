@@ -15,8 +15,9 @@ import type {
 import * as z from 'zod';
 import { costUsd, priceOf } from '../pricing.js';
 import type { ContentPart, LlmMessage, LlmProvider, LlmRequest, LlmResponse, LlmUsage } from '../provider.js';
-import { httpCallError, LlmCallError, transportCallError } from '../provider-error.js';
+import { LlmCallError } from '../provider-error.js';
 import { redactKeyPatterns, redactValues } from './redact.js';
+import { sdkCallError } from './sdk-error.js';
 import { isObject, toolCallFromValue } from './tool-input.js';
 
 export interface AnthropicProviderOptions {
@@ -92,40 +93,20 @@ export class AnthropicProvider implements LlmProvider {
     redactKeyPatterns(redactValues(text, [{ name: 'ANTHROPIC_API_KEY', value: this.#apiKey }]));
 
   #callError(error: unknown, request: LlmRequest): unknown {
-    const model = request.model;
-    if (error instanceof APIUserAbortError || request.signal?.aborted) {
-      return transportCallError('anthropic', model, 'aborted', '');
-    }
-    if (error instanceof APIConnectionTimeoutError) {
-      return transportCallError('anthropic', model, 'timeout', `no answer within ${request.timeoutMs} ms`);
-    }
-    if (error instanceof APIConnectionError) {
-      return transportCallError('anthropic', model, 'connection', this.#redact(error.message));
-    }
-    if (error instanceof APIError && typeof error.status === 'number') {
-      const shouldRetry = error.headers?.get('x-should-retry');
-      return httpCallError(
-        {
-          provider: 'anthropic',
-          model,
-          status: error.status,
-          headers: error.headers,
-          detail: error.apiMessage ?? error.message,
-          requestId: error.requestID ?? null,
-          ...(shouldRetry === 'true' || shouldRetry === 'false'
-            ? { shouldRetry: shouldRetry === 'true' }
-            : {}),
-        },
-        this.#redact,
-      );
-    }
-    if (error instanceof AnthropicError) {
-      return new LlmCallError(`anthropic ${model} call failed: ${this.#redact(error.message)}`, {
-        kind: 'bad_request',
-        provider: 'anthropic',
-      });
-    }
-    return error;
+    return sdkCallError(
+      'anthropic',
+      {
+        base: AnthropicError,
+        api: APIError,
+        abort: APIUserAbortError,
+        timeout: APIConnectionTimeoutError,
+        connection: APIConnectionError,
+      },
+      error,
+      request,
+      this.#redact,
+      (e) => (e as { apiMessage?: string }).apiMessage ?? e.message,
+    );
   }
 }
 

@@ -13,9 +13,10 @@ import type {
 import * as z from 'zod';
 import { costUsd } from '../pricing.js';
 import type { ContentPart, LlmMessage, LlmProvider, LlmRequest, LlmResponse, LlmUsage } from '../provider.js';
-import { httpCallError, LlmCallError, transportCallError } from '../provider-error.js';
+import { LlmCallError } from '../provider-error.js';
 import { estimateUsage } from './estimate-usage.js';
 import { redactKeyPatterns, redactValues } from './redact.js';
+import { sdkCallError } from './sdk-error.js';
 import { toolCallFromJson } from './tool-input.js';
 
 export interface OpenAIProviderOptions {
@@ -127,41 +128,23 @@ export class OpenAIProvider implements LlmProvider {
     redactKeyPatterns(redactValues(text, [{ name: 'OPENAI_API_KEY', value: this.#apiKey }]));
 
   #callError(error: unknown, request: LlmRequest): unknown {
-    const model = request.model;
-    if (error instanceof APIUserAbortError || request.signal?.aborted) {
-      return transportCallError('openai', model, 'aborted', '');
-    }
-    if (error instanceof APIConnectionTimeoutError) {
-      return transportCallError('openai', model, 'timeout', `no answer within ${request.timeoutMs} ms`);
-    }
-    if (error instanceof APIConnectionError) {
-      return transportCallError('openai', model, 'connection', this.#redact(error.message));
-    }
-    if (error instanceof APIError && typeof error.status === 'number') {
-      const shouldRetry = error.headers?.get('x-should-retry');
-      const body = error.error as { message?: unknown } | undefined;
-      return httpCallError(
-        {
-          provider: 'openai',
-          model,
-          status: error.status,
-          headers: error.headers,
-          detail: typeof body?.message === 'string' ? body.message : error.message,
-          requestId: error.requestID ?? null,
-          ...(shouldRetry === 'true' || shouldRetry === 'false'
-            ? { shouldRetry: shouldRetry === 'true' }
-            : {}),
-        },
-        this.#redact,
-      );
-    }
-    if (error instanceof OpenAIError) {
-      return new LlmCallError(`openai ${model} call failed: ${this.#redact(error.message)}`, {
-        kind: 'bad_request',
-        provider: 'openai',
-      });
-    }
-    return error;
+    return sdkCallError(
+      'openai',
+      {
+        base: OpenAIError,
+        api: APIError,
+        abort: APIUserAbortError,
+        timeout: APIConnectionTimeoutError,
+        connection: APIConnectionError,
+      },
+      error,
+      request,
+      this.#redact,
+      (e) => {
+        const body = (e as { error?: { message?: unknown } }).error;
+        return typeof body?.message === 'string' ? body.message : e.message;
+      },
+    );
   }
 }
 
