@@ -2,7 +2,13 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Identity } from '../kernel/identity/schema.js';
 import { tokenCounterFor } from '../kernel/tokens.js';
-import { BudgetExceededError, type Clock, systemClock, type TaskOutcome } from '../store/index.js';
+import {
+  BudgetExceededError,
+  type Clock,
+  systemClock,
+  type TaskOutcome,
+  type Timers,
+} from '../store/index.js';
 import { Conversation } from './conversation.js';
 import type { LlmProvider, LlmResponse, LlmUsage, ToolDefinition } from './provider.js';
 import { realSleep, type Sleep, withRetries } from './retry.js';
@@ -75,6 +81,8 @@ export interface AgentSessionOptions {
   readonly sleep?: Sleep;
   /** How often progress is reported to the guard, in ms (default 5 s). */
   readonly heartbeatMs?: number;
+  /** Timers for the periodic heartbeat (default: Node's setInterval); the simulator injects virtual ones. */
+  readonly timers?: Timers;
   readonly onEvent?: (event: SessionEvent) => void;
   readonly signal?: AbortSignal;
 }
@@ -190,8 +198,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
     return summary(outcome, result.isError ? `${reason} (finish refused: ${text})` : reason);
   };
 
-  const timer = setInterval(() => void heartbeat(), options.heartbeatMs ?? 5000);
-  timer.unref?.();
+  const stopHeartbeats = everyMs(options.heartbeatMs ?? 5000, () => void heartbeat(), options.timers);
   try {
     let malformed = 0;
     let nudges = 0;
@@ -297,7 +304,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
       }
     }
   } finally {
-    clearInterval(timer);
+    stopHeartbeats();
   }
 
   /**
@@ -374,6 +381,29 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
       },
     );
   }
+}
+
+/** Calls `fn` every `ms` until the returned function is called: a real interval, or re-armed port timers. */
+function everyMs(ms: number, fn: () => void, timers: Timers | undefined): () => void {
+  if (!timers) {
+    const timer = setInterval(fn, ms);
+    timer.unref?.();
+    return () => clearInterval(timer);
+  }
+  let stopped = false;
+  let handle: { cancel(): void } | undefined;
+  const arm = () => {
+    handle = timers.setTimeout(() => {
+      if (stopped) return;
+      fn();
+      arm();
+    }, ms);
+  };
+  arm();
+  return () => {
+    stopped = true;
+    handle?.cancel();
+  };
 }
 
 function resultText(result: CallToolResult): string {

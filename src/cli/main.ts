@@ -12,6 +12,7 @@ import { registerMcpCommand } from './commands/mcp.js';
 import { registerNeedCommands } from './commands/need.js';
 import { registerPackCommands } from './commands/pack.js';
 import { registerRunCommand } from './commands/run.js';
+import { registerSimCommand } from './commands/sim.js';
 import { registerStatusCommands } from './commands/status.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { registerWorkspaceCommands } from './commands/workspace.js';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerStatusCommands(program);
   registerAgentCommands(program);
   registerWorkerCommand(program);
+  registerSimCommand(program);
   for (const command of allCommands(program)) command.exitOverride();
   return program;
 }

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { LlmProvider } from '../agents/provider.js';
+import type { Sleep } from '../agents/retry.js';
 import {
   runAgentSession,
   type SessionEvent,
@@ -43,6 +44,11 @@ export interface WorkerOptions {
   readonly takeover?: WorkerTakeoverOptions;
   readonly clock?: Clock;
   readonly timers?: Timers;
+  /**
+   * Passed to each session (each default: real time): its clock, its sleep
+   * (retry back-off) and the heartbeat timers. The simulator sets all three to virtual time.
+   */
+  readonly sessionTime?: { readonly clock?: Clock; readonly sleep?: Sleep; readonly timers?: Timers };
   readonly onSessionEvent?: (taskId: string, event: SessionEvent) => void;
   readonly onSessionEnd?: (taskId: string, result: SessionResult | null) => void;
 }
@@ -187,6 +193,9 @@ export class Worker {
         signal,
         ...(this.#o.limits && { limits: this.#o.limits }),
         ...(this.#o.heartbeatMs !== undefined && { heartbeatMs: this.#o.heartbeatMs }),
+        ...(this.#o.sessionTime?.clock && { clock: this.#o.sessionTime.clock }),
+        ...(this.#o.sessionTime?.sleep && { sleep: this.#o.sessionTime.sleep }),
+        ...(this.#o.sessionTime?.timers && { timers: this.#o.sessionTime.timers }),
         ...(this.#o.onSessionEvent && { onEvent: (e) => this.#o.onSessionEvent!(started.taskId, e) }),
       });
       this.#log.info(
