@@ -1,18 +1,18 @@
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { Identity } from '../kernel/identity/schema.js';
 import { tokenCounterFor } from '../kernel/tokens.js';
-import {
-  BudgetExceededError,
-  type Clock,
-  systemClock,
-  type TaskOutcome,
-  type Timers,
-} from '../store/index.js';
+import { BudgetExceededError, systemClock, type TaskOutcome, type Timers } from '../store/index.js';
 import { Conversation } from './conversation.js';
-import type { LlmProvider, LlmResponse, LlmUsage, ToolDefinition } from './provider.js';
-import { realSleep, type Sleep, withRetries } from './retry.js';
+import type { LlmResponse, LlmUsage, ToolDefinition } from './provider.js';
+import { realSleep, withRetries } from './retry.js';
+import {
+  type AgentSessionOptions,
+  DEFAULT_LIMITS,
+  type SessionEvent,
+  type SessionResult,
+} from './session-types.js';
 import { Transcript } from './transcript.js';
+
+export * from './session-types.js';
 
 /** Keys of `_meta` shared with the guard (src/mcp): the structured boot payload and the transcript. */
 const BOOT_META = 'mlos/boot';
@@ -23,79 +23,6 @@ const TRANSCRIPT_META = 'mlos/transcript';
  * bookkeeping, and a session works on its one task, so it does not claim others.
  */
 const LOOP_TOOLS = new Set(['claim_need', 'heartbeat', 'reserve_budget', 'settle_budget']);
-
-export interface SessionLimits {
-  /** Model calls at most. */
-  maxTurns: number;
-  maxOutputTokens: number;
-  /** The model's context window; older tool results are compacted past 80 % of it. */
-  contextWindow: number;
-  /** Wall time of the whole session, in ms. */
-  deadlineMs: number;
-  /** Deadline of one model call attempt, in ms. */
-  callTimeoutMs: number;
-  /** Attempts per model call (retries on 429, 5xx, timeouts), each reserved against the budget. */
-  maxAttempts: number;
-  /** Malformed tool calls in a row before the task fails. */
-  maxMalformedInARow: number;
-  /** Replies without a tool call before the task fails. */
-  maxNudges: number;
-  bootBudget: number;
-}
-
-export const DEFAULT_LIMITS: SessionLimits = {
-  maxTurns: 40,
-  maxOutputTokens: 4096,
-  contextWindow: 200_000,
-  deadlineMs: 30 * 60_000,
-  callTimeoutMs: 120_000,
-  maxAttempts: 4,
-  maxMalformedInARow: 3,
-  maxNudges: 2,
-  bootBudget: 16_000,
-};
-
-export interface SessionTask {
-  readonly id: string;
-  readonly needId: string;
-  readonly identity: Identity;
-  readonly needTitle?: string;
-  readonly needTags?: readonly string[];
-}
-
-export type SessionEvent =
-  | { kind: 'boot'; tokens: number; sections: readonly { section: string; tokens: number }[] }
-  | { kind: 'turn'; turn: number; usage: LlmUsage; costUsd: number; text: string; calls: string[] }
-  | { kind: 'tool'; turn: number; name: string; isError: boolean; text: string }
-  | { kind: 'retry'; attempt: number; delayMs: number; reason: string }
-  | { kind: 'end'; result: SessionResult };
-
-export interface AgentSessionOptions {
-  /** An MCP client of the guard bound to this task (its agent token or principal). */
-  readonly client: Client;
-  readonly provider: LlmProvider;
-  readonly model: string;
-  readonly task: SessionTask;
-  readonly limits?: Partial<SessionLimits>;
-  readonly clock?: Clock;
-  readonly sleep?: Sleep;
-  /** How often progress is reported to the guard, in ms (default 5 s). */
-  readonly heartbeatMs?: number;
-  /** Timers for the periodic heartbeat (default: Node's setInterval); the simulator injects virtual ones. */
-  readonly timers?: Timers;
-  readonly onEvent?: (event: SessionEvent) => void;
-  readonly signal?: AbortSignal;
-}
-
-export interface SessionResult {
-  /** How the task ended: a finish outcome, or why the session stopped without one. */
-  readonly outcome: TaskOutcome | 'lease_lost' | 'aborted';
-  readonly reason: string | null;
-  readonly turns: number;
-  readonly toolCalls: number;
-  readonly usage: LlmUsage;
-  readonly costUsd: number;
-}
 
 class Stop extends Error {
   constructor(
