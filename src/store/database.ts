@@ -38,7 +38,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     });
   }
   try {
-    if (!options.readonly) db.pragma('journal_mode = WAL');
+    if (!options.readonly) enableWal(db, options.busyTimeoutMs ?? 30_000);
     db.pragma(`synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`);
     db.pragma('foreign_keys = ON');
     migrate(db, path, options);
@@ -50,6 +50,25 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     throw new DatabaseError('db_open', `cannot open database ${path}: ${(error as Error).message}`, {
       cause: error,
     });
+  }
+}
+
+/**
+ * Switches to WAL. While another process is creating the same file, this pragma can fail with
+ * SQLITE_BUSY without waiting on the busy handler, so it is retried here within the busy timeout.
+ */
+function enableWal(db: Db, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+      Atomics.wait(pause, 0, 0, wait);
+    }
   }
 }
 
