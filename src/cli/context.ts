@@ -59,19 +59,6 @@ export function parseDuration(text: string, what = 'duration'): number {
   return ms;
 }
 
-export function formatDuration(ms: number): string {
-  for (const [unit, size] of [
-    ['w', 604_800_000],
-    ['d', 86_400_000],
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1000],
-  ] as const) {
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
-}
-
 /** `a,b, c` → ['a', 'b', 'c']; repeated flags accumulate. */
 export function collectList(value: string, previous: string[] = []): string[] {
   return [

@@ -1,4 +1,4 @@
-import { MlosError, type NeedStatus } from '../store/index.js';
+import { MlosError, type NeedStateRow } from '../store/index.js';
 
 /**
  * The NeedBus port: need-state publication. Every event of the store's log is published in seq
@@ -17,34 +17,13 @@ export interface BusEvent {
   readonly needId: string | null;
 }
 
-/** The compact state of one need, as agents' Layer 2 views use it. */
-export interface NeedState {
-  readonly id: string;
-  readonly title: string;
-  readonly status: NeedStatus;
-  readonly priority: number;
-  readonly scope: string;
-  readonly tags: readonly string[];
-  readonly actionable: boolean;
-  /** The task holding the lease and until when, if any. */
-  readonly leaseTask: string | null;
-  readonly leaseExpiresAt: number | null;
-  readonly fencingToken: number;
-  /** When the supervisor marked the need unmet (actionable or active with no live lease), if it did. */
-  readonly unmetSince: number | null;
-  readonly orphaned: boolean;
-  /**
-   * When the need was last taken over: its latest claim that took work from another task or went
-   * through the round table (an agent's `claim_need`). Starts the takeover cooldown. Absent or
-   * null: never.
-   */
-  readonly lastTakeoverAt?: number | null;
-  /**
-   * A standing need between cadences: when its next cadence is due (its latest task's end plus its
-   * cadence). Before that it is not unmet. Absent or null: due now (or not a standing need).
-   */
-  readonly dueAt?: number | null;
-}
+/**
+ * The compact state of one need, as agents' Layer 2 views use it: the row the supervisor reads
+ * (`needStates` in the store). `lastTakeoverAt` (starts the takeover cooldown) and `dueAt` (a
+ * standing need is not unmet before its next cadence) may be absent: absent means never / due now.
+ */
+export type NeedState = Omit<NeedStateRow, 'lastTakeoverAt' | 'dueAt'> &
+  Partial<Pick<NeedStateRow, 'lastTakeoverAt' | 'dueAt'>>;
 
 export interface NeedSnapshot {
   /** The seq of the last event this state reflects. */

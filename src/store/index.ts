@@ -13,7 +13,7 @@ export {
   NotClaimableError,
   type Progress,
 } from './repos/claims.js';
-export type { GraduationCandidate, LockHolder, OutboxRow } from './repos/scheduling.js';
+export type { GraduationCandidate, LockHolder, NeedStateRow, OutboxRow } from './repos/scheduling.js';
 export type {
   ArtifactLine,
   Dependency,

@@ -1,15 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { formatDurationMs } from '../../kernel/identity/index.js';
 import { NEED_STATUSES, type Need, type NeedStatus, UserError } from '../../store/index.js';
-import {
-  collect,
-  collectList,
-  formatDuration,
-  output,
-  parseDuration,
-  parseIntFlag,
-  withStore,
-} from '../context.js';
+import { collect, collectList, output, parseDuration, parseIntFlag, withStore } from '../context.js';
 
 interface NeedFlags {
   body?: string;
@@ -123,7 +116,7 @@ export function registerNeedCommands(program: Command): void {
           const lines = [
             `${n.id}  ${n.title}`,
             `status ${n.status} · priority ${n.priority} · scope ${n.scope} · version ${n.version}` +
-              (n.mode === 'standing' ? ` · standing every ${formatDuration(n.cadenceMs ?? 0)}` : ''),
+              (n.mode === 'standing' ? ` · standing every ${formatDurationMs(n.cadenceMs ?? 0)}` : ''),
           ];
           if (n.tags.length) lines.push(`tags ${n.tags.join(', ')}`);
           if (n.notBefore !== null) lines.push(`not before ${new Date(n.notBefore).toISOString()}`);

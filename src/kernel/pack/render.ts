@@ -1,5 +1,6 @@
 import type { Artifact, Need, StoredEvent, Task } from '../../store/index.js';
 import { canonicalJson } from '../../store/index.js';
+import { formatDurationMs } from '../identity/duration.js';
 import { formatCount } from '../tokens.js';
 import type { DependencyEntry, NeighbourEntry } from './source.js';
 
@@ -39,24 +40,12 @@ function fence(text: string): string {
   return '`'.repeat(Math.max(3, longest + 1));
 }
 
-function durationText(ms: number): string {
-  for (const [unit, size] of [
-    ['d', 86_400_000],
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1000],
-  ] as const) {
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
-}
-
 function needMeta(need: Need): string[] {
   const lines = [
     `status ${need.status} · priority p${need.priority} · scope ${need.scope} · mode ${need.mode} · version ${need.version}`,
     `tags: ${need.tags.length ? need.tags.join(', ') : '(none)'}`,
   ];
-  if (need.cadenceMs !== null) lines.push(`cadence: every ${durationText(need.cadenceMs)}`);
+  if (need.cadenceMs !== null) lines.push(`cadence: every ${formatDurationMs(need.cadenceMs)}`);
   if (need.notBefore !== null) lines.push(`not before: ${isoTime(need.notBefore)}`);
   const flags: string[] = [];
   if (need.unmetSince !== null) flags.push(`unmet since ${isoTime(need.unmetSince)}`);

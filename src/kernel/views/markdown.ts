@@ -1,3 +1,5 @@
+import { formatDurationMs } from '../identity/duration.js';
+
 /**
  * Text helpers shared by the view renderers: escaping stored text for Markdown and Mermaid, and
  * formatting stored facts (times, durations, priorities). Pure: no clock, no locale.
@@ -65,21 +67,8 @@ export function priority(p: number): string {
   return `P${p}`;
 }
 
-const DURATION_UNITS: readonly (readonly [string, number])[] = [
-  ['w', 604_800_000],
-  ['d', 86_400_000],
-  ['h', 3_600_000],
-  ['m', 60_000],
-  ['s', 1000],
-];
-
 /** A stored duration (ms) in the largest unit that divides it: `1h`, `90s`, `250ms`. */
-export function duration(ms: number): string {
-  for (const [unit, size] of DURATION_UNITS) {
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
-}
+export const duration = formatDurationMs;
 
 /** Byte-order string comparison: the same on every machine and locale. */
 export function compareText(a: string, b: string): number {
