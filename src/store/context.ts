@@ -9,6 +9,8 @@ import type { StoredEvent } from './types.js';
 /** What every repository shares: the connection, the ports, who is acting, and the event log. */
 /** Prepared statements per connection, shared by every context (actor) over it. */
 const statementCaches = new WeakMap<Db, Map<string, Statement<unknown[], unknown>>>();
+/** Statement sets built once per connection (see `StoreContext.once`). */
+const onceCaches = new WeakMap<Db, Map<(db: Db) => unknown, unknown>>();
 
 export class StoreContext {
   readonly #statements: Map<string, Statement<unknown[], unknown>>;
@@ -61,6 +63,21 @@ export class StoreContext {
     }
     if (statement.reader) statement.pluck(false);
     return statement as unknown as Statement<P, R>;
+  }
+
+  /**
+   * What `build` returns for this connection, built on first use and shared by every context over
+   * it: for a repository's own prepared statements, whose modes (pluck…) are set once there. Store
+   * handles are made per actor (one per agent task), so building them must not prepare anything.
+   */
+  once<T>(build: (db: Db) => T): T {
+    let cache = onceCaches.get(this.db);
+    if (!cache) {
+      cache = new Map();
+      onceCaches.set(this.db, cache);
+    }
+    if (!cache.has(build)) cache.set(build, build(this.db));
+    return cache.get(build) as T;
   }
 
   /** Appends one event in the current transaction, stamped with this context's actor and clock. */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.js';
 import type { StoredEvent } from './types.js';
 
@@ -64,6 +65,12 @@ export function eventHash(e: Omit<StoredEvent, 'hash'>): string {
  * The append-only, hash-chained event log. `append` must run inside a write transaction: it
  * reads the chain head under the write lock, so concurrent writers never fork the chain.
  */
+/** The append path's statements, prepared once per connection (a log is built per store handle). */
+const appendStatements = new WeakMap<
+  Db,
+  { head: Statement<[], { seq: number; hash: string }>; insert: Statement<unknown[], unknown> }
+>();
+
 export class EventLog {
   readonly #head;
   readonly #insert;
@@ -71,13 +78,21 @@ export class EventLog {
 
   constructor(db: Db) {
     this.#db = db;
-    this.#head = db.prepare<[], { seq: number; hash: string }>(
-      'SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1',
-    );
-    this.#insert = db.prepare(
-      `INSERT INTO events (seq, at, actor, kind, entity, need_id, payload, prev_hash, hash)
-       VALUES (@seq, @at, @actor, @kind, @entity, @needId, @payload, @prevHash, @hash)`,
-    );
+    let statements = appendStatements.get(db);
+    if (!statements) {
+      statements = {
+        head: db.prepare<[], { seq: number; hash: string }>(
+          'SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1',
+        ),
+        insert: db.prepare(
+          `INSERT INTO events (seq, at, actor, kind, entity, need_id, payload, prev_hash, hash)
+           VALUES (@seq, @at, @actor, @kind, @entity, @needId, @payload, @prevHash, @hash)`,
+        ),
+      };
+      appendStatements.set(db, statements);
+    }
+    this.#head = statements.head;
+    this.#insert = statements.insert;
   }
 
   append(actor: string, at: number, input: EventInput): StoredEvent {

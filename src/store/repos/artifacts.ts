@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { StoreContext } from '../context.js';
+import type { Db } from '../database.js';
 import { NotFoundError, UserError } from '../errors.js';
 import { type NewArtifact, NewArtifactSchema, parseInput } from '../schemas.js';
 import type { Artifact, ArtifactKind, Fence } from '../types.js';
@@ -34,7 +35,7 @@ export class ArtifactRepository {
   constructor(ctx: StoreContext, edges: EdgeRepository) {
     this.#ctx = ctx;
     this.#edges = edges;
-    this.#get = ctx.db.prepare<[string], ArtifactRow>('SELECT * FROM artifacts WHERE id = ?');
+    this.#get = ctx.once(prepareArtifactGet);
   }
 
   /**
@@ -144,4 +145,8 @@ export function toArtifact(row: ArtifactRow): Artifact {
     tokenCount: row.token_count,
     createdAt: row.created_at,
   };
+}
+
+function prepareArtifactGet(db: Db) {
+  return db.prepare<[string], ArtifactRow>('SELECT * FROM artifacts WHERE id = ?');
 }

@@ -1,4 +1,5 @@
 import type { StoreContext } from '../context.js';
+import type { Db } from '../database.js';
 import { CycleError, NotFoundError, UserError } from '../errors.js';
 import { EdgeRelSchema, NodeIdSchema, parseInput } from '../schemas.js';
 import type { Edge, EdgeRel, Fence } from '../types.js';
@@ -35,13 +36,10 @@ export class EdgeRepository {
   constructor(ctx: StoreContext, leases: LeaseRepository) {
     this.#ctx = ctx;
     this.#leases = leases;
-    this.#kind = ctx.db.prepare<[string], { kind: NodeKind }>('SELECT kind FROM nodes WHERE id = ?');
-    this.#insert = ctx.db.prepare(
-      'INSERT OR IGNORE INTO edges (from_id, rel, to_id, created_at) VALUES (?, ?, ?, ?)',
-    );
-    this.#dependsOnFrom = ctx.db
-      .prepare<[string], string>("SELECT to_id FROM edges WHERE from_id = ? AND rel = 'depends_on'")
-      .pluck();
+    const statements = ctx.once(prepareEdgeStatements);
+    this.#kind = statements.kind;
+    this.#insert = statements.insert;
+    this.#dependsOnFrom = statements.dependsOnFrom;
   }
 
   /**
@@ -176,4 +174,15 @@ export class EdgeRepository {
 
 function toEdge(row: EdgeRow): Edge {
   return { from: row.from_id, rel: row.rel, to: row.to_id, createdAt: row.created_at };
+}
+
+/** The repository's statements, prepared once per connection (a repository is built per store handle). */
+function prepareEdgeStatements(db: Db) {
+  return {
+    kind: db.prepare<[string], { kind: NodeKind }>('SELECT kind FROM nodes WHERE id = ?'),
+    insert: db.prepare('INSERT OR IGNORE INTO edges (from_id, rel, to_id, created_at) VALUES (?, ?, ?, ?)'),
+    dependsOnFrom: db
+      .prepare<[string], string>("SELECT to_id FROM edges WHERE from_id = ? AND rel = 'depends_on'")
+      .pluck(),
+  };
 }

@@ -1,4 +1,5 @@
 import type { StoreContext } from '../context.js';
+import type { Db } from '../database.js';
 import { LeaseLostError, NotFoundError } from '../errors.js';
 import type { Fence, Lease } from '../types.js';
 
@@ -22,11 +23,9 @@ export class LeaseRepository {
 
   constructor(ctx: StoreContext) {
     this.#ctx = ctx;
-    this.#get = ctx.db.prepare<[string], LeaseRow>('SELECT * FROM leases WHERE need_id = ?');
-    this.#set = ctx.db.prepare(
-      `UPDATE leases SET task_id = @taskId, fencing_token = @token, expires_at = @expiresAt, updated_at = @now
-       WHERE need_id = @needId`,
-    );
+    const statements = ctx.once(prepareLeaseStatements);
+    this.#get = statements.get;
+    this.#set = statements.set;
   }
 
   get(needId: string): Lease | undefined {
@@ -93,5 +92,16 @@ function toLease(row: LeaseRow): Lease {
     fencingToken: row.fencing_token,
     expiresAt: row.expires_at,
     updatedAt: row.updated_at,
+  };
+}
+
+/** The repository's statements, prepared once per connection (a repository is built per store handle). */
+function prepareLeaseStatements(db: Db) {
+  return {
+    get: db.prepare<[string], LeaseRow>('SELECT * FROM leases WHERE need_id = ?'),
+    set: db.prepare(
+      `UPDATE leases SET task_id = @taskId, fencing_token = @token, expires_at = @expiresAt, updated_at = @now
+       WHERE need_id = @needId`,
+    ),
   };
 }

@@ -1,4 +1,5 @@
 import { checkVersion, type StoreContext } from '../context.js';
+import type { Db } from '../database.js';
 import { IllegalTransitionError, NotFoundError, UserError } from '../errors.js';
 import {
   type NeedFilter,
@@ -64,13 +65,11 @@ export class NeedRepository {
     this.#leases = leases;
     this.#edges = edges;
     this.#tasks = tasks;
-    this.#get = ctx.db.prepare<[string], NeedRow>(`${SELECT_NEED} WHERE n.id = ?`);
-    this.#insert = ctx.db.prepare(
-      `INSERT INTO needs (id, title, body, acceptance, priority, scope, mode, cadence_ms, not_before, created_at, updated_at)
-       VALUES (@id, @title, @body, @acceptance, @priority, @scope, @mode, @cadenceMs, @notBefore, @now, @now)`,
-    );
-    this.#insertTag = ctx.db.prepare('INSERT OR IGNORE INTO need_tags (need_id, tag) VALUES (?, ?)');
-    this.#deleteTags = ctx.db.prepare('DELETE FROM need_tags WHERE need_id = ?');
+    const statements = ctx.once(prepareNeedStatements);
+    this.#get = statements.get;
+    this.#insert = statements.insert;
+    this.#insertTag = statements.insertTag;
+    this.#deleteTags = statements.deleteTags;
   }
 
   get(id: string): Need | undefined {
@@ -384,5 +383,18 @@ export function toNeed(row: NeedRow): Need {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     tags: row.tags ? (JSON.parse(row.tags) as string[]) : [],
+  };
+}
+
+/** The repository's statements, prepared once per connection (a repository is built per store handle). */
+function prepareNeedStatements(db: Db) {
+  return {
+    get: db.prepare<[string], NeedRow>(`${SELECT_NEED} WHERE n.id = ?`),
+    insert: db.prepare(
+      `INSERT INTO needs (id, title, body, acceptance, priority, scope, mode, cadence_ms, not_before, created_at, updated_at)
+       VALUES (@id, @title, @body, @acceptance, @priority, @scope, @mode, @cadenceMs, @notBefore, @now, @now)`,
+    ),
+    insertTag: db.prepare('INSERT OR IGNORE INTO need_tags (need_id, tag) VALUES (?, ?)'),
+    deleteTags: db.prepare('DELETE FROM need_tags WHERE need_id = ?'),
   };
 }

@@ -1,4 +1,5 @@
 import type { StoreContext } from '../context.js';
+import type { Db } from '../database.js';
 import type { EventLog } from '../event-log.js';
 import type { NeedStatus } from '../transitions.js';
 import type { Artifact, Need, StoredEvent, Task } from '../types.js';
@@ -23,32 +24,57 @@ interface LineRow {
 const STATUSES: readonly NeedStatus[] = ['open', 'active', 'resolved', 'dropped'];
 
 /**
- * Every need whose tags meet `@tags` and none of `@exclude` (JSON arrays), with what awareness
+ * The needs whose tags meet `@tags` and none of `@exclude` (JSON arrays); open or active ones with what awareness
  * judges it by at `@now`. Driven from the tag index (CROSS JOIN fixes the join order), so the cost
  * follows the size of the scope, not of the graph; `blocked` is only looked up for open needs.
  * Live leases are few and come from their own partial index instead of a join per need.
  */
-const SCOPE_FLAGS = /* sql */ `
+const SCOPED = /* sql */ `
   WITH scoped (id) AS MATERIALIZED (
     SELECT need_id FROM need_tags WHERE tag IN (SELECT value FROM json_each(@tags))
     EXCEPT
-    SELECT need_id FROM need_tags WHERE tag IN (SELECT value FROM json_each(@exclude)))
-  SELECT n.id, n.status, n.priority, n.orphaned,
-    (n.unmet_since IS NOT NULL) AS flagged,
-    (n.status = 'open' AND EXISTS (
-      SELECT 1 FROM edges e JOIN needs d ON d.id = e.to_id
-      WHERE e.from_id = n.id AND e.rel = 'depends_on' AND d.status <> 'resolved')) AS blocked,
-    (n.not_before IS NOT NULL AND n.not_before > @now) AS deferred
-  FROM scoped s CROSS JOIN needs n ON n.id = s.id`;
+    SELECT need_id FROM need_tags WHERE tag IN (SELECT value FROM json_each(@exclude)))`;
+
+/**
+ * The open or active needs of the scope judged at `@now` (see `scopeView`), most telling first,
+ * the first `@limit` of them with their titles, and with every row the scope's unmet total (a
+ * window over the whole set, taken before the limit). Live leases come from their own partial
+ * index, one probe per need.
+ */
+const SCOPE_FLAGS = /* sql */ `${SCOPED},
+  flags AS (
+    SELECT n.id, n.title, n.status, n.priority, n.orphaned,
+      (n.unmet_since IS NOT NULL) AS flagged,
+      (n.status = 'open' AND EXISTS (
+        SELECT 1 FROM edges e JOIN needs d ON d.id = e.to_id
+        WHERE e.from_id = n.id AND e.rel = 'depends_on' AND d.status <> 'resolved')) AS blocked,
+      (n.not_before IS NOT NULL AND n.not_before > @now) AS deferred,
+      EXISTS (SELECT 1 FROM leases l
+        WHERE l.need_id = n.id AND l.task_id IS NOT NULL AND l.expires_at > @now) AS leased
+    FROM scoped s CROSS JOIN needs n ON n.id = s.id
+    WHERE n.status IN ('open', 'active')),
+  judged AS (
+    SELECT *, (orphaned = 1 OR flagged = 1
+      OR ((status = 'active' OR (blocked = 0 AND deferred = 0)) AND leased = 0)) AS unmet
+    FROM flags)
+  SELECT *, sum(unmet) OVER () AS unmet_total FROM judged
+  ORDER BY unmet DESC, orphaned DESC, priority, id LIMIT @limit`;
+
+/** Needs of the scope by status, counted in SQL: resolved needs pile up and are only counted. */
+const SCOPE_COUNTS = /* sql */ `${SCOPED}
+  SELECT n.status, count(*) AS count FROM scoped s CROSS JOIN needs n ON n.id = s.id GROUP BY n.status`;
 
 interface FlagRow {
   id: string;
+  title: string;
   status: NeedStatus;
   priority: number;
   orphaned: number;
-  flagged: number;
   blocked: number;
   deferred: number;
+  leased: number;
+  unmet: number;
+  unmet_total: number;
 }
 
 export class PackReadRepository {
@@ -71,78 +97,30 @@ export class PackReadRepository {
   readonly #shared;
   readonly #eventCount;
   readonly #scopeFlags;
-  readonly #liveLeases;
+  readonly #scopeCounts;
 
   constructor(ctx: StoreContext, needs: NeedRepository, tasks: TaskRepository, events: EventLog) {
-    const db = ctx.db;
     this.#ctx = ctx;
     this.#needs = needs;
     this.#tasks = tasks;
     this.#events = events;
-    this.#dependsOn = db.prepare<[string], { from_id: string; to_id: string }>(
-      `SELECT from_id, to_id FROM edges
-       WHERE rel = 'depends_on' AND from_id IN (SELECT value FROM json_each(?)) ORDER BY from_id, to_id`,
-    );
-    this.#lines = db.prepare<[string], LineRow>(
-      'SELECT id, title, status, priority FROM needs WHERE id IN (SELECT value FROM json_each(?))',
-    );
-    this.#artifact = db.prepare<[string], ArtifactRow>('SELECT * FROM artifacts WHERE id = ?');
-    this.#referenced = db.prepare<[string, number], ArtifactRow>(
-      `SELECT a.* FROM edges e JOIN artifacts a ON a.id = e.to_id
-       WHERE e.from_id = ? AND e.rel = 'references' ORDER BY a.created_at, a.id LIMIT ?`,
-    );
-    this.#referencedCount = db
-      .prepare<[string], number>(
-        `SELECT count(*) FROM edges e JOIN artifacts a ON a.id = e.to_id
-         WHERE e.from_id = ? AND e.rel = 'references'`,
-      )
-      .pluck();
-    this.#earlierTaskIds = db
-      .prepare<[string, number], string>(
-        `SELECT id FROM tasks WHERE need_id = ? AND status NOT IN ('queued', 'running')
-         ORDER BY attempt DESC LIMIT ?`,
-      )
-      .pluck();
-    this.#earlierTaskCount = db
-      .prepare<[string], number>(
-        "SELECT count(*) FROM tasks WHERE need_id = ? AND status NOT IN ('queued', 'running')",
-      )
-      .pluck();
-    this.#taskArtifacts = db.prepare<[string, number], ArtifactRow & { task_id: string }>(
-      `SELECT a.*, min(t.id) AS task_id FROM tasks t
-       JOIN edges e ON e.to_id = t.id AND e.rel = 'produced_by'
-       JOIN artifacts a ON a.id = e.from_id
-       WHERE t.need_id = ? GROUP BY a.id ORDER BY a.created_at DESC, a.id DESC LIMIT ?`,
-    );
-    this.#taskArtifactCount = db
-      .prepare<[string], number>(
-        `SELECT count(DISTINCT e.from_id) FROM tasks t
-         JOIN edges e ON e.to_id = t.id AND e.rel = 'produced_by' WHERE t.need_id = ?`,
-      )
-      .pluck();
-    this.#tagsOf = db
-      .prepare<[string], string>('SELECT tag FROM need_tags WHERE need_id = ? ORDER BY tag')
-      .pluck();
-    this.#newestWithTag = db
-      .prepare<[string, string, number], string>(
-        'SELECT need_id FROM need_tags WHERE tag = ? AND need_id <> ? ORDER BY need_id DESC LIMIT ?',
-      )
-      .pluck();
-    this.#tagCount = db
-      .prepare<[string, number], number>(
-        'SELECT count(*) FROM (SELECT 1 FROM need_tags WHERE tag = ? LIMIT ?)',
-      )
-      .pluck();
-    this.#shared = db.prepare<[string, string], { id: string; shared: number }>(
-      `SELECT need_id AS id, count(*) AS shared FROM need_tags
-       WHERE need_id IN (SELECT value FROM json_each(?)) AND tag IN (SELECT value FROM json_each(?))
-       GROUP BY need_id`,
-    );
-    this.#eventCount = db.prepare<[string], number>('SELECT count(*) FROM events WHERE need_id = ?').pluck();
-    this.#scopeFlags = db.prepare<Record<string, unknown>, FlagRow>(SCOPE_FLAGS);
-    this.#liveLeases = db
-      .prepare<[number], string>('SELECT need_id FROM leases WHERE task_id IS NOT NULL AND expires_at > ?')
-      .pluck();
+    const st = ctx.once(preparePackReads);
+    this.#dependsOn = st.dependsOn;
+    this.#lines = st.lines;
+    this.#artifact = st.artifact;
+    this.#referenced = st.referenced;
+    this.#referencedCount = st.referencedCount;
+    this.#earlierTaskIds = st.earlierTaskIds;
+    this.#earlierTaskCount = st.earlierTaskCount;
+    this.#taskArtifacts = st.taskArtifacts;
+    this.#taskArtifactCount = st.taskArtifactCount;
+    this.#tagsOf = st.tagsOf;
+    this.#newestWithTag = st.newestWithTag;
+    this.#tagCount = st.tagCount;
+    this.#shared = st.shared;
+    this.#eventCount = st.eventCount;
+    this.#scopeFlags = st.scopeFlags;
+    this.#scopeCounts = st.scopeCounts;
   }
 
   /** The store's clock. */
@@ -301,41 +279,28 @@ export class PackReadRepository {
       deferred: boolean;
     }[];
   } {
-    const params = { tags: JSON.stringify(query.tags), exclude: JSON.stringify(query.excludeTags), now };
+    const params = {
+      tags: JSON.stringify(query.tags),
+      exclude: JSON.stringify(query.excludeTags),
+      now,
+      // One row at least: every row carries the unmet total.
+      limit: Math.max(1, limit),
+    };
     const counts = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<NeedStatus, number>;
-    const leased = new Set(this.#liveLeases.all(now));
-    const live: (FlagRow & { unmet: boolean; leased: boolean })[] = [];
-    for (const row of this.#scopeFlags.all(params)) {
-      counts[row.status]++;
-      if (row.status !== 'open' && row.status !== 'active') continue;
-      const actionable = row.status === 'active' || (row.blocked === 0 && row.deferred === 0);
-      const isLeased = leased.has(row.id);
-      const unmet = row.orphaned === 1 || row.flagged === 1 || (actionable && !isLeased);
-      live.push({ ...row, unmet, leased: isLeased });
-    }
-    live.sort(
-      (a, b) =>
-        Number(b.unmet) - Number(a.unmet) ||
-        b.orphaned - a.orphaned ||
-        a.priority - b.priority ||
-        compare(a.id, b.id),
-    );
-    const first = live.slice(0, limit);
-    const titles = new Map(
-      this.#lines.all(JSON.stringify(first.map((r) => r.id))).map((r) => [r.id, r.title]),
-    );
+    for (const row of this.#scopeCounts.all(params)) counts[row.status] = row.count;
+    const rows = this.#scopeFlags.all(params);
     return {
       counts,
-      unmet: live.filter((r) => r.unmet).length,
-      needs: first.map((r) => ({
+      unmet: rows[0]?.unmet_total ?? 0,
+      needs: rows.slice(0, limit).map((r) => ({
         id: r.id,
-        title: titles.get(r.id)!,
+        title: r.title,
         status: r.status,
         priority: r.priority,
-        unmet: r.unmet,
+        unmet: r.unmet === 1,
         orphaned: r.orphaned === 1,
         blocked: r.blocked === 1,
-        leased: r.leased,
+        leased: r.leased === 1,
         deferred: r.deferred === 1,
       })),
     };
@@ -344,4 +309,70 @@ export class PackReadRepository {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The repository's statements, prepared once per connection. */
+function preparePackReads(db: Db) {
+  return {
+    dependsOn: db.prepare<[string], { from_id: string; to_id: string }>(
+      `SELECT from_id, to_id FROM edges
+         WHERE rel = 'depends_on' AND from_id IN (SELECT value FROM json_each(?)) ORDER BY from_id, to_id`,
+    ),
+    lines: db.prepare<[string], LineRow>(
+      'SELECT id, title, status, priority FROM needs WHERE id IN (SELECT value FROM json_each(?))',
+    ),
+    artifact: db.prepare<[string], ArtifactRow>('SELECT * FROM artifacts WHERE id = ?'),
+    referenced: db.prepare<[string, number], ArtifactRow>(
+      `SELECT a.* FROM edges e JOIN artifacts a ON a.id = e.to_id
+         WHERE e.from_id = ? AND e.rel = 'references' ORDER BY a.created_at, a.id LIMIT ?`,
+    ),
+    referencedCount: db
+      .prepare<[string], number>(
+        `SELECT count(*) FROM edges e JOIN artifacts a ON a.id = e.to_id
+           WHERE e.from_id = ? AND e.rel = 'references'`,
+      )
+      .pluck(),
+    earlierTaskIds: db
+      .prepare<[string, number], string>(
+        `SELECT id FROM tasks WHERE need_id = ? AND status NOT IN ('queued', 'running')
+           ORDER BY attempt DESC LIMIT ?`,
+      )
+      .pluck(),
+    earlierTaskCount: db
+      .prepare<[string], number>(
+        "SELECT count(*) FROM tasks WHERE need_id = ? AND status NOT IN ('queued', 'running')",
+      )
+      .pluck(),
+    taskArtifacts: db.prepare<[string, number], ArtifactRow & { task_id: string }>(
+      `SELECT a.*, min(t.id) AS task_id FROM tasks t
+         JOIN edges e ON e.to_id = t.id AND e.rel = 'produced_by'
+         JOIN artifacts a ON a.id = e.from_id
+         WHERE t.need_id = ? GROUP BY a.id ORDER BY a.created_at DESC, a.id DESC LIMIT ?`,
+    ),
+    taskArtifactCount: db
+      .prepare<[string], number>(
+        `SELECT count(DISTINCT e.from_id) FROM tasks t
+           JOIN edges e ON e.to_id = t.id AND e.rel = 'produced_by' WHERE t.need_id = ?`,
+      )
+      .pluck(),
+    tagsOf: db.prepare<[string], string>('SELECT tag FROM need_tags WHERE need_id = ? ORDER BY tag').pluck(),
+    newestWithTag: db
+      .prepare<[string, string, number], string>(
+        'SELECT need_id FROM need_tags WHERE tag = ? AND need_id <> ? ORDER BY need_id DESC LIMIT ?',
+      )
+      .pluck(),
+    tagCount: db
+      .prepare<[string, number], number>(
+        'SELECT count(*) FROM (SELECT 1 FROM need_tags WHERE tag = ? LIMIT ?)',
+      )
+      .pluck(),
+    shared: db.prepare<[string, string], { id: string; shared: number }>(
+      `SELECT need_id AS id, count(*) AS shared FROM need_tags
+         WHERE need_id IN (SELECT value FROM json_each(?)) AND tag IN (SELECT value FROM json_each(?))
+         GROUP BY need_id`,
+    ),
+    eventCount: db.prepare<[string], number>('SELECT count(*) FROM events WHERE need_id = ?').pluck(),
+    scopeFlags: db.prepare<Record<string, unknown>, FlagRow>(SCOPE_FLAGS),
+    scopeCounts: db.prepare<Record<string, unknown>, { status: NeedStatus; count: number }>(SCOPE_COUNTS),
+  };
 }

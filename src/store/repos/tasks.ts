@@ -1,4 +1,5 @@
 import type { StoreContext } from '../context.js';
+import type { Db } from '../database.js';
 import { NotFoundError, UserError } from '../errors.js';
 import { NameSchema, parseInput } from '../schemas.js';
 import { assertTransition, LIVE_TASK_STATUSES, type TaskStatus } from '../transitions.js';
@@ -48,10 +49,9 @@ export class TaskRepository {
   constructor(ctx: StoreContext, leases: LeaseRepository) {
     this.#ctx = ctx;
     this.#leases = leases;
-    this.#get = ctx.db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?');
-    this.#live = ctx.db.prepare<[string], TaskRow>(
-      `SELECT * FROM tasks WHERE need_id = ? AND status IN (${LIVE_TASK_STATUSES.map((s) => `'${s}'`).join(', ')})`,
-    );
+    const statements = ctx.once(prepareTaskReads);
+    this.#get = statements.get;
+    this.#live = statements.live;
   }
 
   get(id: string): Task | undefined {
@@ -269,5 +269,15 @@ export function toTask(row: TaskRow): Task {
     finishedAt: row.finished_at,
     heartbeatAt: row.heartbeat_at,
     progressAt: row.progress_at,
+  };
+}
+
+/** The repository's hot reads, prepared once per connection. */
+function prepareTaskReads(db: Db) {
+  return {
+    get: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
+    live: db.prepare<[string], TaskRow>(
+      `SELECT * FROM tasks WHERE need_id = ? AND status IN (${LIVE_TASK_STATUSES.map((s) => `'${s}'`).join(', ')})`,
+    ),
   };
 }
