@@ -3,6 +3,7 @@ import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import * as z from 'zod';
 import { MlosError } from '../store/index.js';
 import type { Principal } from './principal.js';
+import { sharedSchemaValidator } from './schema-validator.js';
 import { type GuardDeps, GuardSession } from './session.js';
 import { registerLifecycleTools } from './tools/lifecycle.js';
 import { registerOperatorTools } from './tools/operator.js';
@@ -21,7 +22,10 @@ export const GUARD_INSTRUCTIONS =
  */
 export function createGuardServer(deps: GuardDeps, principal: Principal, version = '0.1.0'): McpServer {
   const session = new GuardSession(deps, principal);
-  const server = new McpServer({ name: 'mlos', version }, { instructions: GUARD_INSTRUCTIONS });
+  const server = new McpServer(
+    { name: 'mlos', version },
+    { instructions: GUARD_INSTRUCTIONS, jsonSchemaValidator: sharedSchemaValidator },
+  );
   registerReadTools(server, session);
   registerWriteTools(server, session);
   registerLifecycleTools(server, session);

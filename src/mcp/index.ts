@@ -1,11 +1,16 @@
 export { assertRunnable, claimAsAgent } from './agent-claim.js';
-export { createKernelCompiler } from './compiler.js';
+export {
+  createKernelCompiler,
+  DEFAULT_AWARENESS_MAX_AGE_MS,
+  type KernelCompilerOptions,
+} from './compiler.js';
 export { createGuardDeps, DEFAULT_LEASE_MS, type GuardDepsOptions } from './deps.js';
 export { BOOT_META, createGuardServer, GUARD_INSTRUCTIONS } from './guard.js';
 export { type GuardHttpOptions, GuardHttpServer, isLoopback } from './http.js';
 export { connectInMemory } from './in-memory.js';
 export { notifyOnChange } from './notify.js';
 export { actorOf, inView, OPERATOR, type Principal, visibleTools } from './principal.js';
+export { SharedSchemaValidator, sharedSchemaValidator } from './schema-validator.js';
 export type { BootForAgent, GuardCompiler, GuardDeps } from './session.js';
 export { type AgentClaims, signAgentToken, verifyAgentToken } from './tokens.js';
 export { TRANSCRIPT_META } from './tools/lifecycle.js';

@@ -3,6 +3,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { parseIdentity } from '../kernel/identity/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
+import { sharedSchemaValidator } from '../mcp/index.js';
 import type { NeedState } from '../roundtable/need-bus.js';
 import { type Clock, MlosError, systemClock } from '../store/index.js';
 import type { ClaimStart, GuardConnector, StartedTask } from './connector.js';
@@ -211,7 +212,10 @@ export class RemoteConnector implements GuardConnector {
   }
 
   async #connect(identity: string, token: string): Promise<Client> {
-    const client = new Client({ name: `mlos-agent-${identity}`, version: '0.1.0' });
+    const client = new Client(
+      { name: `mlos-agent-${identity}`, version: '0.1.0' },
+      { jsonSchemaValidator: sharedSchemaValidator },
+    );
     await client.connect(
       new StreamableHTTPClientTransport(new URL(this.#o.mcpUrl), {
         requestInit: { headers: { Authorization: `Bearer ${token}` } },
