@@ -12,6 +12,8 @@ export class Conversation {
   readonly messages: LlmMessage[] = [];
   readonly #counter: TokenCounter;
   readonly #fixedTokens: number;
+  /** Tokens of each message, counted once (compaction forgets the ones it rewrites). */
+  readonly #tokens = new WeakMap<LlmMessage, number>();
   #compacted = 0;
 
   constructor(
@@ -19,20 +21,32 @@ export class Conversation {
     tools: readonly ToolDefinition[],
     first: string,
     counter: TokenCounter,
+    /** Token counts already known (the boot payload's sections), so they are not counted again. */
+    known?: { readonly systemTokens: number; readonly firstTokens: number },
   ) {
     this.system = system;
     this.tools = tools;
     this.#counter = counter;
     this.#fixedTokens =
-      counter.count(system.map((b) => b.text).join('\n')) + counter.count(JSON.stringify(tools));
-    this.messages.push({ role: 'user', content: [{ type: 'text', text: first }] });
+      (known?.systemTokens ?? counter.count(system.map((b) => b.text).join('\n'))) +
+      toolTokens(tools, counter);
+    const message: LlmMessage = { role: 'user', content: [{ type: 'text', text: first }] };
+    this.messages.push(message);
+    if (known) this.#tokens.set(message, known.firstTokens);
   }
 
   /** Estimated prompt tokens of the next call: system, tools and every message. */
   promptTokens(): number {
-    return (
-      this.#fixedTokens + this.messages.reduce((sum, m) => sum + this.#counter.count(renderMessage(m)), 0)
-    );
+    let sum = this.#fixedTokens;
+    for (const message of this.messages) {
+      let tokens = this.#tokens.get(message);
+      if (tokens === undefined) {
+        tokens = this.#counter.count(renderMessage(message));
+        this.#tokens.set(message, tokens);
+      }
+      sum += tokens;
+    }
+    return sum;
   }
 
   get compactedResults(): number {
@@ -48,6 +62,7 @@ export class Conversation {
     let count = 0;
     for (let i = 1; i < this.messages.length - 2 && this.promptTokens() > limitTokens; i++) {
       const message = this.messages[i]!;
+      this.#tokens.delete(message);
       message.content = message.content.map((part) => {
         if (part.type !== 'tool_result' || part.content.startsWith('[compacted')) return part;
         count++;
@@ -61,6 +76,23 @@ export class Conversation {
     this.#compacted += count;
     return count;
   }
+}
+
+/** Tokens of a tool list's JSON, per list and counter: a worker offers one list per identity. */
+const toolListTokens = new WeakMap<readonly ToolDefinition[], WeakMap<TokenCounter, number>>();
+
+function toolTokens(tools: readonly ToolDefinition[], counter: TokenCounter): number {
+  let byCounter = toolListTokens.get(tools);
+  if (!byCounter) {
+    byCounter = new WeakMap();
+    toolListTokens.set(tools, byCounter);
+  }
+  let tokens = byCounter.get(counter);
+  if (tokens === undefined) {
+    tokens = counter.count(JSON.stringify(tools));
+    byCounter.set(counter, tokens);
+  }
+  return tokens;
 }
 
 export function renderMessage(message: LlmMessage): string {

@@ -1,7 +1,7 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
 import type { Clock, TaskOutcome, Timers } from '../store/index.js';
-import type { LlmProvider, LlmUsage } from './provider.js';
+import type { LlmProvider, LlmUsage, ToolDefinition } from './provider.js';
 import type { Sleep } from './retry.js';
 
 /** The options, limits, events and result of one agent session (see session.ts). */
@@ -66,6 +66,12 @@ export interface AgentSessionOptions {
   readonly timers?: Timers;
   readonly onEvent?: (event: SessionEvent) => void;
   readonly signal?: AbortSignal;
+  /**
+   * The tools the guard offers each identity, by pinned hash. They do not change between the
+   * tasks of one identity, so a worker passes one map to all its sessions and only the first
+   * session of an identity lists them (listing converts and compiles every tool's schemas).
+   */
+  readonly toolCache?: Map<string, readonly ToolDefinition[]>;
 }
 
 export interface SessionResult {

@@ -1,3 +1,4 @@
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { tokenCounterFor } from '../kernel/tokens.js';
 import { BudgetExceededError, systemClock, type TaskOutcome, type Timers } from '../store/index.js';
@@ -99,14 +100,13 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
     | undefined;
   if (!boot) throw new Error('the guard returned a boot prompt without its structured payload');
   emit({ kind: 'boot', tokens: boot.tokens, sections: boot.sections });
-  const tools: ToolDefinition[] = (await client.listTools()).tools
-    .filter((t) => !LOOP_TOOLS.has(t.name))
-    .map((t) => ({
-      name: t.name,
-      description: t.description ?? '',
-      inputSchema: t.inputSchema as Record<string, unknown>,
-    }));
-  const conversation = new Conversation(boot.system, tools, boot.first, counter);
+  const tools = await modelTools(client, task.identity.hash, options.toolCache);
+  const sectionTokens = (names: readonly string[]) =>
+    boot.sections.filter((s) => names.includes(s.section)).reduce((sum, s) => sum + s.tokens, 0);
+  const conversation = new Conversation(boot.system, tools, boot.first, counter, {
+    systemTokens: sectionTokens(['l1-identity', 'l2-awareness']),
+    firstTokens: sectionTokens(['l3-pack', 'task']),
+  });
   transcript.boot(
     boot.system.map((b) => b.text),
     boot.first,
@@ -343,4 +343,23 @@ function totalTokens(u: LlmUsage): number {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The guard's tools the model is offered (the loop keeps its own), listed once per identity hash. */
+async function modelTools(
+  client: Client,
+  identityHash: string,
+  cache: Map<string, readonly ToolDefinition[]> | undefined,
+): Promise<readonly ToolDefinition[]> {
+  const cached = cache?.get(identityHash);
+  if (cached) return cached;
+  const tools = (await client.listTools()).tools
+    .filter((t) => !LOOP_TOOLS.has(t.name))
+    .map((t) => ({
+      name: t.name,
+      description: t.description ?? '',
+      inputSchema: t.inputSchema as Record<string, unknown>,
+    }));
+  cache?.set(identityHash, tools);
+  return tools;
 }

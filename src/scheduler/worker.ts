@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { LlmProvider } from '../agents/provider.js';
+import type { LlmProvider, ToolDefinition } from '../agents/provider.js';
 import type { Sleep } from '../agents/retry.js';
 import {
   runAgentSession,
@@ -69,6 +69,8 @@ export class Worker {
   /** Sessions the loop started (no queue job owns them), and what aborts them on close. */
   readonly #claimed = new Set<Promise<void>>();
   readonly #abort = new AbortController();
+  /** The guard's tools per identity hash, listed by the first session of each (see runAgentSession). */
+  readonly #toolCache = new Map<string, readonly ToolDefinition[]>();
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -191,6 +193,7 @@ export class Worker {
           needTags: started.needTags,
         },
         signal,
+        toolCache: this.#toolCache,
         ...(this.#o.limits && { limits: this.#o.limits }),
         ...(this.#o.heartbeatMs !== undefined && { heartbeatMs: this.#o.heartbeatMs }),
         ...(this.#o.sessionTime?.clock && { clock: this.#o.sessionTime.clock }),
