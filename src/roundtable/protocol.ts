@@ -132,14 +132,16 @@ export function claimEligibility(
   if (cls === null) {
     return refuse(
       'out_of_scope',
-      `need ${need.id} is outside the scope of ${identity.name}: its tags (${list(need.tags)}) meet neither scope.primary (${list(identity.scope.primary)}) nor scope.peripheral (${list(identity.scope.peripheral)})`,
+      () =>
+        `need ${need.id} is outside the scope of ${identity.name}: its tags (${list(need.tags)}) meet neither scope.primary (${list(identity.scope.primary)}) nor scope.peripheral (${list(identity.scope.peripheral)})`,
       null,
     );
   }
   if (liveLease(need, now)) {
     return refuse(
       'held',
-      `need ${need.id} is held by task ${need.leaseTask} until ${iso(need.leaseExpiresAt!)} (a live lease is never displaced); pick another need`,
+      () =>
+        `need ${need.id} is held by task ${need.leaseTask} until ${iso(need.leaseExpiresAt!)} (a live lease is never displaced); pick another need`,
       need.leaseExpiresAt,
     );
   }
@@ -153,7 +155,8 @@ export function claimEligibility(
     if (cls === 'peripheral') {
       return refuse(
         'peripheral',
-        `need ${need.id} is in the peripheral scope of ${identity.name} and the supervisor has not marked it unmet yet: ${identity.name} may take it over ${duration(t.grace + t.peripheralDelay)} (grace plus peripheral delay) after the mark; primary-scope agents go first`,
+        () =>
+          `need ${need.id} is in the peripheral scope of ${identity.name} and the supervisor has not marked it unmet yet: ${identity.name} may take it over ${duration(t.grace + t.peripheralDelay)} (grace plus peripheral delay) after the mark; primary-scope agents go first`,
         null,
       );
     }
@@ -163,32 +166,36 @@ export function claimEligibility(
   }
   const at = Math.max(classAt ?? Number.NEGATIVE_INFINITY, cooldownEnd ?? Number.NEGATIVE_INFINITY);
   if (now >= at) return { eligible: true, scope: cls };
-  const when = `at ${iso(at)} (in ${duration(at - now)})`;
+  const when = () => `at ${iso(at)} (in ${duration(at - now)})`;
   if (cooldownEnd !== null && cooldownEnd === at) {
     return refuse(
       'cooldown',
-      `need ${need.id} was taken over at ${iso(need.lastTakeoverAt!)}: it cannot be taken over again before its cooldown of ${duration(t.cooldown)} ends, ${when}`,
+      () =>
+        `need ${need.id} was taken over at ${iso(need.lastTakeoverAt!)}: it cannot be taken over again before its cooldown of ${duration(t.cooldown)} ends, ${when()}`,
       at,
     );
   }
   if (need.orphaned) {
     return refuse(
       'grace',
-      `need ${need.id} is orphaned: any agent in whose view it is may take it over after a jitter of ${jitter}ms, ${when}`,
+      () =>
+        `need ${need.id} is orphaned: any agent in whose view it is may take it over after a jitter of ${jitter}ms, ${when()}`,
       at,
     );
   }
-  const since = `it has been unmet since ${iso(need.unmetSince!)}`;
+  const since = () => `it has been unmet since ${iso(need.unmetSince!)}`;
   if (cls === 'primary') {
     return refuse(
       'grace',
-      `need ${need.id} is within its grace: ${since}, and ${identity.name} (primary scope) may take it over after ${duration(t.grace)} plus a jitter of ${jitter}ms, ${when}`,
+      () =>
+        `need ${need.id} is within its grace: ${since()}, and ${identity.name} (primary scope) may take it over after ${duration(t.grace)} plus a jitter of ${jitter}ms, ${when()}`,
       at,
     );
   }
   return refuse(
     'peripheral',
-    `need ${need.id} is in the peripheral scope of ${identity.name}: ${since}, and ${identity.name} may take it over after the grace plus the peripheral delay (${duration(t.grace + t.peripheralDelay)}) plus a jitter of ${jitter}ms, ${when}; primary-scope agents go first`,
+    () =>
+      `need ${need.id} is in the peripheral scope of ${identity.name}: ${since()}, and ${identity.name} may take it over after the grace plus the peripheral delay (${duration(t.grace + t.peripheralDelay)}) plus a jitter of ${jitter}ms, ${when()}; primary-scope agents go first`,
     at,
   );
 }
@@ -227,26 +234,41 @@ function notUnmet(need: NeedState): ClaimEligibility {
   if (need.status === 'resolved' || need.status === 'dropped') {
     return refuse(
       'not_unmet',
-      `need ${need.id} is ${need.status}: nothing is unmet; pick another need`,
+      () => `need ${need.id} is ${need.status}: nothing is unmet; pick another need`,
       null,
     );
   }
-  if (need.dueAt != null && (need.actionable || need.status === 'active')) {
+  const dueAt = need.dueAt;
+  if (dueAt != null && (need.actionable || need.status === 'active')) {
     return refuse(
       'not_unmet',
-      `need ${need.id} is standing and its next cadence is due at ${iso(need.dueAt)}: it is not unmet before then`,
-      need.dueAt,
+      () =>
+        `need ${need.id} is standing and its next cadence is due at ${iso(dueAt)}: it is not unmet before then`,
+      dueAt,
     );
   }
   return refuse(
     'not_unmet',
-    `need ${need.id} is not actionable (it waits for a dependency or its not_before): it is not unmet; pick another need`,
+    () =>
+      `need ${need.id} is not actionable (it waits for a dependency or its not_before): it is not unmet; pick another need`,
     null,
   );
 }
 
-function refuse(reason: IneligibleReason, message: string, eligibleAt: number | null): ClaimEligibility {
-  return { eligible: false, reason, message, eligibleAt };
+/** The message is written only when read: the takeover loops evaluate every need in view often. */
+function refuse(
+  reason: IneligibleReason,
+  message: () => string,
+  eligibleAt: number | null,
+): ClaimEligibility {
+  return {
+    eligible: false,
+    reason,
+    get message() {
+      return message();
+    },
+    eligibleAt,
+  };
 }
 
 function iso(ms: number): string {

@@ -103,7 +103,10 @@ export class TakeoverLoop {
   readonly #inFlightNeeds = new Set<string>();
   readonly #inFlightBy = new Map<string, number>();
   readonly #claims = new Set<Promise<void>>();
-  /** After a refused claim: not before this time (ms), by `${agentId}\0${needId}`. */
+  /**
+   * Not before this time (ms), by `${agentId}\0${needId}`: after a refused claim, or when the
+   * protocol named it for the need's current state. Cleared when the need's state changes.
+   */
   readonly #retryAt = new Map<string, number>();
   #subscription: BusSubscription | undefined;
   #timer: { cancel(): void; at: number } | undefined;
@@ -171,6 +174,7 @@ export class TakeoverLoop {
 
   #onResync(snapshot: NeedSnapshot): void {
     this.#needs.clear();
+    this.#retryAt.clear();
     for (const need of snapshot.needs) if (this.#inView(need)) this.#needs.set(need.id, need);
     this.#schedule();
   }
@@ -233,6 +237,11 @@ export class TakeoverLoop {
   #evaluate(): void {
     const now = this.#o.clock.now();
     let wake = now + this.#checkMs;
+    // Busy (the common case under load): nothing to claim; a session's end pokes the loop.
+    if (!this.#o.seats.some((seat) => this.#free(seat) > 0)) {
+      this.#arm(wake, now);
+      return;
+    }
     const candidates: { seat: TakeoverSeat; need: NeedState }[] = [];
     for (const need of this.#needs.values()) {
       if (this.#inFlightNeeds.has(need.id)) continue;
@@ -249,8 +258,13 @@ export class TakeoverLoop {
         }
         const verdict = claimEligibility(seat.identity, need, now, seat.agentId);
         if (verdict.eligible) candidates.push({ seat, need });
-        else if (verdict.eligibleAt !== null && verdict.eligibleAt > now)
-          wake = Math.min(wake, verdict.eligibleAt);
+        else {
+          // Ineligible until then (never, without a time) unless the need's state changes, which
+          // clears the entry: the view of hundreds of needs is not judged again on every delta.
+          this.#retryAt.set(k, verdict.eligibleAt ?? Number.POSITIVE_INFINITY);
+          if (verdict.eligibleAt !== null && verdict.eligibleAt > now)
+            wake = Math.min(wake, verdict.eligibleAt);
+        }
       }
     }
     candidates.sort((a, b) => urgency(a.need, b.need) || a.seat.agentId.localeCompare(b.seat.agentId));
