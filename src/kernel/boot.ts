@@ -1,6 +1,11 @@
 import type { Need } from '../store/index.js';
 import { BudgetExceededError, canonicalJson, NotFoundError, sha256 } from '../store/index.js';
-import { compileAwareness, DEFAULT_AWARENESS_TOKENS, loadAwarenessState } from './awareness.js';
+import {
+  type Awareness,
+  compileAwareness,
+  DEFAULT_AWARENESS_TOKENS,
+  loadAwarenessState,
+} from './awareness.js';
 import type { Identity } from './identity/schema.js';
 import { type ContextPack, compilePack } from './pack/compile.js';
 import type { AwarenessSource, PackSource } from './pack/source.js';
@@ -59,6 +64,11 @@ export interface BootOptions {
   /** The cap of the awareness block (default 2,000 tokens); it does not depend on the need. */
   readonly awarenessTokens?: number;
   readonly counter?: TokenCounter;
+  /**
+   * The identity's awareness block, compiled a moment ago at the same cap, to use instead of
+   * compiling it again (see the guard compiler's `awarenessMaxAgeMs`).
+   */
+  readonly awareness?: Awareness;
 }
 
 /**
@@ -81,6 +91,18 @@ export function renderIdentityBlock(identity: Identity): string {
     (identity.source.trim() ? identity.source : identity.prompt).trim(),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** An identity's awareness block (L2) over the need state at `options.now` (default: the source's clock). */
+export function compileAwarenessNow(
+  source: AwarenessSource,
+  identity: Identity,
+  options: Pick<BootOptions, 'now' | 'awarenessTokens' | 'counter'> = {},
+): Awareness {
+  const state = loadAwarenessState(source, identity, options.now ?? source.now());
+  return compileAwareness(identity, state, options.awarenessTokens ?? DEFAULT_AWARENESS_TOKENS, {
+    counter: options.counter ?? tokenCounterFor(identity.model),
+  });
 }
 
 /** What the session is asked to do, closing the first user message. */
@@ -118,10 +140,7 @@ export function compileBootPayload(
 
   const l1 = renderIdentityBlock(identity);
   const l1Tokens = counter.count(l1);
-  const state = loadAwarenessState(source, identity, options.now ?? source.now());
-  const awareness = compileAwareness(identity, state, options.awarenessTokens ?? DEFAULT_AWARENESS_TOKENS, {
-    counter,
-  });
+  const awareness = options.awareness ?? compileAwarenessNow(source, identity, { ...options, counter });
   const task = renderTaskStatement(need);
   const taskTokens = counter.count(task);
   const packBudget = budget - l1Tokens - awareness.tokens - taskTokens;

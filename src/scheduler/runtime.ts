@@ -4,7 +4,13 @@ import { createProvider, type ProviderOverrides } from '../agents/providers/inde
 import { IdentityWatcher, resolveRunnableIdentities, syncIdentities } from '../kernel/identity/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
 import { compileWorkspace } from '../kernel/views/compile.js';
-import { createGuardDeps, createKernelCompiler, type GuardDeps, GuardHttpServer } from '../mcp/index.js';
+import {
+  createGuardDeps,
+  createKernelCompiler,
+  DEFAULT_AWARENESS_MAX_AGE_MS,
+  type GuardDeps,
+  GuardHttpServer,
+} from '../mcp/index.js';
 import type { NeedBus } from '../roundtable/need-bus.js';
 import { type Store, UserError } from '../store/index.js';
 import { EmbeddedConnector } from './connector.js';
@@ -91,7 +97,7 @@ export class Runtime {
     this.deps = createGuardDeps(this.store, {
       leaseMs: config.leaseMs,
       runId: this.runId,
-      compiler: createKernelCompiler(this.store),
+      compiler: createKernelCompiler(this.store, { awarenessMaxAgeMs: DEFAULT_AWARENESS_MAX_AGE_MS }),
       log: (message, error) => this.#log.error({ err: error }, message),
     });
     this.supervisor = new Supervisor({
