@@ -66,6 +66,8 @@ export class Supervisor {
   #ticking: Promise<void> | undefined;
   #again = false;
   #lastReconcile = 0;
+  /** When graduation last went over the candidates (see #graduate). */
+  #lastGraduationPass = Number.NEGATIVE_INFINITY;
   readonly #publisher: BusPublisher;
   #escalated = new Set<string>();
   #warnedUnroutable = new Set<string>();
@@ -235,27 +237,30 @@ export class Supervisor {
     const fallback = { escalation: TAKEOVER_DEFAULTS.escalation };
     const shortest = Math.min(fallback.escalation, ...identities.map((i) => i.takeover.escalation));
     let escalated = 0;
-    for (const need of store.scheduling.unmetUpkeep(now, now - shortest)) {
-      try {
-        if (!unmet(need, now)) {
-          if (need.unmetSince !== null) store.needs.setFlags(need.id, { unmetSince: null });
-        } else if (need.unmetSince === null) {
-          store.needs.setFlags(need.id, { unmetSince: now });
-        } else if (escalation(need, escalationFor(identities, need.tags) ?? fallback, now)) {
-          store.transaction(() => {
-            store.needs.setFlags(need.id, { orphaned: true });
-            if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
-          });
-          escalated++;
-          log.warn(
-            { need: need.id, unmetSince: need.unmetSince, tags: need.tags },
-            'need escalated: unmet past its escalation time with no claimant',
-          );
+    // One commit for all the marks; each is a savepoint (see #graduate).
+    store.transaction(() => {
+      for (const need of store.scheduling.unmetUpkeep(now, now - shortest)) {
+        try {
+          if (!unmet(need, now)) {
+            if (need.unmetSince !== null) store.needs.setFlags(need.id, { unmetSince: null });
+          } else if (need.unmetSince === null) {
+            store.needs.setFlags(need.id, { unmetSince: now });
+          } else if (escalation(need, escalationFor(identities, need.tags) ?? fallback, now)) {
+            store.transaction(() => {
+              store.needs.setFlags(need.id, { orphaned: true });
+              if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
+            });
+            escalated++;
+            log.warn(
+              { need: need.id, unmetSince: need.unmetSince, tags: need.tags },
+              'need escalated: unmet past its escalation time with no claimant',
+            );
+          }
+        } catch (error) {
+          log.debug({ err: error, need: need.id }, 'need changed while marking it');
         }
-      } catch (error) {
-        log.debug({ err: error, need: need.id }, 'need changed while marking it');
       }
-    }
+    });
     return escalated;
   }
 
@@ -267,54 +272,66 @@ export class Supervisor {
       capacity: s.capacity,
       load: load.get(s.identity.name) ?? 0,
     }));
+    // Saturated (every slot full, so tasks are live and the run is not idle): nothing can be
+    // graduated, and the candidates are only gone over once per loop interval for escalations.
+    const busy = slots.reduce((n, s) => n + s.load, 0);
+    const free = slots.reduce((n, s) => n + Math.max(0, s.capacity - s.load), 0);
+    if (free === 0 && busy > 0 && now - this.#lastGraduationPass < this.#o.loopMs) {
+      return { graduated: 0, escalated: 0, unroutable: this.#lastStats?.unroutable ?? 0, routable: busy };
+    }
+    this.#lastGraduationPass = now;
     const unbounded = slots.map((s) => ({ ...s, capacity: Number.POSITIVE_INFINITY, load: 0 }));
     let graduated = 0;
     let escalated = 0;
     let unroutable = 0;
     let routable = 0;
-    for (const need of store.scheduling.graduationCandidates(now)) {
-      if (
-        need.mode === 'standing' &&
-        need.lastFinishedAt !== null &&
-        need.lastFinishedAt + (need.cadenceMs ?? 0) > now
-      ) {
-        continue;
-      }
-      if (need.failures >= this.#o.maxAttempts) {
-        if (!need.orphaned && !this.#escalated.has(need.id)) {
-          this.#escalated.add(need.id);
-          store.transaction(() => {
-            // The unmet mark (set earlier in this tick at the latest) stays: unmet since then.
-            store.needs.setFlags(need.id, { orphaned: true });
-            if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
-          });
-          escalated++;
-          log.warn(
-            { need: need.id, failures: need.failures },
-            'need escalated after too many failed attempts',
-          );
+    // One commit for the whole pass; each write below is a savepoint of it, so a write refused
+    // (a race with another writer) is rolled back alone.
+    store.transaction(() => {
+      for (const need of store.scheduling.graduationCandidates(now)) {
+        if (
+          need.mode === 'standing' &&
+          need.lastFinishedAt !== null &&
+          need.lastFinishedAt + (need.cadenceMs ?? 0) > now
+        ) {
+          continue;
         }
-        continue;
-      }
-      if (!routeNeed(need.tags, unbounded, { orphaned: need.orphaned })) {
-        unroutable++;
-        if (!this.#warnedUnroutable.has(need.id)) {
-          this.#warnedUnroutable.add(need.id);
-          log.warn({ need: need.id, tags: need.tags }, "no runnable identity's scope covers this need");
+        if (need.failures >= this.#o.maxAttempts) {
+          if (!need.orphaned && !this.#escalated.has(need.id)) {
+            this.#escalated.add(need.id);
+            store.transaction(() => {
+              // The unmet mark (set earlier in this tick at the latest) stays: unmet since then.
+              store.needs.setFlags(need.id, { orphaned: true });
+              if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
+            });
+            escalated++;
+            log.warn(
+              { need: need.id, failures: need.failures },
+              'need escalated after too many failed attempts',
+            );
+          }
+          continue;
         }
-        continue;
+        if (!routeNeed(need.tags, unbounded, { orphaned: need.orphaned })) {
+          unroutable++;
+          if (!this.#warnedUnroutable.has(need.id)) {
+            this.#warnedUnroutable.add(need.id);
+            log.warn({ need: need.id, tags: need.tags }, "no runnable identity's scope covers this need");
+          }
+          continue;
+        }
+        routable++;
+        const slot = routeNeed(need.tags, slots, { orphaned: need.orphaned });
+        if (!slot) continue;
+        try {
+          store.tasks.create(need.id, slot.identity.name, { queue: slot.identity.name });
+          (slot as { load: number }).load++;
+          graduated++;
+        } catch (error) {
+          log.debug({ err: error, need: need.id }, 'graduation raced with another writer');
+        }
       }
-      routable++;
-      const slot = routeNeed(need.tags, slots, { orphaned: need.orphaned });
-      if (!slot) continue;
-      try {
-        store.tasks.create(need.id, slot.identity.name, { queue: slot.identity.name });
-        (slot as { load: number }).load++;
-        graduated++;
-      } catch (error) {
-        log.debug({ err: error, need: need.id }, 'graduation raced with another writer');
-      }
-    }
+    });
     return { graduated, escalated, unroutable, routable };
   }
 
