@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -7,6 +7,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { MlosError, NotClaimableError, UserError } from '../store/index.js';
 import { assertRunnable } from './agent-claim.js';
 import { createGuardServer } from './guard.js';
+import { bearer, hash, INVALID, isLoopback, readJson, sendJson } from './http-io.js';
 import { notifyOnChange } from './notify.js';
 import { OPERATOR, type Principal } from './principal.js';
 import type { GuardDeps } from './session.js';
@@ -37,11 +38,6 @@ interface Session {
 }
 
 const SIGNING_KEY = 'agent-token-key';
-const MAX_BODY = 4 * 1024 * 1024;
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
 
 /**
  * The guard over Streamable HTTP with bearer tokens: `/mcp` (stateful sessions, one guard per
@@ -112,7 +108,21 @@ export class GuardHttpServer {
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { ok: true });
-    if (this.#options.extraRoutes && (await this.#options.extraRoutes(req, res))) return;
+    if (
+      this.#options.extraRoutes &&
+      path !== '/mcp' &&
+      path !== '/agent-token' &&
+      !path.startsWith('/worker/')
+    ) {
+      // Off loopback, /metrics and the other extra routes need the operator or worker token.
+      if (!isLoopback(this.#options.host) && !this.#operatorOrWorker(req)) {
+        res.setHeader('WWW-Authenticate', 'Bearer');
+        return sendJson(res, 401, {
+          error: `${path} needs the operator or worker token as bearer when the guard listens on ${this.#options.host}`,
+        });
+      }
+      if (await this.#options.extraRoutes(req, res)) return;
+    }
     if (path === '/agent-token' && req.method === 'POST') return this.#agentToken(req, res);
     if (path.startsWith('/worker/')) return this.#workerRoute(path, req, res);
     if (path !== '/mcp') return sendJson(res, 404, { error: `no route ${req.method} ${path}` });
@@ -201,6 +211,14 @@ export class GuardHttpServer {
       fence: task.fencingToken,
       ...(task.agentId && { agentId: task.agentId }),
     });
+  }
+
+  #operatorOrWorker(req: IncomingMessage): boolean {
+    const token = bearer(req);
+    return (
+      token !== undefined &&
+      (safeEqual(token, this.#options.operatorToken) || safeEqual(token, this.#options.workerToken))
+    );
   }
 
   /**
@@ -348,44 +366,4 @@ export class GuardHttpServer {
       }
     }
   }
-}
-
-const INVALID = Symbol('invalid body');
-
-async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) {
-      sendJson(res, 413, { error: `request body over ${MAX_BODY} bytes` });
-      return INVALID;
-    }
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) return undefined;
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    sendJson(res, 400, {
-      jsonrpc: '2.0',
-      error: { code: -32700, message: 'parse error: the body is not JSON' },
-      id: null,
-    });
-    return INVALID;
-  }
-}
-
-function bearer(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization;
-  const m = header ? /^Bearer\s+(.+)$/i.exec(header) : null;
-  return m?.[1]?.trim();
-}
-
-function hash(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }

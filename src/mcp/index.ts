@@ -6,7 +6,8 @@ export {
 } from './compiler.js';
 export { createGuardDeps, DEFAULT_LEASE_MS, type GuardDepsOptions } from './deps.js';
 export { BOOT_META, createGuardServer, GUARD_INSTRUCTIONS } from './guard.js';
-export { type GuardHttpOptions, GuardHttpServer, isLoopback } from './http.js';
+export { type GuardHttpOptions, GuardHttpServer } from './http.js';
+export { isLoopback } from './http-io.js';
 export { connectInMemory } from './in-memory.js';
 export { notifyOnChange } from './notify.js';
 export { actorOf, inView, OPERATOR, type Principal, visibleTools } from './principal.js';

@@ -209,3 +209,63 @@ describe('the guard over Streamable HTTP', () => {
     expect(world.store.events.verify().ok).toBe(true);
   });
 });
+
+describe('extra routes (/metrics) of the guard over HTTP', () => {
+  const serve = async (host: string) => {
+    const tmp = tempDir();
+    const world = createGuardWorld({ path: `${tmp.dir}/mlos.db` });
+    const http = new GuardHttpServer(world.deps, {
+      host,
+      port: 0,
+      operatorToken: OPERATOR_TOKEN,
+      workerToken: WORKER_TOKEN,
+      tokensConfigured: true,
+      extraRoutes: (req, res) => {
+        if (req.url !== '/metrics') return false;
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('mlos_up 1\n');
+        return true;
+      },
+    });
+    const { url } = await http.start();
+    const port = new URL(url).port;
+    return {
+      get: (token?: string) =>
+        fetch(`http://127.0.0.1:${port}/metrics`, {
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+        }),
+      async close() {
+        await http.close();
+        await world.close();
+        tmp.cleanup();
+      },
+    };
+  };
+
+  it('need the operator or worker token off loopback, and name what is missing', async () => {
+    const server = await serve('0.0.0.0');
+    try {
+      const refused = await server.get();
+      expect(refused.status).toBe(401);
+      expect(((await refused.json()) as { error: string }).error).toMatch(
+        /\/metrics needs the operator or worker token as bearer/,
+      );
+      expect((await server.get('wrong')).status).toBe(401);
+      const asOperator = await server.get(OPERATOR_TOKEN);
+      expect(asOperator.status).toBe(200);
+      expect(await asOperator.text()).toBe('mlos_up 1\n');
+      expect((await server.get(WORKER_TOKEN)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('are open on loopback', async () => {
+    const server = await serve('127.0.0.1');
+    try {
+      const open = await server.get();
+      expect(open.status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
