@@ -3,8 +3,8 @@ import type { NeedBus } from '../roundtable/need-bus.js';
 import { escalation, escalationFor, unmet } from '../roundtable/protocol.js';
 import { type Clock, MlosError, type Store, systemClock } from '../store/index.js';
 import { BusPublisher } from './bus-publisher.js';
+import { Graduation } from './graduation.js';
 import { type Logger, realTimers, silentLogger, type Timers } from './logger.js';
-import { type RoutingSlot, routeNeed } from './routing.js';
 import type { TaskQueue } from './task-queue.js';
 
 export interface SupervisorOptions {
@@ -44,6 +44,8 @@ export interface TickStats {
   readonly idle: boolean;
   /** Actionable needs that no runnable identity's scope covers. */
   readonly unroutable: number;
+  /** Actionable needs waiting for the next UTC day: their identities' daily budgets are spent. */
+  readonly budgetBlocked: number;
   /** Claims that took a need over from another task, published in this tick. */
   readonly takeovers: number;
 }
@@ -66,12 +68,9 @@ export class Supervisor {
   #ticking: Promise<void> | undefined;
   #again = false;
   #lastReconcile = 0;
-  /** When graduation last went over the candidates (see #graduate). */
-  #lastGraduationPass = Number.NEGATIVE_INFINITY;
   readonly #publisher: BusPublisher;
-  #escalated = new Set<string>();
-  #warnedUnroutable = new Set<string>();
   #lastStats: TickStats | undefined;
+  readonly #graduation: Graduation;
 
   constructor(options: SupervisorOptions) {
     this.#o = {
@@ -87,6 +86,13 @@ export class Supervisor {
       ...options,
     };
     this.#publisher = new BusPublisher(this.#o.store, this.#o.bus, this.#o.clock, this.#o.snapshotEvery);
+    this.#graduation = new Graduation({
+      store: this.#o.store,
+      log: this.#o.log,
+      slots: this.#o.slots,
+      maxAttempts: this.#o.maxAttempts,
+      loopMs: this.#o.loopMs,
+    });
   }
 
   get state(): State {
@@ -181,7 +187,7 @@ export class Supervisor {
     const expired = this.#expireLeases(now);
     if (now - this.#lastReconcile >= this.#o.reconcileMs) await this.#reconcile();
     const orphaned = this.#markUnmet(now);
-    const { graduated, escalated, unroutable, routable } = this.#graduate(now);
+    const { graduated, escalated, unroutable, routable, budgetBlocked } = this.#graduation.pass(now);
     const enqueued = await this.#drainOutbox();
     const { published, takeovers } = await this.#publisher.publish();
     const work = store.scheduling.pendingWork(now);
@@ -194,6 +200,7 @@ export class Supervisor {
       takeovers,
       idle: work.queued === 0 && work.running === 0 && work.active === 0 && routable === 0,
       unroutable,
+      budgetBlocked,
     };
     this.#lastStats = stats;
     this.#o.afterTick?.(stats);
@@ -237,7 +244,7 @@ export class Supervisor {
     const fallback = { escalation: TAKEOVER_DEFAULTS.escalation };
     const shortest = Math.min(fallback.escalation, ...identities.map((i) => i.takeover.escalation));
     let escalated = 0;
-    // One commit for all the marks; each is a savepoint (see #graduate).
+    // One commit for all the marks; each is a savepoint (see Graduation.pass).
     store.transaction(() => {
       for (const need of store.scheduling.unmetUpkeep(now, now - shortest)) {
         try {
@@ -262,77 +269,6 @@ export class Supervisor {
       }
     });
     return escalated;
-  }
-
-  #graduate(now: number): { graduated: number; escalated: number; unroutable: number; routable: number } {
-    const { store, log } = this.#o;
-    const load = store.scheduling.liveTasksByIdentity();
-    const slots: RoutingSlot[] = this.#o.slots().map((s) => ({
-      identity: s.identity,
-      capacity: s.capacity,
-      load: load.get(s.identity.name) ?? 0,
-    }));
-    // Saturated (every slot full, so tasks are live and the run is not idle): nothing can be
-    // graduated, and the candidates are only gone over once per loop interval for escalations.
-    const busy = slots.reduce((n, s) => n + s.load, 0);
-    const free = slots.reduce((n, s) => n + Math.max(0, s.capacity - s.load), 0);
-    if (free === 0 && busy > 0 && now - this.#lastGraduationPass < this.#o.loopMs) {
-      return { graduated: 0, escalated: 0, unroutable: this.#lastStats?.unroutable ?? 0, routable: busy };
-    }
-    this.#lastGraduationPass = now;
-    const unbounded = slots.map((s) => ({ ...s, capacity: Number.POSITIVE_INFINITY, load: 0 }));
-    let graduated = 0;
-    let escalated = 0;
-    let unroutable = 0;
-    let routable = 0;
-    // One commit for the whole pass; each write below is a savepoint of it, so a write refused
-    // (a race with another writer) is rolled back alone.
-    store.transaction(() => {
-      for (const need of store.scheduling.graduationCandidates(now)) {
-        if (
-          need.mode === 'standing' &&
-          need.lastFinishedAt !== null &&
-          need.lastFinishedAt + (need.cadenceMs ?? 0) > now
-        ) {
-          continue;
-        }
-        if (need.failures >= this.#o.maxAttempts) {
-          if (!need.orphaned && !this.#escalated.has(need.id)) {
-            this.#escalated.add(need.id);
-            store.transaction(() => {
-              // The unmet mark (set earlier in this tick at the latest) stays: unmet since then.
-              store.needs.setFlags(need.id, { orphaned: true });
-              if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
-            });
-            escalated++;
-            log.warn(
-              { need: need.id, failures: need.failures },
-              'need escalated after too many failed attempts',
-            );
-          }
-          continue;
-        }
-        if (!routeNeed(need.tags, unbounded, { orphaned: need.orphaned })) {
-          unroutable++;
-          if (!this.#warnedUnroutable.has(need.id)) {
-            this.#warnedUnroutable.add(need.id);
-            log.warn({ need: need.id, tags: need.tags }, "no runnable identity's scope covers this need");
-          }
-          continue;
-        }
-        routable++;
-        const slot = routeNeed(need.tags, slots, { orphaned: need.orphaned });
-        if (!slot) continue;
-        try {
-          store.tasks.create(need.id, slot.identity.name, { queue: slot.identity.name });
-          (slot as { load: number }).load++;
-          graduated++;
-        } catch (error) {
-          log.debug({ err: error, need: need.id }, 'graduation raced with another writer');
-        }
-      }
-    });
-    return { graduated, escalated, unroutable, routable };
   }
 
   /** Pushes outbox rows into the queue (jobId = task id, so a repeat is a no-op), then deletes them. */

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryNeedBus } from '../../../src/roundtable/memory-need-bus.js';
 import type { BusEvent, NeedSnapshot } from '../../../src/roundtable/need-bus.js';
+import { silentLogger } from '../../../src/scheduler/logger.js';
 import { MemoryTaskQueue } from '../../../src/scheduler/memory-task-queue.js';
 import { routeNeed } from '../../../src/scheduler/routing.js';
 import { Supervisor } from '../../../src/scheduler/supervisor.js';
@@ -174,5 +175,45 @@ describe('supervisor graduation', () => {
     await supervisor.close();
     expect(world.store.scheduling.cursor('bus')).toBe(cursor);
     expect(supervisor.state).toBe('closed');
+  });
+
+  it('parks the needs of an identity whose daily budget cannot cover another task until the next UTC day', async () => {
+    const warnings: string[] = [];
+    supervisor = new Supervisor({
+      store: world.store.as('supervisor'),
+      queue,
+      bus,
+      clock: world.clock,
+      maxAttempts: 2,
+      log: { ...silentLogger, warn: (_fields: unknown, message: string) => void warnings.push(message) },
+      slots: () => [{ identity: world.identity('architect'), capacity: 5 }],
+    });
+    const { perDay, perTask } = world.identity('architect').budgets;
+    // Today's spend leaves less than one task's budget.
+    const spender = world.store.needs.create({ title: 'Spent the day', tags: ['kernel'] });
+    const { task } = world.store.claims.claim(spender.id, { identity: 'architect', leaseMs: 60_000 });
+    const spent = perDay - perTask + 1;
+    const reservation = world.store.budgets.reserve(task.id, spent, { task: null, day: null, run: null });
+    world.store.budgets.settle(reservation.id, {
+      inputTokens: spent,
+      outputTokens: 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      costUsd: 0,
+    });
+    const waiting = world.store.needs.create({ title: 'Waits for tomorrow', tags: ['kernel'] });
+    await supervisor.start();
+    const parked = await supervisor.tick();
+    expect(parked).toMatchObject({ graduated: 0, budgetBlocked: 1, unroutable: 0 });
+    expect(world.store.tasks.liveFor(waiting.id)).toBeUndefined();
+    expect(warnings.filter((w) => /architect is budget-blocked until the next UTC day/.test(w))).toHaveLength(
+      1,
+    );
+    await supervisor.tick();
+    expect(warnings.filter((w) => /budget-blocked/.test(w))).toHaveLength(1);
+    // The next UTC day: the budget renews and the need graduates.
+    world.clock.advance(24 * 3_600_000);
+    expect((await supervisor.tick()).graduated).toBeGreaterThanOrEqual(1);
+    expect(world.store.tasks.liveFor(waiting.id)?.identity).toBe('architect');
   });
 });

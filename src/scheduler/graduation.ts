@@ -1,0 +1,154 @@
+import type { Identity } from '../kernel/identity/schema.js';
+import { type Store, utcDay } from '../store/index.js';
+import type { Logger } from './logger.js';
+import { type RoutingSlot, routeNeed } from './routing.js';
+
+export interface GraduationOptions {
+  readonly store: Store;
+  readonly log: Logger;
+  readonly slots: () => readonly { identity: Identity; capacity: number }[];
+  /** Failed or lost attempts before a need is escalated instead of retried. */
+  readonly maxAttempts: number;
+  /** While every slot is full, the candidates are gone over at most once per this many ms. */
+  readonly loopMs: number;
+}
+
+export interface GraduationPass {
+  readonly graduated: number;
+  readonly escalated: number;
+  /** Actionable needs that no runnable identity's scope covers. */
+  readonly unroutable: number;
+  /** Actionable needs some identity could take now (capacity aside): not idle while any. */
+  readonly routable: number;
+  /** Actionable needs whose only identities are budget-blocked today. */
+  readonly budgetBlocked: number;
+}
+
+/**
+ * The supervisor's graduation: actionable needs become tasks (task and outbox row in one
+ * transaction) routed to the identity whose primary scope meets them best, within capacity; a need
+ * that failed too often is escalated instead (the dead-letter path); an identity whose daily budget
+ * cannot cover another task gets none until the next UTC day, so its needs wait rather than fail.
+ */
+export class Graduation {
+  readonly #o: GraduationOptions;
+  #lastPassAt = Number.NEGATIVE_INFINITY;
+  #last: GraduationPass | undefined;
+  readonly #escalated = new Set<string>();
+  readonly #warnedUnroutable = new Set<string>();
+  readonly #warnedBudget = new Set<string>();
+
+  constructor(options: GraduationOptions) {
+    this.#o = options;
+  }
+
+  pass(now: number): GraduationPass {
+    const { store, log } = this.#o;
+    const load = store.scheduling.liveTasksByIdentity();
+    const all: RoutingSlot[] = this.#o
+      .slots()
+      .map((s) => ({ identity: s.identity, capacity: s.capacity, load: load.get(s.identity.name) ?? 0 }));
+    // Saturated (every slot full, so tasks are live and the run is not idle): nothing can be
+    // graduated, and the candidates are only gone over once per loop interval for escalations.
+    const busy = all.reduce((n, s) => n + s.load, 0);
+    const free = all.reduce((n, s) => n + Math.max(0, s.capacity - s.load), 0);
+    if (free === 0 && busy > 0 && now - this.#lastPassAt < this.#o.loopMs) {
+      return {
+        graduated: 0,
+        escalated: 0,
+        unroutable: this.#last?.unroutable ?? 0,
+        routable: busy,
+        budgetBlocked: 0,
+      };
+    }
+    this.#lastPassAt = now;
+    const blocked = this.#budgetBlocked(now);
+    const slots = all.filter((s) => !blocked.has(s.identity.name));
+    const anyRoute = all.map((s) => ({ ...s, capacity: Number.POSITIVE_INFINITY, load: 0 }));
+    const openRoute = anyRoute.filter((s) => !blocked.has(s.identity.name));
+    let graduated = 0;
+    let escalated = 0;
+    let unroutable = 0;
+    let routable = 0;
+    let budgetBlocked = 0;
+    // One commit for the whole pass; each write below is a savepoint of it, so a write refused
+    // (a race with another writer) is rolled back alone.
+    store.transaction(() => {
+      for (const need of store.scheduling.graduationCandidates(now)) {
+        if (
+          need.mode === 'standing' &&
+          need.lastFinishedAt !== null &&
+          need.lastFinishedAt + (need.cadenceMs ?? 0) > now
+        ) {
+          continue;
+        }
+        if (need.failures >= this.#o.maxAttempts) {
+          if (!need.orphaned && !this.#escalated.has(need.id)) {
+            this.#escalated.add(need.id);
+            store.transaction(() => {
+              // The unmet mark (set earlier in this tick at the latest) stays: unmet since then.
+              store.needs.setFlags(need.id, { orphaned: true });
+              if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
+            });
+            escalated++;
+            log.warn(
+              { need: need.id, failures: need.failures },
+              'need escalated after too many failed attempts',
+            );
+          }
+          continue;
+        }
+        const route = { orphaned: need.orphaned };
+        if (!routeNeed(need.tags, anyRoute, route)) {
+          unroutable++;
+          if (!this.#warnedUnroutable.has(need.id)) {
+            this.#warnedUnroutable.add(need.id);
+            log.warn({ need: need.id, tags: need.tags }, "no runnable identity's scope covers this need");
+          }
+          continue;
+        }
+        if (!routeNeed(need.tags, openRoute, route)) {
+          budgetBlocked++;
+          continue;
+        }
+        routable++;
+        const slot = routeNeed(need.tags, slots, route);
+        if (!slot) continue;
+        try {
+          store.tasks.create(need.id, slot.identity.name, { queue: slot.identity.name });
+          (slot as { load: number }).load++;
+          graduated++;
+        } catch (error) {
+          log.debug({ err: error, need: need.id }, 'graduation raced with another writer');
+        }
+      }
+    });
+    this.#last = { graduated, escalated, unroutable, routable, budgetBlocked };
+    return this.#last;
+  }
+
+  /**
+   * Identities whose daily budget left cannot cover one more task (`budgets.per_task`): a task
+   * started now could be cut short, and failing it would burn an attempt of its need. Each is
+   * logged once per day.
+   */
+  #budgetBlocked(now: number): ReadonlySet<string> {
+    const { store, log } = this.#o;
+    const day = utcDay(now);
+    const blocked = new Set<string>();
+    for (const { identity } of this.#o.slots()) {
+      const { perDay, perTask } = identity.budgets;
+      const used = store.budgets.used('day', day, identity.name);
+      if (perDay - used >= perTask) continue;
+      blocked.add(identity.name);
+      const key = `${identity.name}\u0000${day}`;
+      if (this.#warnedBudget.has(key)) continue;
+      this.#warnedBudget.add(key);
+      log.warn(
+        { identity: identity.name, day, used, perDay, perTask },
+        `identity ${identity.name} is budget-blocked until the next UTC day: ${used} of its ${perDay} tokens for ${day} are used or reserved, less than one task (${perTask}) is left, so its needs wait (raise budgets.per_day to go on today)`,
+      );
+    }
+    return blocked;
+  }
+}
