@@ -185,7 +185,11 @@ export class Supervisor {
       );
     }
     const expired = this.#expireLeases(now);
-    if (now - this.#lastReconcile >= this.#o.reconcileMs) await this.#reconcile();
+    if (now - this.#lastReconcile >= this.#o.reconcileMs) {
+      await this.#reconcile();
+      // Reservations of ended tasks past their hold: no call of theirs can still be in flight.
+      store.budgets.releaseStale(now);
+    }
     const orphaned = this.#markUnmet(now);
     const { graduated, escalated, unroutable, routable, budgetBlocked } = this.#graduation.pass(now);
     const enqueued = await this.#drainOutbox();

@@ -5,7 +5,7 @@ export * from './random.js';
 export type { AgentRecord } from './repos/agents.js';
 export { sha256 } from './repos/artifacts.js';
 export type { BudgetLimits, Reservation, Usage } from './repos/budgets.js';
-export { utcDay } from './repos/budgets.js';
+export { RESERVATION_HOLD_MS, utcDay } from './repos/budgets.js';
 export {
   type Claim,
   type ClaimOptions,

@@ -1,5 +1,6 @@
 import { sql as init } from './0001-init.js';
 import { sql as progress } from './0002-progress.js';
+import { sql as openReservations } from './0003-open-reservations.js';
 
 export interface Migration {
   readonly version: number;
@@ -11,6 +12,7 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'init', sql: init },
   { version: 2, name: 'progress', sql: progress },
+  { version: 3, name: 'open-reservations', sql: openReservations },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,6 +1,13 @@
 import type { StoreContext } from '../context.js';
 import { BudgetExceededError, NotFoundError, UserError } from '../errors.js';
 
+/**
+ * How long a reservation of an ended task is held, in ms: longer than any model call's deadline,
+ * so that a call still in flight when its task was lost keeps counting against the budgets until
+ * it settles (released reservations would let other tasks spend the same tokens meanwhile).
+ */
+export const RESERVATION_HOLD_MS = 10 * 60_000;
+
 export interface BudgetLimits {
   /** Tokens one task may use (reserved + settled), or null for no cap. */
   readonly task: number | null;
@@ -165,7 +172,26 @@ export class BudgetRepository {
     });
   }
 
-  /** Releases every open reservation of a task (a lost or ended task spends nothing more). */
+  /**
+   * Releases the reservations of ended tasks older than RESERVATION_HOLD_MS: by then no call of
+   * theirs can still be in flight, so what they held is free again. The supervisor calls it on
+   * its loop. Returns how many were released.
+   */
+  releaseStale(now: number = this.#ctx.now()): number {
+    const before = now - RESERVATION_HOLD_MS;
+    return this.#ctx.write(
+      () =>
+        this.#ctx
+          .prepare(
+            `UPDATE budget_entries SET state = 'released', settled_at = ?
+             WHERE state = 'reserved' AND created_at <= ?
+               AND task_id IN (SELECT id FROM tasks WHERE status NOT IN ('queued', 'running'))`,
+          )
+          .run(now, before).changes,
+    );
+  }
+
+  /** Releases every open reservation of a task now (an operator's cleanup; see releaseStale). */
   releaseTask(taskId: string): number {
     return this.#ctx.write(
       () =>

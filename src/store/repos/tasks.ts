@@ -4,6 +4,7 @@ import { NotFoundError, UserError } from '../errors.js';
 import { NameSchema, parseInput } from '../schemas.js';
 import { assertTransition, LIVE_TASK_STATUSES, type TaskStatus } from '../transitions.js';
 import type { Fence, Task, TaskOutcome } from '../types.js';
+import { RESERVATION_HOLD_MS } from './budgets.js';
 import type { LeaseRepository } from './leases.js';
 
 export interface TaskRow {
@@ -217,12 +218,14 @@ export class TaskRepository {
       if (terminal) {
         const lease = this.#leases.require(task.needId);
         if (lease.taskId === taskId) this.#leases.revoke(task.needId);
-        // A task that ended spends nothing more: its open reservations are released.
+        // A task that ended spends nothing more, but a call of it may still be in flight (a lost
+        // task's session in another process): its recent reservations stay until settled or swept.
         this.#ctx
           .prepare(
-            "UPDATE budget_entries SET state = 'released', settled_at = ? WHERE task_id = ? AND state = 'reserved'",
+            `UPDATE budget_entries SET state = 'released', settled_at = ?
+             WHERE task_id = ? AND state = 'reserved' AND created_at <= ?`,
           )
-          .run(now, taskId);
+          .run(now, taskId, now - RESERVATION_HOLD_MS);
         this.#ctx
           .prepare(
             "UPDATE needs SET status = 'open', version = version + 1, updated_at = ? WHERE id = ? AND status = 'active'",
