@@ -1,10 +1,10 @@
 import { MlosError, type Store, type Workspace } from '../../store/index.js';
 import { loadProblemInput, loadWorkspaceInput, problemInputOf, type WorkspaceInput } from './data.js';
 import type { ViewFile } from './header.js';
-import { renderGraph } from './render-graph.js';
-import { NEEDS_DIR, renderNeedPage } from './render-need.js';
+import { GRAPH_FILE, renderGraph } from './render-graph.js';
+import { NEEDS_DIR, needPagePath, renderNeedPage } from './render-need.js';
 import { PROBLEM_FILE, renderProblem } from './render-problem.js';
-import { renderReadme } from './render-readme.js';
+import { README_FILE, renderReadme } from './render-readme.js';
 import { type SyncReport, syncViews } from './writer.js';
 
 export interface CompileOptions {
@@ -49,7 +49,13 @@ export function renderProblemFile(store: Store, workspace: Workspace): ViewFile 
  */
 export function renderView(store: Store, workspace: Workspace, path: string): ViewFile | undefined {
   if (path === PROBLEM_FILE) return renderProblemFile(store, workspace);
-  return renderWorkspace(store, workspace).find((f) => f.path === path);
+  if (path !== README_FILE && path !== GRAPH_FILE && !path.startsWith(`${NEEDS_DIR}/`)) return undefined;
+  // One consistent read, then only the file asked for is rendered (not every need page).
+  const input = store.views.snapshot(() => loadWorkspaceInput(store, workspace));
+  if (path === README_FILE) return renderReadme(input);
+  if (path === GRAPH_FILE) return renderGraph(input);
+  const need = input.needs.find((n) => needPagePath(n.id) === path);
+  return need && renderNeedPage(need, input, new Set(input.needs.map((n) => n.id)));
 }
 
 /**
