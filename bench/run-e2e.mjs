@@ -14,7 +14,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
@@ -22,6 +21,7 @@ import { createAdapters } from '../dist/scheduler/adapters.js';
 import { silentLogger } from '../dist/scheduler/logger.js';
 import { Runtime } from '../dist/scheduler/runtime.js';
 import { Store } from '../dist/store/index.js';
+import { redisAnswers } from './lib/processes.mjs';
 
 const TASKS = Number(process.argv[2] ?? 300);
 const CONCURRENCY = 8;
@@ -156,24 +156,10 @@ function round(x) {
   return Math.round(x * 1000) / 1000;
 }
 
-function redisAnswers() {
-  const { hostname, port } = new URL(REDIS);
-  return new Promise((resolve) => {
-    const s = connect({ host: hostname, port: Number(port || 6379) });
-    const done = (ok) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(1000, () => done(false));
-    s.once('error', () => done(false));
-    s.once('connect', () => done(true));
-  });
-}
-
 const result = { bench: 'run-e2e', tasks: TASKS, concurrency: CONCURRENCY };
 result.embedded = await throughput(undefined, TASKS);
 result.embeddedLatency = await latency(undefined, 50);
-if (await redisAnswers()) {
+if (await redisAnswers(REDIS)) {
   result.raw = await rawBullmq(TASKS);
   result.distributed = await throughput(REDIS, TASKS);
   result.ratio = round(result.distributed.tasksPerSec / result.raw.jobsPerSec);

@@ -11,6 +11,7 @@ export { isLoopback } from './http-io.js';
 export { connectInMemory } from './in-memory.js';
 export { notifyOnChange } from './notify.js';
 export { actorOf, inView, OPERATOR, type Principal, visibleTools } from './principal.js';
+export { ELIGIBLE_AT_META } from './result.js';
 export { SharedSchemaValidator, sharedSchemaValidator } from './schema-validator.js';
 export type { BootForAgent, GuardCompiler, GuardDeps } from './session.js';
 export { type AgentClaims, signAgentToken, verifyAgentToken } from './tokens.js';

@@ -1,5 +1,8 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { MlosError } from '../store/index.js';
+import { MlosError, NotClaimableError } from '../store/index.js';
+
+/** The `_meta` key of a refused claim: when it becomes eligible (ms since the epoch), if known. */
+export const ELIGIBLE_AT_META = 'mlos/eligibleAt';
 
 /** A successful tool result: a short text rendering for the model plus the structured data. */
 export function ok(text: string, data: Record<string, unknown>): CallToolResult {
@@ -23,6 +26,13 @@ export async function guarded(
   try {
     return await body();
   } catch (error) {
+    if (error instanceof NotClaimableError && error.eligibleAt !== null) {
+      // For programs (a worker's round-table loop): when to try again, besides the text.
+      return {
+        ...refuse(`${tool} refused: ${error.message}`),
+        _meta: { [ELIGIBLE_AT_META]: error.eligibleAt },
+      };
+    }
     if (error instanceof MlosError) return refuse(`${tool} refused: ${error.message}`);
     log(`tool ${tool} failed unexpectedly`, error);
     return refuse(

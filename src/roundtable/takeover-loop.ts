@@ -322,8 +322,10 @@ export class TakeoverLoop {
     this.#claims.add(claim);
   }
 
+  /** After a refusal: until the time the guard named, when it is ahead, else one check interval. */
   #backOff(k: string, eligibleAt: number | null): void {
-    this.#retryAt.set(k, Math.max(eligibleAt ?? 0, this.#o.clock.now() + this.#checkMs));
+    const now = this.#o.clock.now();
+    this.#retryAt.set(k, eligibleAt !== null && eligibleAt > now ? eligibleAt : now + this.#checkMs);
   }
 
   /** Keeps one timer, at the earliest wake-up asked for. */

@@ -34,6 +34,8 @@ export interface GuardConnector {
    * protocol on its clock) and, when it wins, returns the started task with no queue round trip.
    */
   claimAndStart(needId: string, identity: string, agentId: string): Promise<ClaimStart>;
+  /** Makes the agents ready to claim at once (opens what a first claim would); optional. */
+  prepareClaims?(seats: readonly { identity: string; agentId: string }[]): Promise<void>;
 }
 
 /** Embedded mode: the guard runs in this process and agents reach it over the in-memory pair. */

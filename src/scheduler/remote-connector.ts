@@ -3,7 +3,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { parseIdentity } from '../kernel/identity/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
-import { sharedSchemaValidator } from '../mcp/index.js';
+import { ELIGIBLE_AT_META, sharedSchemaValidator } from '../mcp/index.js';
 import type { NeedState } from '../roundtable/need-bus.js';
 import { type Clock, MlosError, systemClock } from '../store/index.js';
 import type { ClaimStart, GuardConnector, StartedTask } from './connector.js';
@@ -41,6 +41,9 @@ export class RemoteConnector implements GuardConnector {
   readonly #identities = new Map<string, Identity>();
   /** Each agent's identity-level claim session, by `${identity}\0${agentId}`. */
   readonly #claimers = new Map<string, ClaimSession>();
+  /** Timers renewing the claim sessions, by the same key. */
+  readonly #renewals = new Map<string, ReturnType<typeof setTimeout>>();
+  #closed = false;
 
   constructor(options: RemoteConnectorOptions) {
     this.#o = options;
@@ -125,7 +128,8 @@ export class RemoteConnector implements GuardConnector {
     const result = await this.#claim(identityName, agentId, needId);
     if (result.isError) {
       const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
-      return { refused: text, eligibleAt: null };
+      const eligibleAt = result._meta?.[ELIGIBLE_AT_META];
+      return { refused: text, eligibleAt: typeof eligibleAt === 'number' ? eligibleAt : null };
     }
     const data = result.structuredContent as { taskId?: string; agentToken?: string } | undefined;
     if (!data?.taskId || !data.agentToken) {
@@ -149,8 +153,26 @@ export class RemoteConnector implements GuardConnector {
     };
   }
 
+  /**
+   * Opens each agent's claim session now, so that its first takeover does not pay for a token
+   * and an MCP handshake while the need waits; each is renewed before its token expires.
+   */
+  async prepareClaims(seats: readonly { identity: string; agentId: string }[]): Promise<void> {
+    await Promise.all(
+      seats.map(({ identity, agentId }) =>
+        this.#claimer(`${identity}\u0000${agentId}`, identity, agentId).ready.then(
+          () => undefined,
+          () => undefined, // The first claim tries again, and reports what is wrong.
+        ),
+      ),
+    );
+  }
+
   /** Closes the agents' claim sessions. Idempotent. */
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#renewals.values()) clearTimeout(timer);
+    this.#renewals.clear();
     const sessions = [...this.#claimers.values()];
     this.#claimers.clear();
     await Promise.allSettled(sessions.map(async (c) => (await c.ready).close()));
@@ -190,6 +212,7 @@ export class RemoteConnector implements GuardConnector {
       });
       const client = await this.#connect(identity, data.token);
       session.expiresAt = data.expires_at;
+      this.#renewBefore(key, identity, agentId, data.expires_at);
       return client;
     };
     const session: ClaimSession = { expiresAt: Number.POSITIVE_INFINITY, ready: open() };
@@ -197,6 +220,20 @@ export class RemoteConnector implements GuardConnector {
     session.ready.catch(() => this.#drop(key, session));
     this.#claimers.set(key, session);
     return session;
+  }
+
+  /** Re-opens the agent's claim session shortly before its token is due for renewal. */
+  #renewBefore(key: string, identity: string, agentId: string, expiresAt: number): void {
+    clearTimeout(this.#renewals.get(key));
+    if (this.#closed) return;
+    const delay = Math.max(1000, expiresAt - TOKEN_RENEW_MS - this.#clock.now() + 1000);
+    const timer = setTimeout(() => {
+      this.#renewals.delete(key);
+      if (this.#closed || !this.#claimers.has(key)) return;
+      this.#claimer(key, identity, agentId).ready.catch(() => undefined);
+    }, delay);
+    timer.unref();
+    this.#renewals.set(key, timer);
   }
 
   #drop(key: string, session: ClaimSession): void {

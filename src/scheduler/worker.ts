@@ -108,6 +108,9 @@ export class Worker {
     });
     const takeover = this.#o.takeover;
     if (takeover && takeover.seats.length > 0) {
+      await this.#o.connector.prepareClaims?.(
+        takeover.seats.map((s) => ({ identity: s.identity.name, agentId: s.agentId })),
+      );
       this.#loop = new TakeoverLoop({
         bus: takeover.bus,
         seats: takeover.seats,

@@ -157,6 +157,8 @@ describe('the guard over Streamable HTTP', () => {
           return a.agent_id;
         }),
       );
+      // The first agent's claim session is opened ahead (no handshake on its first takeover).
+      await connector.prepareClaims([{ identity: 'architect', agentId: agents[0]! }]);
       const [first, second] = await Promise.all(
         agents.map((agentId) => connector.claimAndStart(n.id, 'architect', agentId)),
       );
@@ -165,6 +167,8 @@ describe('the guard over Streamable HTTP', () => {
       expect(won).toHaveLength(1);
       expect(lost).toHaveLength(1);
       expect(lost[0]).toMatchObject({ refused: expect.stringContaining('a live lease is never displaced') });
+      // The guard says when the loser may try again: the winner's lease expiry.
+      expect((lost[0] as { eligibleAt: number }).eligibleAt).toBe(world.store.leases.require(n.id).expiresAt);
       const started = (won[0] as { started: StartedTask }).started;
       expect(started).toMatchObject({ needId: n.id, needTitle: 'Take me over', needTags: ['kernel'] });
       expect(started.identity.name).toBe('architect');
