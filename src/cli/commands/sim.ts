@@ -1,7 +1,9 @@
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
-import { runSimulation, type SimReport, type SimScheduler } from '../../scheduler/simulation/run.js';
-import { parseFaults } from '../../scheduler/simulation/scenario.js';
-import { UserError } from '../../store/index.js';
+import { runSeeds } from '../../scheduler/simulation/batch.js';
+import { FAULT_HELP, parseFaults, type SimFaults } from '../../scheduler/simulation/faults.js';
+import type { SimReport, SimScheduler } from '../../scheduler/simulation/run.js';
+import { MlosError, UserError } from '../../store/index.js';
 import { parseIntFlag } from '../context.js';
 
 interface SimFlags {
@@ -12,6 +14,9 @@ interface SimFlags {
   faults?: string;
   scheduler: string;
   json?: boolean;
+  summary?: boolean;
+  jobs: number;
+  maxVirtualMinutes: number;
 }
 
 /** `mlos sim`: the deterministic simulator (issue #7), seeds `seed … seed+seeds-1`. */
@@ -23,44 +28,93 @@ export function registerSimCommand(program: Command): void {
     .option('--needs <n>', 'needs (about a third with dependencies)', parseIntFlag('--needs'), 20)
     .option('--seed <n>', 'the first seed', parseIntFlag('--seed'), 1)
     .option('--seeds <n>', 'how many seeds to run from --seed', parseIntFlag('--seeds'), 1)
-    .option('--faults <list>', 'fault rates, e.g. crash=0.1,server=0.05,rate_limit,timeout,malformed')
-    .option('--scheduler <kind>', 'roundtable (takeover loops on) or central (supervisor only)', 'roundtable')
+    .option('--faults <list>', 'fault probabilities, e.g. crash=0.1,hang=0.05,bus_loss=0.02 (see below)')
+    .option(
+      '--scheduler <kind>',
+      'roundtable (supervisor graduation plus the agents’ takeover loops) or central (an omniscient central scheduler assigns every need)',
+      'roundtable',
+    )
     .option('--json', 'print one JSON report per seed')
+    .option('--summary', 'print progress and failing seeds only, then the count of seeds with violations')
+    .option('--jobs <n>', 'seeds run at once in worker threads (0: one per CPU)', parseIntFlag('--jobs'), 1)
+    .option(
+      '--max-virtual-minutes <n>',
+      'give a seed up (not drained) after this much virtual time',
+      parseIntFlag('--max-virtual-minutes'),
+      24 * 60,
+    )
+    .addHelpText(
+      'after',
+      `\nFaults (each a probability in [0, 1]):\n${FAULT_HELP.map(([k, v]) => `  ${k.padEnd(19)} ${v}`).join('\n')}\n\nExits 1 when a seed breaks an invariant or does not drain; a failing seed reproduces with --seed <it> --seeds 1.`,
+    )
     .action(async (flags: SimFlags) => {
       if (flags.scheduler !== 'roundtable' && flags.scheduler !== 'central')
         throw new UserError(`--scheduler must be roundtable or central, not ${flags.scheduler}`);
-      if (flags.agents < 1 || flags.needs < 1 || flags.seeds < 1)
-        throw new UserError('--agents, --needs and --seeds must be at least 1');
-      let faults: ReturnType<typeof parseFaults>;
+      if (flags.agents < 1 || flags.needs < 1 || flags.seeds < 1 || flags.maxVirtualMinutes < 1)
+        throw new UserError('--agents, --needs, --seeds and --max-virtual-minutes must be at least 1');
+      if (flags.jobs < 0) throw new UserError('--jobs must be 0 (one per CPU) or more');
+      let faults: SimFaults;
       try {
         faults = parseFaults(flags.faults);
       } catch (error) {
         throw new UserError(`--faults: ${(error as Error).message}`);
       }
+      const jobs = flags.jobs === 0 ? availableParallelism() : flags.jobs;
+      const progressEvery = Math.max(1, Math.ceil(flags.seeds / 20));
+      const started = Date.now();
+      let done = 0;
       let failing = 0;
-      for (let i = 0; i < flags.seeds; i++) {
-        const report = await runSimulation({
+      let violations = 0;
+      await runSeeds({
+        options: {
           agents: flags.agents,
           needs: flags.needs,
-          seed: flags.seed + i,
           faults,
           scheduler: flags.scheduler as SimScheduler,
-        });
-        if (report.violations.length > 0 || !report.drained) failing++;
-        process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : describe(report));
-      }
-      if (!flags.json && flags.seeds > 1)
-        process.stdout.write(`${flags.seeds} seeds, ${failing} with invariant violations\n`);
-      if (failing > 0) process.exitCode = 1;
+          maxVirtualMs: flags.maxVirtualMinutes * 60_000,
+        },
+        first: flags.seed,
+        count: flags.seeds,
+        jobs,
+        onReport: (report) => {
+          done++;
+          violations += report.violations.length;
+          const failed = report.violations.length > 0 || !report.drained;
+          if (failed) failing++;
+          if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+          else if (!flags.summary || failed) process.stdout.write(describe(report));
+          if (flags.summary && (done % progressEvery === 0 || done === flags.seeds))
+            process.stdout.write(
+              `${done}/${flags.seeds} seeds, ${failing} failing, ${violations} invariant violations (${((Date.now() - started) / 1000).toFixed(0)} s)\n`,
+            );
+        },
+      });
+      if (!flags.json && (flags.seeds > 1 || flags.summary))
+        process.stdout.write(
+          `${flags.seeds} seeds, ${failing} with invariant violations or not drained, ${violations} violations\n`,
+        );
+      // Exit 1 with one line that says how to reproduce a failing seed.
+      if (failing > 0)
+        throw new MlosError(
+          'sim_failed',
+          `${failing} of ${flags.seeds} seeds broke an invariant or did not drain: rerun one with --seed <it> --seeds 1`,
+        );
     });
 }
 
 function describe(r: SimReport): string {
+  const o = r.ownersPerNeed;
   const lines = [
     `seed ${r.seed} (${r.scheduler}, ${r.agents} agents, ${r.needs} needs): ${r.drained ? 'drained' : 'NOT drained'} in ${(r.drainMs / 1000).toFixed(1)} s virtual`,
-    `  owners per need ${r.ownersPerNeed.mean} mean, ${r.ownersPerNeed.max} max; takeovers ${r.takeovers}; crashes ${r.crashes}; sessions ${r.sessions}`,
-    `  refused stale writes ${r.refusedStaleWrites}; duplicate effects ${r.duplicateEffects}; tokens ${r.tokens}`,
+    `  owners per need ${o.mean} mean (${o.netOfFaults} net of fault handoffs), ${o.max} max; attempts per need ${o.attemptsPerNeed}`,
+    `  lost attempts retried ${r.recovery.count}, ${r.recovery.meanMs} ms mean (${r.recovery.maxMs} max) from lease expiry to the next start`,
+    `  takeovers ${r.takeovers}; dispatches ${r.dispatches}; sessions ${r.sessions}; crashes ${r.crashes}; hangs ${r.hangs}; slow ${r.slowSessions}; restarts ${r.supervisorRestarts} supervisor, ${r.workerRestarts} worker`,
+    `  refused stale writes ${r.refusedStaleWrites}; duplicate effects ${r.duplicateEffects}; tokens ${r.tokens}; events ${r.events}`,
   ];
+  if (r.bus)
+    lines.push(
+      `  bus: ${r.bus.lost} lost, ${r.bus.duplicated} duplicated, ${r.bus.reordered} reordered; ${r.bus.resyncs} resyncs`,
+    );
   for (const v of r.violations)
     lines.push(
       `  VIOLATION ${v.invariant} at +${v.atMs} ms${v.needId ? ` on ${v.needId}` : ''}: ${v.detail}`,

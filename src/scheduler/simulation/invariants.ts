@@ -1,4 +1,6 @@
-import type { Store, StoredEvent } from '../../store/index.js';
+import { eventHash, GENESIS_HASH } from '../../store/event-log.js';
+import { type Store, type StoredEvent, utcDay } from '../../store/index.js';
+import { LeaseShadow, type ShadowTask, TASK_ACTOR } from './lease-shadow.js';
 
 /** A broken invariant: which, where (the need), and when (virtual ms since the start). */
 export interface Violation {
@@ -8,31 +10,51 @@ export interface Violation {
   readonly atMs: number;
 }
 
-const LIVE = new Set(['queued', 'running']);
+export interface BudgetLimitsOf {
+  /** Tokens one task of the identity may use. */
+  readonly perTask: (identity: string) => number;
+  /** Tokens the identity may use per UTC day. */
+  readonly perDay: (identity: string) => number;
+}
+
+/** How many events of the trace are kept for a failing seed's report. */
+const TRACE_KEEP = 200;
 
 /**
- * The simulator's invariants, checked incrementally: each `step()` reads only the events appended
- * since the previous one and checks what they touched. It keeps the trace (every event seen) so a
- * failing run can print its tail.
- *  - at most one live (queued or running) task per need;
+ * The simulator's invariants, checked after every step and incrementally: `step()` reads only the
+ * events appended since the previous step and checks what they touched.
+ *  - the event chain verifies: each new event continues the previous one (seq, prev_hash) and its
+ *    hash matches its contents;
+ *  - at most one live lease per need, and every write a session commits about its need carries
+ *    the current fencing token (see LeaseShadow), the lease rows agreeing with the replay;
  *  - no need resolved twice (`need.resolved` events per need);
- *  - no budget exceeded (a task's tokens within its identity's per-task budget; checked at the end);
- *  - the event chain verifies (at the end);
- *  - at the end: every need resolved (all are resolvable in the scenario), none orphaned.
+ *  - no budget exceeded: each task running during the step within its identity's per-task budget,
+ *    each identity that spent within its daily budget (reservations write no events, so the
+ *    running tasks are read on every step);
+ *  - no write by an ended incarnation: nothing by a dead supervisor's actor, no task started by a
+ *    dead agent, nothing written by the sessions of a dead agent.
+ * At the end: the whole chain verifies again from genesis, every need is resolved (all are
+ * resolvable in the scenario) and none is left orphaned.
  */
 export class InvariantChecker {
+  readonly violations: Violation[] = [];
   readonly #store: Store;
   readonly #start: number;
-  #seq = 0;
-  readonly #taskStatus = new Map<string, { needId: string; status: string }>();
-  readonly #liveByNeed = new Map<string, Set<string>>();
+  readonly #limits: BudgetLimitsOf;
+  readonly #shadow = new LeaseShadow();
   readonly #resolved = new Map<string, number>();
-  readonly violations: Violation[] = [];
-  readonly trace: StoredEvent[] = [];
+  /** Ended incarnations: the seq of the last event written before each ended. */
+  readonly #retiredActors = new Map<string, number>();
+  readonly #retiredAgents = new Map<string, number>();
+  readonly #trace: StoredEvent[] = [];
+  #seq = 0;
+  #prevHash = GENESIS_HASH;
+  #events = 0;
 
-  constructor(store: Store, start: number) {
+  constructor(store: Store, start: number, limits: BudgetLimitsOf) {
     this.#store = store;
     this.#start = start;
+    this.#limits = limits;
   }
 
   /** Needs resolved at least once so far. */
@@ -47,62 +69,120 @@ export class InvariantChecker {
     return n;
   }
 
+  /** Events checked so far. */
+  get events(): number {
+    return this.#events;
+  }
+
+  /** The tasks as the events tell them (for the report's metrics). */
+  get tasks(): ReadonlyMap<string, ShadowTask> {
+    return this.#shadow.tasks;
+  }
+
+  /** An incarnation ended now: any event written under `actor` from now on breaks an invariant. */
+  retireActor(actor: string): void {
+    this.#retiredActors.set(actor, this.#store.events.headSeq());
+  }
+
+  /** An agent process died now: it may start no task, and its sessions may write nothing more. */
+  retireAgent(agentId: string): void {
+    this.#retiredAgents.set(agentId, this.#store.events.headSeq());
+  }
+
   /** Reads the new events and checks what they changed. */
   step(): void {
-    for (;;) {
-      const events = this.#store.events.since(this.#seq, 5000);
-      if (events.length === 0) return;
-      for (const event of events) this.#apply(event);
-      this.#seq = events[events.length - 1]!.seq;
+    const budgeted = new Map<string, ShadowTask>();
+    for (const task of this.#shadow.runningTasks()) budgeted.set(task.id, task);
+    const touched = new Set<string>();
+    while (this.#store.events.headSeq() > this.#seq) {
+      const events = this.#store.events.since(this.#seq, 2000);
+      if (events.length === 0) break;
+      for (const event of events) {
+        this.#apply(event);
+        if (event.needId) touched.add(event.needId);
+        const task = event.kind.startsWith('task.') ? this.#shadow.tasks.get(event.entity) : undefined;
+        if (task) budgeted.set(task.id, task);
+      }
     }
+    const at = this.#now();
+    for (const needId of touched) {
+      const breach = this.#shadow.check(needId, this.#store.leases.get(needId));
+      if (breach) this.#fail(breach.invariant, needId, breach.detail, at);
+    }
+    for (const task of this.#shadow.runningTasks()) budgeted.set(task.id, task);
+    this.#checkBudgets(budgeted.values(), at);
   }
 
   #apply(event: StoredEvent): void {
-    this.trace.push(event);
+    this.#events++;
+    this.#trace.push(event);
+    if (this.#trace.length > 2 * TRACE_KEEP) this.#trace.splice(0, this.#trace.length - TRACE_KEEP);
     const at = event.at - this.#start;
+    if (event.seq !== this.#seq + 1 || event.prevHash !== this.#prevHash) {
+      this.#fail(
+        'event chain verifies',
+        event.needId,
+        `event #${event.seq} does not continue #${this.#seq}`,
+        at,
+      );
+    } else if (eventHash(event) !== event.hash) {
+      this.#fail('event chain verifies', event.needId, `event #${event.seq}: its hash does not match`, at);
+    }
+    this.#seq = event.seq;
+    this.#prevHash = event.hash;
+    this.#checkIncarnation(event, at);
+    for (const breach of this.#shadow.apply(event))
+      this.#fail(breach.invariant, breach.needId, breach.detail, at);
     if (event.kind === 'need.resolved' && event.needId) {
       const count = (this.#resolved.get(event.needId) ?? 0) + 1;
       this.#resolved.set(event.needId, count);
       if (count > 1) this.#fail('need resolved once', event.needId, `resolved ${count} times`, at);
     }
-    if (!event.kind.startsWith('task.') || !event.needId) return;
-    const status =
-      event.kind === 'task.created' ? 'queued' : event.kind === 'task.started' ? 'running' : null;
-    const to = status ?? (event.payload as { to?: string } | null)?.to ?? null;
-    if (!to) return;
-    const taskId = event.entity;
-    this.#taskStatus.set(taskId, { needId: event.needId, status: to });
-    let live = this.#liveByNeed.get(event.needId);
-    if (!live) {
-      live = new Set();
-      this.#liveByNeed.set(event.needId, live);
+  }
+
+  #checkIncarnation(event: StoredEvent, at: number): void {
+    const rule = 'no write by an ended incarnation';
+    const dead = (ended: number | undefined) => ended !== undefined && event.seq > ended;
+    if (dead(this.#retiredActors.get(event.actor))) {
+      this.#fail(rule, event.needId, `${event.kind} #${event.seq} by ${event.actor}, which had ended`, at);
+      return;
     }
-    if (LIVE.has(to)) live.add(taskId);
-    else live.delete(taskId);
-    if (live.size > 1) {
-      this.#fail('one live task per need', event.needId, `live tasks ${[...live].join(', ')}`, at);
+    if (event.kind === 'task.started') {
+      const agentId = (event.payload as { agentId?: string | null }).agentId;
+      if (agentId && dead(this.#retiredAgents.get(agentId)))
+        this.#fail(rule, event.needId, `task ${event.entity} started by dead agent ${agentId}`, at);
+      return;
+    }
+    const writer = TASK_ACTOR.exec(event.actor)?.[1];
+    const agentId = writer ? this.#shadow.tasks.get(writer)?.agentId : null;
+    if (agentId && dead(this.#retiredAgents.get(agentId)))
+      this.#fail(rule, event.needId, `${event.kind} #${event.seq} by a session of dead agent ${agentId}`, at);
+  }
+
+  #checkBudgets(tasks: Iterable<ShadowTask>, at: number): void {
+    const identities = new Set<string>();
+    for (const task of tasks) {
+      identities.add(task.identity);
+      const used = this.#store.budgets.used('task', task.id);
+      const limit = this.#limits.perTask(task.identity);
+      if (used > limit)
+        this.#fail('no budget exceeded', task.needId, `task ${task.id} used ${used} > ${limit} tokens`, at);
+    }
+    const day = utcDay(this.#store.clock.now());
+    for (const identity of identities) {
+      const used = this.#store.budgets.used('day', day, identity);
+      const limit = this.#limits.perDay(identity);
+      if (used > limit)
+        this.#fail('no budget exceeded', null, `${identity} used ${used} > ${limit} tokens on ${day}`, at);
     }
   }
 
-  /** The checks only possible (or only cheap) at the end of a run. */
-  finish(options: { perTaskBudget: (identity: string) => number }): void {
+  /** The checks of the end of a run: the chain from genesis, and every need resolved, none orphaned. */
+  finish(needIds: readonly string[]): void {
     this.step();
-    const at = this.#store.clock.now() - this.#start;
+    const at = this.#now();
     const verify = this.#store.events.verify();
     if (!verify.ok) this.#fail('event chain verifies', null, JSON.stringify(verify), at);
-    for (const [taskId, { needId }] of this.#taskStatus) {
-      const task = this.#store.tasks.get(taskId);
-      if (!task) continue;
-      const used = this.#store.budgets.used('task', taskId);
-      const limit = options.perTaskBudget(task.identity);
-      if (used > limit)
-        this.#fail('no budget exceeded', needId, `task ${taskId} used ${used} > ${limit}`, at);
-    }
-  }
-
-  /** Every need resolved and none left orphaned. */
-  checkDrained(needIds: readonly string[]): void {
-    const at = this.#store.clock.now() - this.#start;
     for (const id of needIds) {
       const need = this.#store.needs.require(id);
       if (need.status !== 'resolved') this.#fail('every need resolved', id, `status ${need.status}`, at);
@@ -110,17 +190,26 @@ export class InvariantChecker {
     }
   }
 
+  /** Records a violation found outside the event log (the driver's own checks). */
+  fail(invariant: string, needId: string | null, detail: string): void {
+    this.#fail(invariant, needId, detail, this.#now());
+  }
+
   #fail(invariant: string, needId: string | null, detail: string, atMs: number): void {
     this.violations.push({ invariant, needId, detail, atMs });
   }
 
+  #now(): number {
+    return this.#store.clock.now() - this.#start;
+  }
+
   /** The last `n` events, one line each, for a failing seed. */
   tail(n = 30): string[] {
-    return this.trace
+    return this.#trace
       .slice(-n)
       .map(
         (e) =>
-          `#${e.seq} +${e.at - this.#start}ms ${e.kind} ${e.entity}${e.needId && e.needId !== e.entity ? ` need=${e.needId}` : ''} ${JSON.stringify(e.payload)}`,
+          `#${e.seq} +${e.at - this.#start}ms ${e.actor} ${e.kind} ${e.entity}${e.needId && e.needId !== e.entity ? ` need=${e.needId}` : ''} ${JSON.stringify(e.payload)}`,
       );
   }
 }

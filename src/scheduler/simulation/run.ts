@@ -1,14 +1,21 @@
-import type { Identity } from '../../kernel/identity/schema.js';
 import { MemoryNeedBus } from '../../roundtable/memory-need-bus.js';
+import type { NeedBus } from '../../roundtable/need-bus.js';
+import { createSeededPrng, type Store } from '../../store/index.js';
+import { BusPublisher } from '../bus-publisher.js';
 import { EmbeddedConnector } from '../connector.js';
 import { MemoryTaskQueue } from '../memory-task-queue.js';
-import { Supervisor } from '../supervisor.js';
-import { Worker } from '../worker.js';
-import { InvariantChecker, type Violation } from './invariants.js';
-import { buildWorld, NO_FAULTS, SIM_TIMING, type SimFaults } from './scenario.js';
+import { CentralScheduler } from './central-scheduler.js';
+import { FAULT_PERIOD_MS, FaultDice, NO_FAULTS, type SimFaults } from './faults.js';
+import { FaultyNeedBus } from './faulty-bus.js';
+import { InvariantChecker } from './invariants.js';
+import { ownership, type SimReport } from './report.js';
+import { buildWorld, SIM_TIMING, type SimWorld } from './scenario.js';
+import { SimAgents, type SimScheduler } from './sim-agents.js';
+import { SupervisorHost } from './supervisor-host.js';
 import { VirtualTime } from './virtual-time.js';
 
-export type SimScheduler = 'roundtable' | 'central';
+export type { SimReport } from './report.js';
+export type { SimScheduler } from './sim-agents.js';
 
 export interface SimOptions {
   readonly agents: number;
@@ -18,190 +25,141 @@ export interface SimOptions {
   readonly scheduler?: SimScheduler;
   /** Give up after this much virtual time (ms). Default 24 h. */
   readonly maxVirtualMs?: number;
-}
-
-export interface SimReport {
-  readonly seed: number;
-  readonly scheduler: SimScheduler;
-  readonly agents: number;
-  readonly needs: number;
-  readonly faults: SimFaults;
-  /** Virtual ms from the start until every need was resolved (or until the run gave up). */
-  readonly drainMs: number;
-  readonly drained: boolean;
-  readonly resolved: number;
-  /** Distinct agents that started a task on a need (needs with at least one). */
-  readonly ownersPerNeed: { readonly mean: number; readonly max: number };
-  /** Sessions started by the workers' round-table loops (claims that won). */
-  readonly takeovers: number;
-  /** Tool calls a session made after its lease was lost, refused by the guard ("lease lost"). */
-  readonly refusedStaleWrites: number;
-  /** Needs resolved more than once. */
-  readonly duplicateEffects: number;
-  readonly tokens: number;
-  readonly crashes: number;
-  readonly sessions: number;
-  /** Timer callbacks fired (the driver's steps). */
-  readonly steps: number;
-  readonly violations: readonly Violation[];
-  /** The last events of the trace, when an invariant broke. */
-  readonly tail?: readonly string[];
-}
-
-interface Agent {
-  readonly identity: Identity;
-  id: string;
-  worker: Worker;
-  alive: boolean;
-  generation: number;
+  /** Reads the final state of the run's store before it is closed (tests, investigations). */
+  readonly inspect?: (store: Store) => void;
 }
 
 const START = Date.UTC(2026, 0, 1);
 
 /**
  * One deterministic run: the real store, guard (in-memory MCP), supervisor, memory queue and bus,
- * workers (with their round-table loops in `roundtable` mode) and agent sessions with the scripted
- * provider, all on virtual time in this process. The driver alternates: settle pending work, check
- * the invariants on the new events, stop once every need is resolved, else advance time to the next
- * armed callback. Crashes abort the agent's sessions and stop its worker (its lease expires, the
- * need is retried or taken over); the agent comes back as a new agent after a restart delay.
+ * workers and agent sessions with the scripted model, all on virtual time in this process, with
+ * the faults injected from seeded dice (one per fault family, so turning one fault up does not
+ * shift the others). The driver alternates: settle pending work, check the invariants on what the
+ * step changed, let the central scheduler act (in `central` mode), stop once every need is
+ * resolved, else advance time to the next armed callback.
  *
- * `central` runs the supervisor's graduation only (no takeover loops): a first baseline, not yet
- * the omniscient central scheduler of issue #7.
+ * `roundtable`: the supervisor graduates needs into the shared queue and every worker runs its
+ * round-table loop. `central`: no graduation and no loops; the omniscient CentralScheduler assigns
+ * every need. Both keep the supervisor for the rest of its work (leases, marks, the bus).
  */
 export async function runSimulation(options: SimOptions): Promise<SimReport> {
   const faults = options.faults ?? NO_FAULTS;
   const scheduler = options.scheduler ?? 'roundtable';
-  const maxVirtualMs = options.maxVirtualMs ?? 24 * 3_600_000;
-  let storeRef: { events: { headSeq(): number } } | undefined;
-  const time = new VirtualTime(START, () => storeRef?.events.headSeq() ?? 0);
-  const world = buildWorld({ seed: options.seed, needs: options.needs, faults, time });
-  const { store, deps, identities, needIds, provider, faultPrng } = world;
-  storeRef = store;
-  const checker = new InvariantChecker(store, START);
-  const chance = (p: number) => p > 0 && faultPrng.nextUint32() / 0x1_0000_0000 < p;
-  const queue = new MemoryTaskQueue({ timers: time.timers });
-  const bus = new MemoryNeedBus();
-  const connector = new EmbeddedConnector(deps);
-  const agents: Agent[] = [];
-  let crashes = 0;
-  let sessions = 0;
-  let refusedStaleWrites = 0;
-  let takeovers = 0;
+  const until = START + (options.maxVirtualMs ?? 24 * 3_600_000);
+  let head = () => 0;
+  const time = new VirtualTime(START, () => head());
+  const world = buildWorld({
+    seed: options.seed,
+    needs: options.needs,
+    faults,
+    time,
+    file: faults.supervisor_restart > 0,
+  });
+  head = () => world.store.events.headSeq();
+  try {
+    return await simulate(world, time, { ...options, faults, scheduler, until });
+  } finally {
+    world.close();
+  }
+}
 
-  const supervisor = new Supervisor({
-    store: store.as('supervisor'),
+/** The run itself, on a built world (see runSimulation). */
+async function simulate(
+  world: SimWorld,
+  time: VirtualTime,
+  options: SimOptions & { faults: SimFaults; scheduler: SimScheduler; until: number },
+): Promise<SimReport> {
+  const { faults, scheduler, until } = options;
+  const { store, identities, needIds } = world;
+  const dice = (salt: number) => new FaultDice(createSeededPrng(options.seed ^ salt), options.seed ^ salt);
+  const checker = new InvariantChecker(store, START, {
+    perTask: (name) => identities.find((i) => i.name === name)?.budgets.perTask ?? 0,
+    perDay: (name) => identities.find((i) => i.name === name)?.budgets.perDay ?? 0,
+  });
+  const queue = new MemoryTaskQueue({ timers: time.timers });
+  const faultyBus =
+    faults.bus_loss + faults.bus_dup + faults.bus_reorder > 0
+      ? new FaultyNeedBus(new MemoryNeedBus(), {
+          dice: dice(0xb005),
+          rates: { loss: faults.bus_loss, dup: faults.bus_dup, reorder: faults.bus_reorder },
+          timers: time.timers,
+        })
+      : undefined;
+  const bus: NeedBus = faultyBus ?? new MemoryNeedBus();
+
+  let supervisors: SupervisorHost | undefined;
+  const agents = new SimAgents({
+    world,
+    time,
+    scheduler,
+    faults,
+    dice: dice(0xfa17),
     queue,
     bus,
-    clock: time.clock,
-    timers: time.timers,
-    loopMs: SIM_TIMING.loopMs,
-    maxAttempts: SIM_TIMING.maxAttempts,
-    deadAfterMs: 3 * SIM_TIMING.heartbeatMs,
-    slots: () =>
-      identities.map((identity) => ({
-        identity,
-        capacity:
-          agents.filter((a) => a.alive && a.identity.name === identity.name).length * identity.capacity,
-      })),
+    connector: new EmbeddedConnector(world.deps),
+    onDeath: (agentId) => checker.retireAgent(agentId),
+    onChange: () => supervisors?.kick(),
   });
+  supervisors = new SupervisorHost({
+    time,
+    queue,
+    bus,
+    openStore: world.openStore,
+    // Central mode: the central scheduler assigns every need; the supervisor graduates nothing.
+    slots: () =>
+      scheduler === 'central'
+        ? []
+        : identities.map((identity) => ({
+            identity,
+            capacity: agents.aliveOf(identity.name) * identity.capacity,
+          })),
+    onDeath: (actor) => checker.retireActor(actor),
+  });
+  const central =
+    scheduler === 'central'
+      ? new CentralScheduler({ store: store.as('central'), agents, clock: time.clock, timers: time.timers })
+      : undefined;
 
-  const crash = (agent: Agent, generation: number) => {
-    if (!agent.alive || agent.generation !== generation) return;
-    agent.alive = false;
-    crashes++;
-    takeovers += agent.worker.takeovers;
-    void agent.worker.close(0);
-    time.timers.setTimeout(() => void launch(agent), SIM_TIMING.restartMs);
-  };
-
-  const launch = async (agent: Agent) => {
-    const record = store.agents.register(
-      agent.identity.name,
-      agent.identity.hash,
-      'sim',
-      agent.identity.capacity,
-    );
-    agent.id = record.id;
-    agent.generation++;
-    agent.alive = true;
-    const generation = agent.generation;
-    agent.worker = new Worker({
-      name: `sim-${agent.identity.name}-${agents.indexOf(agent)}.${generation}`,
-      queue,
-      connector,
-      identities: [agent.identity.name],
-      concurrency: agent.identity.capacity,
-      providerFor: () => ({ provider, model: 'sim' }),
-      heartbeatMs: SIM_TIMING.heartbeatMs,
-      agentIdFor: () => agent.id,
-      clock: time.clock,
-      timers: time.timers,
-      sessionTime: { clock: time.clock, sleep: time.sleep, timers: time.timers },
-      ...(scheduler === 'roundtable' && {
-        takeover: {
-          bus,
-          seats: [{ identity: agent.identity, agentId: agent.id }],
-          checkMs: SIM_TIMING.checkMs,
-        },
-      }),
-      onSessionEvent: (_taskId, event) => {
-        if (event.kind === 'boot') {
-          sessions++;
-          if (chance(faults.crash)) {
-            const at = Math.floor((faultPrng.nextUint32() / 0x1_0000_0000) * 2 * SIM_TIMING.latencyMs);
-            time.timers.setTimeout(() => crash(agent, generation), at);
-          }
-        }
-        if (event.kind === 'tool' && event.isError && /lease lost/.test(event.text)) refusedStaleWrites++;
-      },
-      onSessionEnd: () => supervisor.kick(),
-    });
-    await agent.worker.start();
-    supervisor.kick();
-  };
-
-  await supervisor.start();
-  for (let i = 0; i < options.agents; i++) {
-    const identity = identities[i % identities.length]!;
-    const agent = { identity, id: '', worker: undefined as unknown as Worker, alive: false, generation: 0 };
-    agents.push(agent);
-    await launch(agent);
+  await supervisors.start();
+  for (let i = 0; i < options.agents; i++) await agents.add(identities[i % identities.length]!);
+  if (faults.supervisor_restart > 0 || faults.worker_restart > 0) {
+    const restarts = dice(0x2e57);
+    const period = () => {
+      if (restarts.chance(faults.supervisor_restart)) supervisors.restart();
+      for (const agent of agents.list)
+        if (agent.alive && restarts.chance(faults.worker_restart)) void agents.restartWorker(agent);
+      time.timers.setTimeout(period, FAULT_PERIOD_MS);
+    };
+    time.timers.setTimeout(period, FAULT_PERIOD_MS);
   }
 
   let drained = false;
   for (;;) {
     await time.settle();
     checker.step();
+    if (checker.violations.length > 0) break;
     if (checker.resolvedNeeds >= needIds.length) {
       drained = true;
       break;
     }
-    if (checker.violations.length > 0) break;
-    if (!time.fireNext(START + maxVirtualMs)) break;
+    if (central?.step()) continue;
+    if (!time.fireNext(until)) break;
   }
   const drainMs = time.clock.now() - START;
-  checker.finish({
-    perTaskBudget: (name) => identities.find((i) => i.name === name)?.budgets.perTask ?? 0,
-  });
-  checker.checkDrained(needIds);
-  for (const agent of agents) if (agent.alive) takeovers += agent.worker.takeovers;
 
-  let owners = 0;
-  let maxOwners = 0;
-  let owned = 0;
-  for (const id of needIds) {
-    const distinct = new Set(
-      store.tasks
-        .forNeed(id)
-        .filter((t) => t.startedAt !== null)
-        .map((t) => t.agentId ?? t.identity),
-    ).size;
-    if (distinct === 0) continue;
-    owned++;
-    owners += distinct;
-    maxOwners = Math.max(maxOwners, distinct);
+  // Nothing runs any more unless the driver fires a timer: the processes end where they are.
+  agents.stop();
+  supervisors.stop();
+  if (faultyBus) {
+    // Every event published, then a snapshot: a subscriber waiting behind a hole must resume.
+    await new BusPublisher(store.as('sim'), faultyBus, time.clock, 1).publish();
+    for (const [i, p] of faultyBus.positions().entries())
+      if (p.waiting > 0)
+        checker.fail('bus subscribers converge', null, `subscriber ${i} at seq ${p.last} waits on a hole`);
   }
+  checker.finish(needIds);
+  const { ownership: ownersPerNeed, recovery } = ownership(store, needIds, SIM_TIMING.leaseMs);
   const report: SimReport = {
     seed: options.seed,
     scheduler,
@@ -211,22 +169,25 @@ export async function runSimulation(options: SimOptions): Promise<SimReport> {
     drainMs,
     drained,
     resolved: checker.resolvedNeeds,
-    ownersPerNeed: { mean: owned ? round(owners / owned) : 0, max: maxOwners },
-    takeovers,
-    refusedStaleWrites,
+    ownersPerNeed,
+    recovery,
+    takeovers: agents.takeovers,
+    dispatches: central?.stats.dispatches ?? 0,
+    refusedStaleWrites: agents.stats.leaseLost,
     duplicateEffects: checker.duplicateEffects,
     tokens: store.budgets.totals().tokens,
-    crashes,
-    sessions,
+    sessions: agents.stats.sessions,
+    crashes: agents.stats.crashes,
+    hangs: agents.stats.modelFaults.hangs,
+    slowSessions: agents.stats.modelFaults.slow,
+    supervisorRestarts: supervisors.restarts,
+    workerRestarts: agents.stats.workerRestarts,
+    ...(faultyBus && { bus: { ...faultyBus.stats } }),
+    events: checker.events,
     steps: time.fired,
     violations: checker.violations,
     ...(checker.violations.length > 0 && { tail: checker.tail(30) }),
   };
-  // Nothing runs any more unless the driver fires a timer: the store can be closed under the loops.
-  store.close();
+  options.inspect?.(store);
   return report;
-}
-
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }

@@ -1,45 +1,19 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${…} are script references, resolved by the scripted provider.
 
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import type { LlmProvider } from '../../agents/provider.js';
 import type { ScriptInput } from '../../agents/providers/script-schema.js';
 import { ScriptedProvider } from '../../agents/providers/scripted.js';
+import type { Sleep } from '../../agents/retry.js';
 import { parseIdentity } from '../../kernel/identity/index.js';
 import type { Identity } from '../../kernel/identity/schema.js';
 import { createGuardDeps, createKernelCompiler, type GuardDeps } from '../../mcp/index.js';
-import { createSeededPrng, type Prng, Store } from '../../store/index.js';
+import { createIdGenerator, createSeededPrng, Store } from '../../store/index.js';
+import type { SimFaults } from './faults.js';
 import type { VirtualTime } from './virtual-time.js';
-
-/** Faults injected into a run, as rates in [0, 1]. */
-export interface SimFaults {
-  /** Per session: the agent running it crashes during the session (its worker stops, restarts later). */
-  readonly crash: number;
-  /** Per model call attempt, through the scripted provider's seeded failure rates. */
-  readonly server: number;
-  readonly rate_limit: number;
-  readonly timeout: number;
-  readonly malformed: number;
-}
-
-export const NO_FAULTS: SimFaults = { crash: 0, server: 0, rate_limit: 0, timeout: 0, malformed: 0 };
-
-/** Parses `crash=0.1,server=0.05` (`model` is an alias of `server`). */
-export function parseFaults(text: string | undefined): SimFaults {
-  const faults: Record<string, number> = { ...NO_FAULTS };
-  if (!text) return faults as unknown as SimFaults;
-  for (const part of text.split(',').filter(Boolean)) {
-    const [rawKey, rawValue] = part.split('=');
-    const key = rawKey?.trim() === 'model' ? 'server' : (rawKey?.trim() ?? '');
-    const value = Number(rawValue);
-    if (!(key in NO_FAULTS)) {
-      throw new Error(`unknown fault "${rawKey}": use ${[...Object.keys(NO_FAULTS), 'model'].join(', ')}`);
-    }
-    if (!Number.isFinite(value) || value < 0 || value > 1) throw new Error(`fault ${key}: a rate in [0, 1]`);
-    faults[key] = value;
-  }
-  const f = faults as unknown as SimFaults;
-  if (f.server + f.rate_limit + f.timeout + f.malformed > 1)
-    throw new Error('model fault rates add up to more than 1');
-  return f;
-}
 
 /** Timings of the simulated system, in virtual ms. */
 export const SIM_TIMING = {
@@ -48,7 +22,16 @@ export const SIM_TIMING = {
   loopMs: 500,
   checkMs: 1_000,
   latencyMs: 400,
+  /** A crashed agent's process comes back (as a new agent) after this. */
   restartMs: 20_000,
+  /** A dead supervisor's process comes back after this. */
+  supervisorRestartMs: 2_000,
+  /** A restarting worker lets its sessions finish this long, then aborts them. */
+  workerDrainMs: 5_000,
+  /** A restarted worker is up again this long after it stopped. */
+  workerStartMs: 1_000,
+  /** Events between two snapshots on the bus: a subscriber stalled behind a lost event resumes by then. */
+  snapshotEvery: 50,
   maxAttempts: 10,
 } as const;
 
@@ -103,28 +86,37 @@ export function simScript(faults: SimFaults): ScriptInput {
 }
 
 export interface SimWorld {
+  /** The run's store: the guard's, the workers' and the invariants' connection. */
   readonly store: Store;
   readonly deps: GuardDeps;
   readonly identities: readonly Identity[];
   readonly needIds: readonly string[];
-  readonly provider: ScriptedProvider;
-  /** The faults' own PRNG (never the store's, so faults do not shift ids). */
-  readonly faultPrng: Prng;
+  /** The scripted model of one incarnation of an agent, waiting on that incarnation's sleep. */
+  readonly providerFor: (sleep: Sleep) => LlmProvider;
+  /** A store handle for the supervisor (see SupervisorHostOptions.openStore). */
+  readonly openStore: (actor: string) => Store;
+  /** Closes the store and removes the database file, if any. */
+  close(): void;
 }
 
 /**
- * The world of one run: an in-memory store on virtual time with seeded ids, the three identities
- * pinned, `needs` needs spread over the tags (about a third depend on one or two earlier needs),
- * the guard's deps, and the scripted provider on virtual sleep.
+ * The world of one run: a store on virtual time with seeded ids, the three identities pinned,
+ * `needs` needs spread over the tags (about a third depend on one or two earlier needs), the
+ * guard's deps, and the scripted model. With `file`, the database is a file (in /dev/shm when it
+ * exists, else the temp folder) so that the supervisor can close and reopen its own connection;
+ * otherwise it is in memory and the supervisor shares the connection.
  */
 export function buildWorld(options: {
   readonly seed: number;
   readonly needs: number;
   readonly faults: SimFaults;
   readonly time: VirtualTime;
+  readonly file?: boolean;
 }): SimWorld {
   const { seed, time } = options;
-  const store = Store.open(':memory:', { clock: time.clock, prng: createSeededPrng(seed) });
+  const ids = createIdGenerator(time.clock, createSeededPrng(seed));
+  const path = options.file ? tempDatabase(seed) : ':memory:';
+  const store = Store.open(path, { clock: time.clock, ids, actor: 'sim' });
   const identities = SCOPES.map((s) => parseIdentity(identityText(s), { file: `${s.name}.md` }));
   for (const identity of identities) store.identities.pin(identity.name, identity.hash, identity.source);
   const shape = createSeededPrng(seed ^ 0x5eed);
@@ -150,11 +142,27 @@ export function buildWorld(options: {
     compiler: createKernelCompiler(store),
     log: () => {},
   });
-  const provider = new ScriptedProvider({
-    script: simScript(options.faults),
-    source: 'simulator script',
-    sleep: time.sleep,
-    seed,
-  });
-  return { store, deps, identities, needIds, provider, faultPrng: createSeededPrng(seed ^ 0xfa17) };
+  const script = simScript(options.faults);
+  return {
+    store,
+    deps,
+    identities,
+    needIds,
+    providerFor: (sleep) => new ScriptedProvider({ script, source: 'simulator script', sleep, seed }),
+    openStore: (actor) =>
+      path === ':memory:' ? store.as(actor) : Store.open(path, { clock: time.clock, ids, actor }),
+    close() {
+      store.close();
+      if (path !== ':memory:')
+        for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+    },
+  };
+}
+
+let databases = 0;
+
+/** A fresh database path for one run, unique in this process and across processes. */
+function tempDatabase(seed: number): string {
+  const dir = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  return join(dir, `mlos-sim-${process.pid}-${threadId}-${++databases}-${seed}.db`);
 }

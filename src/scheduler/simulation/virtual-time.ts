@@ -1,5 +1,6 @@
 import type { Sleep } from '../../agents/retry.js';
 import { ManualClock, type Timers } from '../../store/index.js';
+import { sleepOn } from './epoch.js';
 
 interface Pending {
   readonly due: number;
@@ -49,22 +50,7 @@ export class VirtualTime {
         };
       },
     };
-    this.sleep = (ms, signal) =>
-      new Promise<void>((resolve, reject) => {
-        if (signal?.aborted) {
-          reject(signal.reason ?? new Error('aborted'));
-          return;
-        }
-        const onAbort = () => {
-          handle.cancel();
-          reject(signal?.reason ?? new Error('aborted'));
-        };
-        const handle = this.timers.setTimeout(() => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        }, ms);
-        signal?.addEventListener('abort', onAbort, { once: true });
-      });
+    this.sleep = sleepOn(this.timers);
   }
 
   /** Callbacks armed and not cancelled. */

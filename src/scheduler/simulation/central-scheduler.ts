@@ -1,0 +1,171 @@
+import type { Clock, GraduationCandidate, Store, Timers } from '../../store/index.js';
+import type { SimAgent, SimAgents } from './sim-agents.js';
+
+export interface CentralSchedulerOptions {
+  /** The scheduler's store handle (its writes are attributed to it). */
+  readonly store: Store;
+  readonly agents: SimAgents;
+  readonly clock: Clock;
+  readonly timers: Timers;
+}
+
+/** What the central scheduler did during a run. */
+export interface CentralStats {
+  /** Tasks it created and handed to an agent. */
+  dispatches: number;
+  /** Running tasks it declared lost the moment their lease expired. */
+  expired: number;
+  /** Queued tasks of dead agents it cancelled (to dispatch the need again). */
+  cancelled: number;
+}
+
+/**
+ * The omniscient central scheduler: the baseline the round table is measured against. It sees the
+ * whole state at once (every need, every lease, which agent processes are alive) and, whenever
+ * something changed and an agent is free, assigns each actionable need without a live task, most
+ * urgent first (priority, then age), to the best free agent: the most tags in its primary scope,
+ * then in its peripheral scope, then the least loaded. No grace, no takeover loop, no queue: it
+ * creates the task and hands it to that agent's own inbox, and the agent's worker starts it
+ * through the guard like any job (the same claim, lease and fencing token as every other path).
+ *
+ * What it cannot do is break a live lease (nobody can): a crashed agent's need is dispatched again
+ * at the instant its lease expires — the scheduler wakes up then, declares the task lost and
+ * assigns the need in the same step — rather than at the supervisor's next tick.
+ */
+export class CentralScheduler {
+  readonly stats: CentralStats = { dispatches: 0, expired: 0, cancelled: 0 };
+  readonly #o: CentralSchedulerOptions;
+  /** Tasks handed to an agent and not started yet, by agent id. */
+  readonly #pending = new Map<string, Set<string>>();
+  #lastHead = -1;
+  #wake: { at: number; cancel(): void } | undefined;
+
+  constructor(options: CentralSchedulerOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * One scheduling pass, when it can matter (an agent is free, and the state changed or a lease
+   * it waits for expired). Returns true when it wrote something (the driver settles again).
+   */
+  step(): boolean {
+    const { store, clock } = this.#o;
+    const now = clock.now();
+    const free = this.#freeAgents();
+    const head = store.events.headSeq();
+    if (free.length === 0 || (head === this.#lastHead && now < (this.#wake?.at ?? Number.POSITIVE_INFINITY)))
+      return false;
+    this.#wake?.cancel();
+    this.#wake = undefined;
+    let wrote = this.#expireLeases(now) + this.#cancelOrphanedJobs();
+    for (const need of store.scheduling.graduationCandidates(now, 1000)) {
+      if (free.length === 0) break;
+      const agent = pickAgent(need, free, (a) => this.#load(a));
+      if (!agent) continue;
+      this.#dispatch(need.id, agent);
+      wrote++;
+      if (this.#load(agent) >= agent.identity.capacity) free.splice(free.indexOf(agent), 1);
+    }
+    this.#armWake(now);
+    this.#lastHead = store.events.headSeq();
+    return wrote > 0;
+  }
+
+  #freeAgents(): SimAgent[] {
+    return this.#o.agents.list.filter((a) => a.alive && a.inbox && this.#load(a) < a.identity.capacity);
+  }
+
+  /** Sessions running on the agent plus tasks handed to it that have not started yet. */
+  #load(agent: SimAgent): number {
+    const pending = this.#pending.get(agent.id);
+    if (pending)
+      for (const taskId of pending)
+        if (this.#o.store.tasks.get(taskId)?.status !== 'queued') pending.delete(taskId);
+    return (agent.worker?.running ?? 0) + (pending?.size ?? 0);
+  }
+
+  #dispatch(needId: string, agent: SimAgent): void {
+    const task = this.#o.store.tasks.create(needId, agent.identity.name);
+    let pending = this.#pending.get(agent.id);
+    if (!pending) {
+      pending = new Set();
+      this.#pending.set(agent.id, pending);
+    }
+    pending.add(task.id);
+    this.stats.dispatches++;
+    void agent.inbox!.enqueue({
+      taskId: task.id,
+      needId,
+      identity: agent.identity.name,
+      attempt: task.attempt,
+    });
+  }
+
+  /** Running tasks whose lease has expired are lost now: their need is free to dispatch again. */
+  #expireLeases(now: number): number {
+    const { store } = this.#o;
+    let n = 0;
+    for (const task of store.scheduling.expiredRunning(now)) {
+      store.tasks.transition(task.id, 'lost', {
+        error: 'lease expired: dispatched again by the central scheduler',
+      });
+      this.stats.expired++;
+      n++;
+    }
+    return n;
+  }
+
+  /** Tasks handed to an agent that died before starting them are cancelled, to be dispatched again. */
+  #cancelOrphanedJobs(): number {
+    const alive = new Set(this.#o.agents.list.filter((a) => a.alive).map((a) => a.id));
+    let n = 0;
+    for (const [agentId, pending] of this.#pending) {
+      if (alive.has(agentId)) continue;
+      for (const taskId of pending) {
+        if (this.#o.store.tasks.get(taskId)?.status === 'queued') {
+          this.#o.store.tasks.cancel(taskId, `agent ${agentId} died before starting it`);
+          this.stats.cancelled++;
+          n++;
+        }
+      }
+      this.#pending.delete(agentId);
+    }
+    return n;
+  }
+
+  /** Wakes up when the earliest lease of a running task expires (its holder may be dead or hung). */
+  #armWake(now: number): void {
+    const { store, timers } = this.#o;
+    let at = Number.POSITIVE_INFINITY;
+    for (const task of store.tasks.listByStatus(['running'])) {
+      const expiresAt = store.leases.get(task.needId)?.expiresAt;
+      if (expiresAt != null && expiresAt > now) at = Math.min(at, expiresAt);
+    }
+    if (at === Number.POSITIVE_INFINITY) return;
+    const handle = timers.setTimeout(() => {}, at - now);
+    this.#wake = { at, cancel: () => handle.cancel() };
+  }
+}
+
+/**
+ * The best free agent for a need: most tags in its primary scope, then in its peripheral scope
+ * (none: not in its view), then the lowest load relative to capacity, then the lowest seat.
+ */
+export function pickAgent(
+  need: Pick<GraduationCandidate, 'tags'>,
+  free: readonly SimAgent[],
+  load: (agent: SimAgent) => number,
+): SimAgent | undefined {
+  let best: { agent: SimAgent; score: number; load: number } | undefined;
+  for (const agent of free) {
+    const { primary, peripheral } = agent.identity.scope;
+    const score =
+      need.tags.filter((t) => primary.includes(t)).length * 1000 +
+      need.tags.filter((t) => peripheral.includes(t)).length;
+    if (score === 0) continue;
+    const l = load(agent) / agent.identity.capacity;
+    if (!best || score > best.score || (score === best.score && l < best.load))
+      best = { agent, score, load: l };
+  }
+  return best?.agent;
+}

@@ -1,0 +1,73 @@
+import type { LlmProvider, LlmRequest, LlmResponse } from '../../agents/provider.js';
+import { transportCallError } from '../../agents/provider-error.js';
+import type { Sleep } from '../../agents/retry.js';
+
+/** What happens to one session's model (decided at its first call). */
+export type ModelFault =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'hang' }
+  | { readonly kind: 'slow'; readonly factor: number };
+
+export interface FaultyProviderOptions {
+  readonly inner: LlmProvider;
+  /** The fault of the session of a task. */
+  readonly decide: (taskId: string) => ModelFault;
+  /** The inner provider's own latency per call, in ms (what `slow` multiplies). */
+  readonly latencyMs: number;
+  /** The sleep of the incarnation that runs the sessions (see Epoch). */
+  readonly sleep: Sleep;
+  /** Counters shared by every incarnation's provider: sessions that hung, and slow ones. */
+  readonly counts: { hangs: number; slow: number };
+}
+
+/**
+ * The simulator's model faults on top of the scripted provider, per session (keyed by task id):
+ *  - hang: the session's first model call never answers; it ends only at the call's timeout, as a
+ *    real SDK's would (`timeout`, which the session retries). Meanwhile the session's heartbeats go
+ *    on without progress, so its lease is not renewed: the supervisor classifies it hung and the
+ *    need is retried or taken over; the session's next write is refused as stale.
+ *  - slow: every call of the session takes `factor` times the usual latency (2–100×), so some
+ *    calls outlast the lease.
+ */
+export class FaultyProvider implements LlmProvider {
+  readonly name = 'scripted' as const;
+  readonly #o: FaultyProviderOptions;
+  readonly #fault = new Map<string, ModelFault>();
+
+  constructor(options: FaultyProviderOptions) {
+    this.#o = options;
+  }
+
+  async complete(request: LlmRequest): Promise<LlmResponse> {
+    const key = request.context?.taskId ?? '';
+    let fault = this.#fault.get(key);
+    if (!fault) {
+      fault = this.#o.decide(key);
+      this.#fault.set(key, fault);
+      if (fault.kind === 'hang') {
+        this.#o.counts.hangs++;
+        try {
+          await this.#o.sleep(request.timeoutMs, request.signal);
+        } catch {
+          throw transportCallError('scripted', request.model, 'aborted', '');
+        }
+        throw transportCallError(
+          'scripted',
+          request.model,
+          'timeout',
+          `no answer within ${request.timeoutMs} ms (simulated hang)`,
+        );
+      }
+      if (fault.kind === 'slow') this.#o.counts.slow++;
+    }
+    if (fault.kind === 'slow') {
+      const extra = (fault.factor - 1) * this.#o.latencyMs;
+      try {
+        await this.#o.sleep(extra, request.signal);
+      } catch {
+        throw transportCallError('scripted', request.model, 'aborted', '');
+      }
+    }
+    return this.#o.inner.complete(request);
+  }
+}
