@@ -64,7 +64,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync([...argv]);
-    return EXIT.ok;
+    // A command that fails without throwing (a run that lost its lock, an agent whose task failed)
+    // sets process.exitCode; main takes it over as its result (bin/mlos.js sets it back).
+    const code = process.exitCode;
+    process.exitCode = undefined;
+    return typeof code === 'number' ? code : EXIT.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT.ok;

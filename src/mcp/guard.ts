@@ -115,9 +115,10 @@ function registerPrompts(server: McpServer, session: GuardSession): void {
         }
         const boot = compiler.boot(session.deps.identityOf(identity), need, budget ? Number(budget) : 16_000);
         // A session booting for its own task records what it saw: the pack's hash is provenance.
-        if (principal.kind === 'agent' && principal.task?.needId === need) {
-          session.store.tasks.recordBoot(principal.task.id, boot.packSha256);
-        }
+        // Under its fence, like every write of a task-bound session: a stale one is refused here.
+        const task = principal.kind === 'agent' ? principal.task : undefined;
+        if (task?.needId === need)
+          session.write(() => session.store.tasks.recordBoot(task.id, boot.packSha256));
         const text = [...boot.system.map((b) => b.text), boot.first].join('\n\n');
         return {
           description: `boot payload of ${identity} for ${need}: ${boot.tokens} tokens, sha256 ${boot.sha256}`,

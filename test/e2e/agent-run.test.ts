@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../src/store/index.js';
@@ -89,5 +90,35 @@ describe('mlos agent run', { timeout: 60_000 }, () => {
     );
     expect(moot.code).toBe(1);
     expect(moot.stderr).toContain('is resolved: there is nothing to claim');
+  });
+
+  it('exits 1 when the session ends failed, after printing its end', () => {
+    const need = mlos('need', 'add', 'Cannot be done', '--tags', 'kernel').stdout.trim();
+    const script = join(dir, 'give-up.yaml');
+    writeFileSync(
+      script,
+      [
+        'name: give-up',
+        'rules:',
+        '  - steps:',
+        '      - tool: finish',
+        '        args: { outcome: failed, summary: "no way to do it" }',
+        '',
+      ].join('\n'),
+    );
+    const r = mlos(
+      'agent',
+      'run',
+      '--identity',
+      'architect',
+      '--need',
+      need,
+      '--provider',
+      'scripted',
+      '--model',
+      script,
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/end: failed/);
   });
 });

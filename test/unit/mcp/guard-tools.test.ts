@@ -300,6 +300,12 @@ describe('guard tools over the in-memory transport', () => {
       );
       await unchanged(() => call(stale, 'finish', { outcome: 'resolved', summary: 'x' }), /lease lost/);
       await unchanged(() => call(stale, 'heartbeat', { turns: 5, tokens: 5, tool_calls: 5 }), /lease lost/);
+      // Booting records the pack's hash on the task: a write too, refused under a stale fence.
+      const head = world.store.events.headSeq();
+      await expect(
+        stale.getPrompt({ name: 'boot', arguments: { identity: 'architect', need: n.id } }),
+      ).rejects.toThrow(/lease lost/);
+      expect(world.store.events.headSeq()).toBe(head);
     });
   });
 });
