@@ -73,10 +73,11 @@ describe('mlos sim', () => {
   it('refuses an unknown fault, naming the ones it knows; --help documents every fault', () => {
     const r = runCli(['sim', '--faults', 'explode=0.1'], { cwd: cwd.dir });
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/unknown fault "explode": use crash, hang, slow/);
+    expect(r.stderr).toMatch(/unknown fault "explode": use crash, agent_crash, hang, slow/);
     const help = runCli(['sim', '--help'], { cwd: cwd.dir }).stdout;
     for (const fault of [
       'crash',
+      'agent_crash',
       'hang',
       'slow',
       'bus_loss',

@@ -18,6 +18,7 @@ describe('deterministic simulator', () => {
   // fault really happened (its counter in the report).
   const single: [string, (r: Awaited<ReturnType<typeof runSimulation>>) => number][] = [
     ['crash=0.3', (r) => r.crashes],
+    ['agent_crash=1', (r) => r.crashes],
     ['hang=0.3', (r) => r.hangs],
     ['slow=0.5', (r) => r.slowSessions],
     ['server=0.3,rate_limit=0.1,timeout=0.05,malformed=0.1', (r) => r.sessions - r.needs],

@@ -7,6 +7,11 @@ import type { Prng } from '../../store/index.js';
 export interface SimFaults {
   /** Per session: the agent running it dies during the session (its process stops, all at once). */
   readonly crash: number;
+  /**
+   * Per agent seat: its process dies once, during its n-th session, n uniform in 1 … ⌈needs /
+   * agents⌉ (its share of the work), and comes back as a new agent.
+   */
+  readonly agent_crash: number;
   /** Per session: one model call hangs until the call timeout; heartbeats go on without progress. */
   readonly hang: number;
   /** Per session: the model answers 2–100× slower than usual (a call can outlast the lease). */
@@ -30,6 +35,7 @@ export interface SimFaults {
 
 export const NO_FAULTS: SimFaults = Object.freeze({
   crash: 0,
+  agent_crash: 0,
   hang: 0,
   slow: 0,
   server: 0,
@@ -46,6 +52,10 @@ export const NO_FAULTS: SimFaults = Object.freeze({
 /** One line per fault, for `mlos sim --help` and the README. */
 export const FAULT_HELP: readonly (readonly [keyof SimFaults | 'model', string])[] = [
   ['crash', 'per session: the agent process dies mid-session and comes back as a new agent 20 s later'],
+  [
+    'agent_crash',
+    'per agent: dies once, in one of its first needs/agents sessions, back as a new agent 20 s later',
+  ],
   ['hang', 'per session: one model call hangs until the 120 s call timeout (heartbeats, no progress)'],
   ['slow', 'per session: the model answers 2-100x slower (a call can outlast the 30 s lease)'],
   ['server', 'per model call: a 500 answer (retried); alias model'],

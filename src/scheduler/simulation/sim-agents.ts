@@ -24,6 +24,8 @@ export interface SimAgent {
   epoch: Epoch | undefined;
   /** Central mode: the incarnation's own queue, which the central scheduler fills. */
   inbox: MemoryTaskQueue | undefined;
+  /** Sessions booted by the seat, through its incarnations. */
+  boots: number;
 }
 
 export interface SimAgentsOptions {
@@ -105,6 +107,7 @@ export class SimAgents {
       worker: undefined,
       epoch: undefined,
       inbox: undefined,
+      boots: 0,
     };
     this.list.push(agent);
     await this.#launch(agent);
@@ -206,12 +209,24 @@ export class SimAgents {
     const key = `${needId}#${rank}`;
     this.#faultKey.set(taskId, key);
     const { dice, faults, time } = this.#o;
-    if (dice.at(`crash ${key}`) < faults.crash) {
+    agent.boots++;
+    if (dice.at(`crash ${key}`) < faults.crash || this.#agentCrashDue(agent)) {
       const at = Math.floor(dice.at(`crash-at ${key}`) * 2 * SIM_TIMING.latencyMs);
       time.timers.setTimeout(() => {
         if (agent.epoch === epoch) this.crash(agent);
       }, at);
     }
+  }
+
+  /**
+   * The `agent_crash` fault: a seat drawn (keyed by the seat, the same under both schedulers) dies
+   * once, during its n-th session, n uniform over its share of the work (⌈needs / agents⌉).
+   */
+  #agentCrashDue(agent: SimAgent): boolean {
+    const { dice, faults, world } = this.#o;
+    if (!(faults.agent_crash > 0) || dice.at(`agent-crash ${agent.seat}`) >= faults.agent_crash) return false;
+    const share = Math.max(1, Math.ceil(world.needIds.length / this.list.length));
+    return agent.boots === 1 + Math.floor(dice.at(`agent-crash-at ${agent.seat}`) * share);
   }
 
   /** The model fault of a task's session (after its boot): hang, slow (2–100×) or none. */
