@@ -97,8 +97,12 @@ export function scopeClass(identity: Pick<Identity, 'scope'>, tags: readonly str
 export function claimJitter(key: string, needId: string, spanMs = JITTER_MAX_MS): number {
   const span = Math.floor(spanMs);
   if (span <= 0) return 0;
-  const text = `${key}\u0000${needId}`;
-  let h = 0x811c9dc5;
+  return hash32(`${key}\u0000${needId}`) % span;
+}
+
+/** A 32-bit FNV-1a hash of `text` from `basis`, with a final avalanche mix: uniform, deterministic. */
+export function hash32(text: string, basis = 0x811c9dc5): number {
+  let h = basis >>> 0;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
@@ -108,7 +112,7 @@ export function claimJitter(key: string, needId: string, spanMs = JITTER_MAX_MS)
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return (h >>> 0) % span;
+  return h >>> 0;
 }
 
 /** The jitter span of a class: the primary class never reaches into the peripheral one. */

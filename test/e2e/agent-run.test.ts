@@ -10,15 +10,8 @@ describe('mlos agent run', { timeout: 60_000 }, () => {
   let dir: string;
   let cleanup: () => void;
   const mlos = (...args: string[]) => runCli(args, { cwd: dir });
-  beforeAll(() => {
-    ({ dir, cleanup } = tempDir());
-    expect(mlos('init').code).toBe(0);
-  });
-  afterAll(() => cleanup());
-
-  it('runs a scripted session to resolution and prints turns, tool calls and the end', () => {
-    const need = mlos('need', 'add', 'Check the boot sequence', '--tags', 'kernel').stdout.trim();
-    const r = mlos(
+  const runScripted = (need: string, script: string) =>
+    mlos(
       'agent',
       'run',
       '--identity',
@@ -28,8 +21,17 @@ describe('mlos agent run', { timeout: 60_000 }, () => {
       '--provider',
       'scripted',
       '--model',
-      WORK_SCRIPT,
+      script,
     );
+  beforeAll(() => {
+    ({ dir, cleanup } = tempDir());
+    expect(mlos('init').code).toBe(0);
+  });
+  afterAll(() => cleanup());
+
+  it('runs a scripted session to resolution and prints turns, tool calls and the end', () => {
+    const need = mlos('need', 'add', 'Check the boot sequence', '--tags', 'kernel').stdout.trim();
+    const r = runScripted(need, WORK_SCRIPT);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(
       new RegExp(
@@ -106,18 +108,7 @@ describe('mlos agent run', { timeout: 60_000 }, () => {
         '',
       ].join('\n'),
     );
-    const r = mlos(
-      'agent',
-      'run',
-      '--identity',
-      'architect',
-      '--need',
-      need,
-      '--provider',
-      'scripted',
-      '--model',
-      script,
-    );
+    const r = runScripted(need, script);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(/end: failed/);
   });

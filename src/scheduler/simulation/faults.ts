@@ -1,3 +1,4 @@
+import { hash32 } from '../../roundtable/protocol.js';
 import type { Prng } from '../../store/index.js';
 
 /**
@@ -121,17 +122,7 @@ export class FaultDice {
 
   /** A uniform number in [0, 1) that depends only on the seed and `key`. */
   at(key: string): number {
-    let h = (0x811c9dc5 ^ this.#seed) >>> 0;
-    for (let i = 0; i < key.length; i++) {
-      h ^= key.charCodeAt(i);
-      h = Math.imul(h, 0x01000193);
-    }
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-    return (h >>> 0) / 0x1_0000_0000;
+    return hash32(key, 0x811c9dc5 ^ this.#seed) / 0x1_0000_0000;
   }
 
   /** A uniform number in [0, 1). */
