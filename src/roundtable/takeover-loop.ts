@@ -104,10 +104,11 @@ export class TakeoverLoop {
   readonly #inFlightBy = new Map<string, number>();
   readonly #claims = new Set<Promise<void>>();
   /**
-   * Not before this time (ms), by `${agentId}\0${needId}`: after a refused claim, or when the
-   * protocol named it for the need's current state. Cleared when the need's state changes.
+   * Per need, per seat (by index): not before this time (ms), after a refused claim, or when the
+   * protocol named it for the need's current state; cleared when the need's state changes. `min`
+   * lets an evaluation pass over a need in one comparison while no seat may claim it.
    */
-  readonly #retryAt = new Map<string, number>();
+  readonly #retry = new Map<string, RetryTimes>();
   #subscription: BusSubscription | undefined;
   #timer: { cancel(): void; at: number } | undefined;
   #evaluateQueued = false;
@@ -174,7 +175,7 @@ export class TakeoverLoop {
 
   #onResync(snapshot: NeedSnapshot): void {
     this.#needs.clear();
-    this.#retryAt.clear();
+    this.#retry.clear();
     for (const need of snapshot.needs) if (this.#inView(need)) this.#needs.set(need.id, need);
     this.#schedule();
   }
@@ -184,7 +185,7 @@ export class TakeoverLoop {
       if (event.needId === null) continue;
       this.#stale.add(event.needId);
       // A real change: a refusal's back-off no longer applies.
-      for (const seat of this.#o.seats) this.#retryAt.delete(key(seat, event.needId));
+      this.#retry.delete(event.needId);
     }
     void this.#refresh();
   }
@@ -214,8 +215,7 @@ export class TakeoverLoop {
           if (state && this.#inView(state)) this.#needs.set(id, state);
           else this.#needs.delete(id);
           // The guard's answer differs from what a refusal was based on: decide on the new one.
-          if (!before || !state || changed(before, state))
-            for (const seat of this.#o.seats) this.#retryAt.delete(key(seat, id));
+          if (!before || !state || changed(before, state)) this.#retry.delete(id);
         }
         this.#schedule();
       }
@@ -243,29 +243,35 @@ export class TakeoverLoop {
       return;
     }
     const candidates: { seat: TakeoverSeat; need: NeedState }[] = [];
+    const seats = this.#o.seats;
     for (const need of this.#needs.values()) {
       if (this.#inFlightNeeds.has(need.id)) continue;
-      for (const seat of this.#o.seats) {
-        const k = key(seat, need.id);
+      const retry = this.#retry.get(need.id);
+      if (retry && retry.min > now) {
+        wake = Math.min(wake, retry.min);
+        continue;
+      }
+      for (let i = 0; i < seats.length; i++) {
+        const seat = seats[i]!;
         if (this.#o.port.isRunning(seat.identity.name, need.id)) continue;
-        const retryAt = this.#retryAt.get(k);
-        if (retryAt !== undefined) {
-          if (retryAt > now) {
-            wake = Math.min(wake, retryAt);
-            continue;
-          }
-          this.#retryAt.delete(k);
+        const at = retry?.at[i];
+        if (at !== undefined && at > now) {
+          wake = Math.min(wake, at);
+          continue;
         }
         const verdict = claimEligibility(seat.identity, need, now, seat.agentId);
-        if (verdict.eligible) candidates.push({ seat, need });
-        else {
+        if (verdict.eligible) {
+          if (retry) retry.at[i] = undefined;
+          candidates.push({ seat, need });
+        } else {
           // Ineligible until then (never, without a time) unless the need's state changes, which
           // clears the entry: the view of hundreds of needs is not judged again on every delta.
-          this.#retryAt.set(k, verdict.eligibleAt ?? Number.POSITIVE_INFINITY);
+          this.#retryAfter(need.id, i, verdict.eligibleAt ?? Number.POSITIVE_INFINITY);
           if (verdict.eligibleAt !== null && verdict.eligibleAt > now)
             wake = Math.min(wake, verdict.eligibleAt);
         }
       }
+      this.#retry.get(need.id)?.refresh();
     }
     candidates.sort((a, b) => urgency(a.need, b.need) || a.seat.agentId.localeCompare(b.seat.agentId));
     for (const { seat, need } of candidates) {
@@ -303,11 +309,11 @@ export class TakeoverLoop {
             return;
           }
           this.#log.debug({ ...fields, reason: attempt.reason }, 'round table: claim refused');
-          this.#backOff(k, attempt.eligibleAt);
+          this.#backOff(need.id, seat, attempt.eligibleAt);
         },
         (error: unknown) => {
           this.#log.warn({ ...fields, err: error }, 'round table: claim failed');
-          this.#backOff(k, null);
+          this.#backOff(need.id, seat, null);
         },
       )
       .finally(() => {
@@ -323,9 +329,26 @@ export class TakeoverLoop {
   }
 
   /** After a refusal: until the time the guard named, when it is ahead, else one check interval. */
-  #backOff(k: string, eligibleAt: number | null): void {
+  #backOff(needId: string, seat: TakeoverSeat, eligibleAt: number | null): void {
     const now = this.#o.clock.now();
-    this.#retryAt.set(k, eligibleAt !== null && eligibleAt > now ? eligibleAt : now + this.#checkMs);
+    const index = this.#o.seats.indexOf(seat);
+    if (index < 0) return;
+    this.#retryAfter(
+      needId,
+      index,
+      eligibleAt !== null && eligibleAt > now ? eligibleAt : now + this.#checkMs,
+    );
+    this.#retry.get(needId)?.refresh();
+  }
+
+  /** Seat `index` may not claim the need before `at` (ms). */
+  #retryAfter(needId: string, index: number, at: number): void {
+    let retry = this.#retry.get(needId);
+    if (!retry) {
+      retry = new RetryTimes(this.#o.seats.length);
+      this.#retry.set(needId, retry);
+    }
+    retry.at[index] = at;
   }
 
   /** Keeps one timer, at the earliest wake-up asked for. */
@@ -358,6 +381,30 @@ function changed(a: NeedState, b: NeedState): boolean {
     (a.dueAt ?? null) !== (b.dueAt ?? null) ||
     a.tags.join('\u0000') !== b.tags.join('\u0000')
   );
+}
+
+/** The not-before times of one need, by seat index (see TakeoverLoop's `#retry`). */
+class RetryTimes {
+  readonly at: (number | undefined)[];
+  /** The earliest time some seat may claim: −∞ while a seat has no time (it is judged each pass). */
+  min = Number.NEGATIVE_INFINITY;
+
+  constructor(seats: number) {
+    this.at = new Array<number | undefined>(seats).fill(undefined);
+  }
+
+  /** Recomputes `min` after `at` changed. */
+  refresh(): void {
+    let min = Number.POSITIVE_INFINITY;
+    for (const at of this.at) {
+      if (at === undefined) {
+        min = Number.NEGATIVE_INFINITY;
+        break;
+      }
+      min = Math.min(min, at);
+    }
+    this.min = min;
+  }
 }
 
 function key(seat: TakeoverSeat, needId: string): string {
