@@ -11,6 +11,11 @@ import type { StoredEvent } from './types.js';
 const statementCaches = new WeakMap<Db, Map<string, Statement<unknown[], unknown>>>();
 /** Statement sets built once per connection (see `StoreContext.once`). */
 const onceCaches = new WeakMap<Db, Map<(db: Db) => unknown, unknown>>();
+/** The fence checked in the connection's open write transaction (see `StoreContext.fenced`). */
+const openFences = new WeakMap<Db, { readonly needId: string; readonly token: number }>();
+
+/** The payload field that records the fencing token a write of the lease holder was checked under. */
+export const FENCE_FIELD = 'fence';
 
 export class StoreContext {
   readonly #statements: Map<string, Statement<unknown[], unknown>>;
@@ -42,11 +47,23 @@ export class StoreContext {
    */
   write<T>(fn: () => T): T {
     const txn = this.db.transaction(fn);
+    const outer = !this.db.inTransaction;
     try {
-      return this.db.inTransaction ? txn() : txn.immediate();
+      return outer ? txn.immediate() : txn();
     } catch (error) {
       throw translateSqliteError(error);
+    } finally {
+      if (outer) openFences.delete(this.db);
     }
+  }
+
+  /**
+   * The current transaction writes under the lease of `needId` with `token` (its fence was just
+   * checked): every event it appends about that need records the token in its payload, so the
+   * log itself shows that each of the holder's writes carried the current fencing token.
+   */
+  fenced(needId: string, token: number): void {
+    if (this.db.inTransaction) openFences.set(this.db, { needId, token });
   }
 
   /**
@@ -82,7 +99,12 @@ export class StoreContext {
 
   /** Appends one event in the current transaction, stamped with this context's actor and clock. */
   emit(input: EventInput): StoredEvent {
-    return this.log.append(this.actor, this.clock.now(), input);
+    const fence = openFences.get(this.db);
+    const stamped =
+      fence && input.needId === fence.needId
+        ? { ...input, payload: { ...input.payload, [FENCE_FIELD]: fence.token } }
+        : input;
+    return this.log.append(this.actor, this.clock.now(), stamped);
   }
 
   now(): number {

@@ -1,4 +1,5 @@
 export * from './clock.js';
+export { FENCE_FIELD } from './context.js';
 export * from './errors.js';
 export { canonicalJson, type VerifyResult } from './event-log.js';
 export * from './random.js';

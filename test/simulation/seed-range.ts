@@ -9,7 +9,7 @@ export const CI_SCENARIO = {
   agents: 3,
   needs: 8,
   faults: parseFaults(
-    'crash=0.1,hang=0.05,slow=0.1,server=0.05,malformed=0.02,bus_loss=0.05,bus_dup=0.05,bus_reorder=0.05,supervisor_restart=0.05,worker_restart=0.03',
+    'crash=0.1,agent_crash=0.1,hang=0.05,slow=0.1,server=0.05,rate_limit=0.02,timeout=0.01,malformed=0.02,bus_loss=0.05,bus_dup=0.05,bus_reorder=0.05,supervisor_restart=0.05,worker_restart=0.03',
   ),
 } as const;
 

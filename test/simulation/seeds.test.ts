@@ -8,4 +8,9 @@ describe('simulator seeds', () => {
     for (const [fault, count] of Object.entries(seen))
       expect({ fault, happened: count > 0 }).toEqual({ fault, happened: true });
   }, 900_000);
+
+  it('runs 200 seeds of it under the central scheduler too', async () => {
+    const seen = await expectSeedsClean(1, 200, 'central');
+    expect(seen.crashes).toBeGreaterThan(0);
+  }, 600_000);
 });

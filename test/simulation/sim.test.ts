@@ -10,6 +10,7 @@ describe('deterministic simulator', () => {
     const b = await runSimulation(options);
     expect(a.crashes + a.hangs + a.slowSessions + a.supervisorRestarts + a.workerRestarts).toBeGreaterThan(0);
     expect(b).toEqual(a);
+    expect(b.headHash).toMatch(/^[0-9a-f]{64}$/);
     const other = await runSimulation({ ...options, seed: 43 });
     expect(other.events === a.events && other.drainMs === a.drainMs && other.tokens === a.tokens).toBe(false);
   });

@@ -40,6 +40,11 @@ export interface ScriptedProviderOptions {
   seed?: number;
   /** Latency of a function script, in ms (a file script has its own `latency_ms`). */
   latencyMs?: number;
+  /**
+   * The key of a task's seeded failure draws (default: the task id). The simulator keys them by
+   * need and session rank, so that two schedulers creating different task ids meet the same faults.
+   */
+  failureKey?: (taskId: string) => string;
 }
 
 /** Sessions whose attempt counters are kept; the oldest are forgotten past this. */
@@ -59,6 +64,7 @@ export class ScriptedProvider implements LlmProvider {
   readonly #sleep: Sleep;
   readonly #seed: number;
   readonly #latencyMs: number;
+  readonly #failureKey: (taskId: string) => string;
   /** Attempts per session and step: `${taskId}` → step → attempts made. */
   readonly #attempts = new Map<string, Map<number, number>>();
 
@@ -71,6 +77,7 @@ export class ScriptedProvider implements LlmProvider {
     this.#sleep = options.sleep ?? realSleep;
     this.#seed = options.seed ?? script?.failures.seed ?? 0;
     this.#latencyMs = options.latencyMs ?? script?.latency_ms ?? 0;
+    this.#failureKey = options.failureKey ?? ((taskId) => taskId);
   }
 
   async complete(request: LlmRequest): Promise<LlmResponse> {
@@ -100,7 +107,8 @@ export class ScriptedProvider implements LlmProvider {
     const step = rule.steps[stepIndex]!;
     const sessionKey = request.context?.taskId ?? '';
     const attempt = this.#bump(sessionKey, stepIndex);
-    const failure = step.fail[attempt] ?? this.#drawFailure(script, sessionKey, stepIndex, attempt);
+    const failure =
+      step.fail[attempt] ?? this.#drawFailure(script, this.#failureKey(sessionKey), stepIndex, attempt);
     const latency = step.latency_ms ?? this.#latencyMs;
     if (failure === 'timeout' || latency >= request.timeoutMs) {
       await this.#wait(request.timeoutMs, request);

@@ -53,6 +53,9 @@ export function registerSimCommand(program: Command): void {
       if (flags.agents < 1 || flags.needs < 1 || flags.seeds < 1 || flags.maxVirtualMinutes < 1)
         throw new UserError('--agents, --needs, --seeds and --max-virtual-minutes must be at least 1');
       if (flags.jobs < 0) throw new UserError('--jobs must be 0 (one per CPU) or more');
+      // Seeds are 32-bit: a larger one would run the same faults as a smaller one.
+      if (flags.seed < 0 || flags.seed + flags.seeds > 2 ** 32)
+        throw new UserError(`--seed and --seeds must keep every seed within 0 … ${2 ** 32 - 1}`);
       let faults: SimFaults;
       try {
         faults = parseFaults(flags.faults);

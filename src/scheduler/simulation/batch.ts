@@ -6,7 +6,7 @@ import { runSimulation, type SimOptions, type SimReport } from './run.js';
 
 export interface SeedBatchOptions {
   /** Everything but the seed. */
-  readonly options: Omit<SimOptions, 'seed'>;
+  readonly options: Omit<SimOptions, 'seed' | 'inspect'>;
   readonly first: number;
   readonly count: number;
   /** Seeds run at once, each in its own worker thread; 1 runs them in this thread. */
@@ -32,9 +32,11 @@ export async function runSeeds(batch: SeedBatchOptions): Promise<void> {
   let next = 0;
   const work = (thread: Thread) =>
     new Promise<void>((resolve, reject) => {
+      let busy = false;
       const send = () => {
-        if (next >= batch.count) resolve();
-        else thread.postMessage({ ...batch.options, seed: batch.first + next++ });
+        busy = next < batch.count;
+        if (busy) thread.postMessage({ ...batch.options, seed: batch.first + next++ });
+        else resolve();
       };
       thread.on('message', (message: { report?: SimReport; seed?: number; error?: string }) => {
         if (!message.report) {
@@ -45,6 +47,9 @@ export async function runSeeds(batch: SeedBatchOptions): Promise<void> {
         send();
       });
       thread.on('error', reject);
+      thread.on('exit', (code) => {
+        if (busy) reject(new Error(`a simulation thread exited (code ${code}) in the middle of a seed`));
+      });
       send();
     });
   try {

@@ -38,6 +38,8 @@ export class CentralScheduler {
   /** Tasks handed to an agent and not started yet, by agent id. */
   readonly #pending = new Map<string, Set<string>>();
   #lastHead = -1;
+  /** Something changed that writes no event (an agent freed, came up or died): look again. */
+  #dirty = true;
   #wake: { at: number; cancel(): void } | undefined;
 
   constructor(options: CentralSchedulerOptions) {
@@ -53,8 +55,12 @@ export class CentralScheduler {
     const now = clock.now();
     const free = this.#freeAgents();
     const head = store.events.headSeq();
-    if (free.length === 0 || (head === this.#lastHead && now < (this.#wake?.at ?? Number.POSITIVE_INFINITY)))
+    if (
+      free.length === 0 ||
+      (!this.#dirty && head === this.#lastHead && now < (this.#wake?.at ?? Number.POSITIVE_INFINITY))
+    )
       return false;
+    this.#dirty = false;
     this.#wake?.cancel();
     this.#wake = undefined;
     let wrote = this.#expireLeases(now) + this.#cancelOrphanedJobs();
@@ -69,6 +75,11 @@ export class CentralScheduler {
     this.#armWake(now);
     this.#lastHead = store.events.headSeq();
     return wrote > 0;
+  }
+
+  /** An agent's capacity or liveness changed (a session ended, it came up or died). */
+  notify(): void {
+    this.#dirty = true;
   }
 
   #freeAgents(): SimAgent[] {

@@ -106,10 +106,11 @@ export function formatFaults(faults: SimFaults): string {
 
 /**
  * Seeded draws for the faults: never the store's PRNG, so a fault does not shift the ids. Two
- * kinds: a sequence (`uniform`, `chance`, `between`), for faults whose order of draws is the same
- * whoever schedules (bus deliveries, restart periods); and keyed draws (`at`), a pure function of
- * (seed, key), for the faults of a session, keyed by its need and its rank among the need's
- * sessions, so that the round table and the central scheduler face exactly the same faults.
+ * kinds: a sequence (`uniform`, `chance`, `between`), for the bus faults (per delivery; the bus
+ * has subscribers only under the round table); and keyed draws (`at`), a pure function of (seed,
+ * key), for everything the two schedulers must meet alike: a session's faults and model errors
+ * (keyed by its need and its rank among the need's sessions), agent crashes (by seat) and
+ * restarts (by fault period and seat).
  */
 export class FaultDice {
   readonly #prng: Prng;

@@ -69,6 +69,11 @@ export class InvariantChecker {
     return n;
   }
 
+  /** The hash of the last event checked. */
+  get headHash(): string {
+    return this.#prevHash;
+  }
+
   /** Events checked so far. */
   get events(): number {
     return this.#events;

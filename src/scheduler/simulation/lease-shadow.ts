@@ -1,4 +1,4 @@
-import type { Lease, StoredEvent } from '../../store/index.js';
+import { FENCE_FIELD, type Lease, type StoredEvent } from '../../store/index.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled', 'superseded', 'lost']);
 const LIVE = new Set(['queued', 'running']);
@@ -62,13 +62,15 @@ export class LeaseShadow {
     if (writer) {
       const task = this.tasks.get(writer);
       const holder = this.#holder.get(needId);
-      if (task && task.needId === needId && (holder?.taskId !== writer || holder.token !== task.token)) {
+      // The store records in each event the token its write was checked under (FENCE_FIELD).
+      const carried = (event.payload as Record<string, unknown> | null)?.[FENCE_FIELD];
+      if (task && task.needId === needId && (holder?.taskId !== writer || holder.token !== carried)) {
         breaches.push({
           invariant: 'writes carry the current fencing token',
           needId,
-          detail: `${event.kind} #${event.seq} by task ${writer} (token ${task.token}) while the lease is ${
-            holder ? `held by ${holder.taskId} under token ${holder.token}` : 'released'
-          }`,
+          detail: `${event.kind} #${event.seq} by task ${writer} ${
+            typeof carried === 'number' ? `under token ${carried}` : 'with no fence'
+          } while the lease is ${holder ? `held by ${holder.taskId} under token ${holder.token}` : 'released'}`,
         });
       }
     }

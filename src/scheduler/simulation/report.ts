@@ -65,6 +65,8 @@ export interface SimReport {
   readonly bus?: BusFaultStats;
   /** Events appended (and checked) in the run. */
   readonly events: number;
+  /** The hash of the last event: two runs with the same head hash wrote the same history. */
+  readonly headHash: string;
   /** Timer callbacks fired (the driver's steps). */
   readonly steps: number;
   readonly violations: readonly Violation[];

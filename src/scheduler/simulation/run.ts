@@ -30,6 +30,8 @@ export interface SimOptions {
 }
 
 const START = Date.UTC(2026, 0, 1);
+/** Rounds of promise draining after which a step counts as never settling (a bug: see VirtualTime.settle). */
+const SETTLE_MAX_ROUNDS = 1000;
 
 /**
  * One deterministic run: the real store, guard (in-memory MCP), supervisor, memory queue and bus,
@@ -89,17 +91,22 @@ async function simulate(
   const bus: NeedBus = faultyBus ?? new MemoryNeedBus();
 
   let supervisors: SupervisorHost | undefined;
+  let central: CentralScheduler | undefined;
   const agents = new SimAgents({
     world,
     time,
     scheduler,
     faults,
     dice: dice(0xfa17),
+    agents: options.agents,
     queue,
     bus,
     connector: new EmbeddedConnector(world.deps),
     onDeath: (agentId) => checker.retireAgent(agentId),
-    onChange: () => supervisors?.kick(),
+    onChange: () => {
+      supervisors?.kick();
+      central?.notify();
+    },
   });
   supervisors = new SupervisorHost({
     time,
@@ -116,7 +123,7 @@ async function simulate(
           })),
     onDeath: (actor) => checker.retireActor(actor),
   });
-  const central =
+  central =
     scheduler === 'central'
       ? new CentralScheduler({ store: store.as('central'), agents, clock: time.clock, timers: time.timers })
       : undefined;
@@ -124,11 +131,15 @@ async function simulate(
   await supervisors.start();
   for (let i = 0; i < options.agents; i++) await agents.add(identities[i % identities.length]!);
   if (faults.supervisor_restart > 0 || faults.worker_restart > 0) {
+    // Keyed draws (period, seat): the same restarts whatever else happens and whoever schedules.
     const restarts = dice(0x2e57);
+    let n = 0;
     const period = () => {
-      if (restarts.chance(faults.supervisor_restart)) supervisors.restart();
+      n++;
+      if (restarts.at(`supervisor ${n}`) < faults.supervisor_restart) supervisors.restart();
       for (const agent of agents.list)
-        if (agent.alive && restarts.chance(faults.worker_restart)) void agents.restartWorker(agent);
+        if (agent.alive && restarts.at(`worker ${agent.seat} ${n}`) < faults.worker_restart)
+          void agents.restartWorker(agent);
       time.timers.setTimeout(period, FAULT_PERIOD_MS);
     };
     time.timers.setTimeout(period, FAULT_PERIOD_MS);
@@ -136,7 +147,8 @@ async function simulate(
 
   let drained = false;
   for (;;) {
-    await time.settle();
+    if ((await time.settle()) >= SETTLE_MAX_ROUNDS)
+      checker.fail('work settles', null, `pending work did not settle within ${SETTLE_MAX_ROUNDS} rounds`);
     checker.step();
     if (checker.violations.length > 0) break;
     if (checker.resolvedNeeds >= needIds.length) {
@@ -184,6 +196,7 @@ async function simulate(
     workerRestarts: agents.stats.workerRestarts,
     ...(faultyBus && { bus: { ...faultyBus.stats } }),
     events: checker.events,
+    headHash: checker.headHash,
     steps: time.fired,
     violations: checker.violations,
     ...(checker.violations.length > 0 && { tail: checker.tail(30) }),

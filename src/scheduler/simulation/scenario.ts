@@ -91,8 +91,11 @@ export interface SimWorld {
   readonly deps: GuardDeps;
   readonly identities: readonly Identity[];
   readonly needIds: readonly string[];
-  /** The scripted model of one incarnation of an agent, waiting on that incarnation's sleep. */
-  readonly providerFor: (sleep: Sleep) => LlmProvider;
+  /**
+   * The scripted model of one incarnation of an agent, waiting on that incarnation's sleep, its
+   * failure draws keyed by `failureKey` (see ScriptedProviderOptions).
+   */
+  readonly providerFor: (sleep: Sleep, failureKey?: (taskId: string) => string) => LlmProvider;
   /** A store handle for the supervisor (see SupervisorHostOptions.openStore). */
   readonly openStore: (actor: string) => Store;
   /** Closes the store and removes the database file, if any. */
@@ -148,7 +151,14 @@ export function buildWorld(options: {
     deps,
     identities,
     needIds,
-    providerFor: (sleep) => new ScriptedProvider({ script, source: 'simulator script', sleep, seed }),
+    providerFor: (sleep, failureKey) =>
+      new ScriptedProvider({
+        script,
+        source: 'simulator script',
+        sleep,
+        seed,
+        ...(failureKey && { failureKey }),
+      }),
     openStore: (actor) =>
       path === ':memory:' ? store.as(actor) : Store.open(path, { clock: time.clock, ids, actor }),
     close() {

@@ -34,6 +34,8 @@ export interface SimAgentsOptions {
   readonly scheduler: SimScheduler;
   readonly faults: SimFaults;
   readonly dice: FaultDice;
+  /** Agent seats the run starts (the `agent_crash` share is needs / agents). */
+  readonly agents: number;
   /** Round-table mode: the queue the supervisor fills, shared by every worker. */
   readonly queue: TaskQueue;
   readonly bus: NeedBus;
@@ -116,7 +118,8 @@ export class SimAgents {
 
   /** The agent's process dies now (see the class comment); a new one comes after the restart delay. */
   crash(agent: SimAgent): void {
-    if (!agent.alive) return;
+    // Down already (crashed, or restarted and not back yet); a draining worker can still crash.
+    if (!agent.epoch || agent.epoch.ended) return;
     this.stats.crashes++;
     this.#die(agent);
     // The loop and the consumer stop taking work; running sessions stay frozen (never aborted).
@@ -131,7 +134,8 @@ export class SimAgents {
     agent.alive = false;
     const { worker, epoch } = agent;
     await worker.close(SIM_TIMING.workerDrainMs);
-    if (agent.epoch !== epoch) return;
+    // Crashed while draining: the crash has ended it and arranged its return.
+    if (agent.epoch !== epoch || epoch?.ended) return;
     // An orderly exit deregisters its agent, as the runtime does on close.
     this.#o.world.store.agents.stop(agent.id);
     this.#die(agent);
@@ -161,7 +165,7 @@ export class SimAgents {
     agent.epoch = epoch;
     agent.inbox = scheduler === 'central' ? new MemoryTaskQueue({ timers: epoch.timers }) : undefined;
     const provider = new FaultyProvider({
-      inner: world.providerFor(epoch.sleep),
+      inner: world.providerFor(epoch.sleep, (taskId) => this.#faultKey.get(taskId) ?? taskId),
       decide: (taskId) => this.#modelFault(taskId),
       latencyMs: SIM_TIMING.latencyMs,
       sleep: epoch.sleep,
@@ -187,7 +191,10 @@ export class SimAgents {
         },
       }),
       onSessionEvent: (taskId, event) => this.#onSessionEvent(agent, epoch, taskId, event),
-      onSessionEnd: (_taskId, result) => this.#onSessionEnd(epoch, result),
+      onSessionEnd: (taskId, result) => {
+        this.#faultKey.delete(taskId);
+        this.#onSessionEnd(epoch, result);
+      },
     });
     agent.worker = worker;
     agent.alive = true;
@@ -225,14 +232,13 @@ export class SimAgents {
   #agentCrashDue(agent: SimAgent): boolean {
     const { dice, faults, world } = this.#o;
     if (!(faults.agent_crash > 0) || dice.at(`agent-crash ${agent.seat}`) >= faults.agent_crash) return false;
-    const share = Math.max(1, Math.ceil(world.needIds.length / this.list.length));
+    const share = Math.max(1, Math.ceil(world.needIds.length / this.#o.agents));
     return agent.boots === 1 + Math.floor(dice.at(`agent-crash-at ${agent.seat}`) * share);
   }
 
   /** The model fault of a task's session (after its boot): hang, slow (2–100×) or none. */
   #modelFault(taskId: string): ModelFault {
     const key = this.#faultKey.get(taskId) ?? taskId;
-    this.#faultKey.delete(taskId);
     const { dice, faults } = this.#o;
     if (dice.at(`hang ${key}`) < faults.hang) return { kind: 'hang' };
     if (dice.at(`slow ${key}`) < faults.slow)

@@ -50,7 +50,10 @@ export class LeaseRepository {
    */
   assertFence(needId: string, fence: Fence): void {
     const lease = this.require(needId);
-    if (lease.fencingToken === fence.token && lease.taskId === fence.taskId) return;
+    if (lease.fencingToken === fence.token && lease.taskId === fence.taskId) {
+      this.#ctx.fenced(needId, fence.token);
+      return;
+    }
     const holder = lease.taskId ? `held by task ${lease.taskId}` : 'held by no task';
     const tokens =
       lease.fencingToken > fence.token

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ConflictError,
+  FENCE_FIELD,
   IllegalTransitionError,
   LeaseLostError,
   LIMITS,
@@ -402,6 +403,24 @@ describe('fencing', () => {
       store.edges.link(need, 'references', store.needs.create({ title: 'x' }).id, { fence }),
     ).toBeDefined();
     expect(store.leases.require(need)).toMatchObject({ taskId: fence.taskId, fencingToken: 1 });
+  });
+
+  it('records in each event of a fenced write the token it was checked under, and only there', () => {
+    const { store, need, fence } = working();
+    const other = store.needs.create({ title: 'other' }).id;
+    const from = store.events.headSeq();
+    store.transaction(() => {
+      store.needs.update(need, { title: 'fenced' }, { fence });
+      store.needs.update(other, { title: 'not the fenced need' });
+    });
+    const events = store.events.since(from, 10);
+    const fenceOf = (e: { payload: unknown }) => (e.payload as Record<string, unknown>)[FENCE_FIELD];
+    expect(events.map((e) => [e.needId, fenceOf(e)])).toEqual([
+      [need, 1],
+      [other, undefined],
+    ]);
+    store.needs.update(need, { title: 'unfenced, by an operator' });
+    expect(fenceOf(store.events.since(from + 2, 10)[0]!)).toBeUndefined();
   });
 
   it('refuses a stale holder after a takeover, naming the new holder and both tokens', () => {
