@@ -112,7 +112,7 @@ function describe(r: SimReport): string {
     `  owners per need ${o.mean} mean (${o.netOfFaults} net of fault handoffs), ${o.max} max; attempts per need ${o.attemptsPerNeed}`,
     `  lost attempts retried ${r.recovery.count}, ${r.recovery.meanMs} ms mean (${r.recovery.maxMs} max) from lease expiry to the next start`,
     `  takeovers ${r.takeovers}; dispatches ${r.dispatches}; sessions ${r.sessions}; crashes ${r.crashes}; hangs ${r.hangs}; slow ${r.slowSessions}; restarts ${r.supervisorRestarts} supervisor, ${r.workerRestarts} worker`,
-    `  refused stale writes ${r.refusedStaleWrites}; duplicate effects ${r.duplicateEffects}; tokens ${r.tokens}; events ${r.events}`,
+    `  sessions stopped by a refused stale write ${r.refusedStaleWrites}; duplicate effects ${r.duplicateEffects}; escalations (orphaned) ${r.orphanings}; tokens ${r.tokens}; events ${r.events}`,
   ];
   if (r.bus)
     lines.push(

@@ -50,6 +50,7 @@ export class InvariantChecker {
   #seq = 0;
   #prevHash = GENESIS_HASH;
   #events = 0;
+  #orphanings = 0;
 
   constructor(store: Store, start: number, limits: BudgetLimitsOf) {
     this.#store = store;
@@ -67,6 +68,11 @@ export class InvariantChecker {
     let n = 0;
     for (const count of this.#resolved.values()) if (count > 1) n++;
     return n;
+  }
+
+  /** Escalations: needs flagged orphaned (unmet past the escalation time). */
+  get orphanings(): number {
+    return this.#orphanings;
   }
 
   /** The hash of the last event checked. */
@@ -138,6 +144,8 @@ export class InvariantChecker {
     this.#checkIncarnation(event, at);
     for (const breach of this.#shadow.apply(event))
       this.#fail(breach.invariant, breach.needId, breach.detail, at);
+    if (event.kind === 'need.flagged' && (event.payload as { orphaned?: boolean }).orphaned === true)
+      this.#orphanings++;
     if (event.kind === 'need.resolved' && event.needId) {
       const count = (this.#resolved.get(event.needId) ?? 0) + 1;
       this.#resolved.set(event.needId, count);

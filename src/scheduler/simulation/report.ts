@@ -63,6 +63,8 @@ export interface SimReport {
   readonly workerRestarts: number;
   /** What the faulty bus did (absent without bus faults). */
   readonly bus?: BusFaultStats;
+  /** Needs escalated as orphaned during the run (unmet past the escalation time). */
+  readonly orphanings: number;
   /** Events appended (and checked) in the run. */
   readonly events: number;
   /** The hash of the last event: two runs with the same head hash wrote the same history. */

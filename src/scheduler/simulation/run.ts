@@ -195,6 +195,7 @@ async function simulate(
     supervisorRestarts: supervisors.restarts,
     workerRestarts: agents.stats.workerRestarts,
     ...(faultyBus && { bus: { ...faultyBus.stats } }),
+    orphanings: checker.orphanings,
     events: checker.events,
     headHash: checker.headHash,
     steps: time.fired,
