@@ -174,7 +174,10 @@ class BusReceiver {
     this.#drain();
   }
 
-  /** A snapshot was published: a receiver waiting behind a hole it covers resyncs from it. */
+  /**
+   * A snapshot was published: a receiver behind it resyncs from it, whether it waits behind a hole
+   * or lost the last events (which no later event reveals).
+   */
   snapshotPublished(snapshot: NeedSnapshot): void {
     if (snapshot.seq > this.last) this.#fill(snapshot);
   }
@@ -209,7 +212,7 @@ class BusReceiver {
   }
 
   #fill(snapshot: NeedSnapshot): void {
-    if (this.closed || this.#held.size === 0) return;
+    if (this.closed) return;
     this.#gapTimer?.cancel();
     this.#gapTimer = undefined;
     this.#stats.resyncs++;
