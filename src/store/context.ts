@@ -67,6 +67,14 @@ export class StoreContext {
   }
 
   /**
+   * The lease of `needId` went to a new holder in this transaction: what follows is not under the
+   * old fence. (A release keeps it: the holder's own last events follow the release.)
+   */
+  unfenced(needId: string): void {
+    if (openFences.get(this.db)?.needId === needId) openFences.delete(this.db);
+  }
+
+  /**
    * A prepared statement, cached by its SQL: preparing is a good part of a small query's cost.
    * Its pluck mode is reset, so a caller that wants plucked rows asks for it each time.
    */

@@ -67,6 +67,7 @@ export class LeaseRepository {
     const lease = this.require(needId);
     const token = lease.fencingToken + 1;
     this.#set.run({ needId, taskId, token, expiresAt, now: this.#ctx.now() });
+    this.#ctx.unfenced(needId);
     return token;
   }
 

@@ -423,6 +423,20 @@ describe('fencing', () => {
     expect(fenceOf(store.events.since(from + 2, 10)[0]!)).toBeUndefined();
   });
 
+  it('stops recording the old token once the lease goes to a new holder in the same transaction', () => {
+    const { store, clock, need, task, fence } = working();
+    const from = store.events.headSeq();
+    store.transaction(() => {
+      store.needs.update(need, { title: 'last words' }, { fence });
+      store.tasks.transition(task.id, 'lost', { error: 'handed over' });
+      store.tasks.start(store.tasks.create(need, IDENTITY).id, { leaseUntil: clock.now() + 60_000 });
+    });
+    const events = store.events.since(from, 10);
+    const started = events.find((e) => e.kind === 'task.started')!;
+    expect(events[0]!.payload).toMatchObject({ [FENCE_FIELD]: fence.token });
+    expect(started.payload).not.toHaveProperty(FENCE_FIELD);
+  });
+
   it('refuses a stale holder after a takeover, naming the new holder and both tokens', () => {
     const { store, clock, raw, need, task, fence } = working();
     store.tasks.transition(task.id, 'lost', { error: 'no progress' });
