@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { runSeeds } from '../../scheduler/simulation/batch.js';
 import { FAULT_HELP, parseFaults, type SimFaults } from '../../scheduler/simulation/faults.js';
-import type { SimReport, SimScheduler } from '../../scheduler/simulation/run.js';
+import type { SimProgress, SimReport, SimScheduler } from '../../scheduler/simulation/run.js';
 import { MlosError, UserError } from '../../store/index.js';
 import { parseIntFlag } from '../context.js';
 
@@ -68,7 +68,20 @@ export function registerSimCommand(program: Command): void {
       let done = 0;
       let failing = 0;
       let violations = 0;
+      // On a terminal, a long seed shows how far it is (on stderr, wiped before its report).
+      let shown = 0;
+      const progress =
+        process.stderr.isTTY && !flags.json && jobs === 1
+          ? (p: SimProgress) => {
+              if (Date.now() - shown < 250) return;
+              shown = Date.now();
+              process.stderr.write(
+                `\r\x1b[Kseed ${p.seed}: ${p.resolved}/${p.needs} needs resolved, ${(p.virtualMs / 1000).toFixed(1)} s virtual`,
+              );
+            }
+          : undefined;
       await runSeeds({
+        ...(progress && { onProgress: progress }),
         options: {
           agents: flags.agents,
           needs: flags.needs,
@@ -80,6 +93,8 @@ export function registerSimCommand(program: Command): void {
         count: flags.seeds,
         jobs,
         onReport: (report) => {
+          if (shown > 0) process.stderr.write('\r\x1b[K');
+          shown = 0;
           done++;
           violations += report.violations.length;
           const failed = report.violations.length > 0 || !report.drained;

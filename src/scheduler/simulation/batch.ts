@@ -6,7 +6,9 @@ import { runSimulation, type SimOptions, type SimReport } from './run.js';
 
 export interface SeedBatchOptions {
   /** Everything but the seed. */
-  readonly options: Omit<SimOptions, 'seed' | 'inspect'>;
+  readonly options: Omit<SimOptions, 'seed' | 'inspect' | 'onProgress'>;
+  /** Progress of each seed, with one job only (threads report when a seed is done). */
+  readonly onProgress?: SimOptions['onProgress'];
   readonly first: number;
   readonly count: number;
   /** Seeds run at once, each in its own worker thread; 1 runs them in this thread. */
@@ -25,7 +27,13 @@ export async function runSeeds(batch: SeedBatchOptions): Promise<void> {
   const jobs = Math.max(1, Math.min(batch.jobs, batch.count));
   if (jobs === 1) {
     for (let i = 0; i < batch.count; i++)
-      batch.onReport(await runSimulation({ ...batch.options, seed: batch.first + i }));
+      batch.onReport(
+        await runSimulation({
+          ...batch.options,
+          seed: batch.first + i,
+          ...(batch.onProgress && { onProgress: batch.onProgress }),
+        }),
+      );
     return;
   }
   const threads: Thread[] = [];

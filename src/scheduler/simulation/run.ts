@@ -27,7 +27,20 @@ export interface SimOptions {
   readonly maxVirtualMs?: number;
   /** Reads the final state of the run's store before it is closed (tests, investigations). */
   readonly inspect?: (store: Store) => void;
+  /** Told how far the run is, every few hundred steps (a progress line; it cannot change the run). */
+  readonly onProgress?: (progress: SimProgress) => void;
 }
+
+export interface SimProgress {
+  readonly seed: number;
+  readonly resolved: number;
+  readonly needs: number;
+  /** Virtual time since the start, in ms. */
+  readonly virtualMs: number;
+}
+
+/** Steps between two progress reports. */
+const PROGRESS_STEPS = 256;
 
 const START = Date.UTC(2026, 0, 1);
 /** Rounds of promise draining after which a step counts as never settling (a bug: see VirtualTime.settle). */
@@ -146,10 +159,18 @@ async function simulate(
   }
 
   let drained = false;
+  let steps = 0;
   for (;;) {
     if ((await time.settle()) >= SETTLE_MAX_ROUNDS)
       checker.fail('work settles', null, `pending work did not settle within ${SETTLE_MAX_ROUNDS} rounds`);
     checker.step();
+    if (options.onProgress && ++steps % PROGRESS_STEPS === 0)
+      options.onProgress({
+        seed: options.seed,
+        resolved: checker.resolvedNeeds,
+        needs: needIds.length,
+        virtualMs: time.clock.now() - START,
+      });
     if (checker.violations.length > 0) break;
     if (checker.resolvedNeeds >= needIds.length) {
       drained = true;
