@@ -2,6 +2,7 @@ import type { Identity } from '../kernel/identity/schema.js';
 import type { Clock, Timers } from '../store/index.js';
 import type { BusEvent, BusSubscription, NeedBus, NeedSnapshot, NeedState } from './need-bus.js';
 import { claimEligibility, scopeClass } from './protocol.js';
+import { changed, RetryTimes, urgency } from './takeover-state.js';
 
 /** One agent a worker hosts: the identity it runs as and its registered agent id. */
 export interface TakeoverSeat {
@@ -367,56 +368,6 @@ export class TakeoverLoop {
   }
 }
 
-/** What decides eligibility changed between two states of a need (time aside). */
-function changed(a: NeedState, b: NeedState): boolean {
-  return (
-    a.status !== b.status ||
-    a.actionable !== b.actionable ||
-    a.leaseTask !== b.leaseTask ||
-    a.leaseExpiresAt !== b.leaseExpiresAt ||
-    a.fencingToken !== b.fencingToken ||
-    a.unmetSince !== b.unmetSince ||
-    a.orphaned !== b.orphaned ||
-    (a.lastTakeoverAt ?? null) !== (b.lastTakeoverAt ?? null) ||
-    (a.dueAt ?? null) !== (b.dueAt ?? null) ||
-    a.tags.join('\u0000') !== b.tags.join('\u0000')
-  );
-}
-
-/** The not-before times of one need, by seat index (see TakeoverLoop's `#retry`). */
-class RetryTimes {
-  readonly at: (number | undefined)[];
-  /** The earliest time some seat may claim: −∞ while a seat has no time (it is judged each pass). */
-  min = Number.NEGATIVE_INFINITY;
-
-  constructor(seats: number) {
-    this.at = new Array<number | undefined>(seats).fill(undefined);
-  }
-
-  /** Recomputes `min` after `at` changed. */
-  refresh(): void {
-    let min = Number.POSITIVE_INFINITY;
-    for (const at of this.at) {
-      if (at === undefined) {
-        min = Number.NEGATIVE_INFINITY;
-        break;
-      }
-      min = Math.min(min, at);
-    }
-    this.min = min;
-  }
-}
-
 function key(seat: TakeoverSeat, needId: string): string {
   return `${seat.agentId}\u0000${needId}`;
-}
-
-/** Most urgent first: orphaned, then lower priority number, then unmet longest, then id. */
-function urgency(a: NeedState, b: NeedState): number {
-  return (
-    Number(b.orphaned) - Number(a.orphaned) ||
-    a.priority - b.priority ||
-    (a.unmetSince ?? Number.POSITIVE_INFINITY) - (b.unmetSince ?? Number.POSITIVE_INFINITY) ||
-    a.id.localeCompare(b.id)
-  );
 }
