@@ -161,7 +161,7 @@ async function simulate(
   let drained = false;
   let steps = 0;
   for (;;) {
-    if ((await time.settle()) >= SETTLE_MAX_ROUNDS)
+    if ((await time.settle(2, SETTLE_MAX_ROUNDS)) >= SETTLE_MAX_ROUNDS)
       checker.fail('work settles', null, `pending work did not settle within ${SETTLE_MAX_ROUNDS} rounds`);
     checker.step();
     if (options.onProgress && ++steps % PROGRESS_STEPS === 0)
