@@ -8,8 +8,12 @@ import type { GuardSession } from '../session.js';
 export interface ToolSpec<S extends z.ZodRawShape> {
   readonly name: string;
   readonly description: string;
-  readonly input: S;
-  readonly output?: z.ZodRawShape;
+  /**
+   * The argument and result shapes, as functions: called once per tool name for the process
+   * (a guard server is built per task, and building zod shapes each time was most of its cost).
+   */
+  readonly input: () => S;
+  readonly output?: () => z.ZodRawShape;
   readonly readOnly?: boolean;
   /** `meta` is the call's `_meta`: data the client sends the guard that the model never sees. */
   readonly run: (
@@ -52,7 +56,7 @@ function schemasOf(spec: Pick<ToolSpec<z.ZodRawShape>, 'name' | 'input' | 'outpu
 } {
   let built = builtSchemas.get(spec.name);
   if (!built) {
-    built = { input: z.object(spec.input), output: spec.output && z.object(spec.output) };
+    built = { input: z.object(spec.input()), output: spec.output && z.object(spec.output()) };
     builtSchemas.set(spec.name, built);
   }
   return built;

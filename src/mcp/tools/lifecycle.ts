@@ -49,10 +49,10 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
     name: 'claim_need',
     description:
       'Take a need that is unmet: an atomic lease with a new fencing token. Exactly one claimer wins; a claim too early is refused with the time it becomes eligible.',
-    input: {
+    input: () => ({
       need_id: z.string(),
       identity: z.string().optional().describe('operator only: claim for this identity'),
-    },
+    }),
     run: ({ need_id, identity: name }) => {
       const identity =
         session.principal.kind === 'agent'
@@ -94,12 +94,12 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
   defineTool(server, session, {
     name: 'heartbeat',
     description: 'Report progress (cumulative turns, tokens, tool calls). Only progress renews your lease.',
-    input: {
+    input: () => ({
       turns: z.number().int().min(0),
       tokens: z.number().int().min(0),
       tool_calls: z.number().int().min(0),
       ...operatorTask,
-    },
+    }),
     run: (args) => {
       const task = session.requireTask(args);
       const r = store.claims.heartbeat(
@@ -120,7 +120,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
     name: 'finish',
     description:
       'End your task. resolved: need met. progressed: need stays open. blocked: give sub_needs it waits for. failed: give reason.',
-    input: {
+    input: () => ({
       outcome: z.enum(TASK_OUTCOMES),
       summary: z.string().describe('what you did and what a successor must know'),
       reason: z.string().optional().describe('why, when failed'),
@@ -137,7 +137,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
         .optional()
         .describe('when blocked'),
       ...operatorTask,
-    },
+    }),
     run: (args, meta) => {
       const task = session.requireTask(args);
       const transcript = typeof meta[TRANSCRIPT_META] === 'string' ? (meta[TRANSCRIPT_META] as string) : null;
@@ -185,7 +185,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
     name: 'reserve_budget',
     description:
       'Reserve the worst-case tokens of one model call before making it. Refused if a budget would overflow.',
-    input: { tokens: z.number().int().min(1), ...operatorTask },
+    input: () => ({ tokens: z.number().int().min(1), ...operatorTask }),
     run: (args) => {
       const task = session.requireTask(args);
       const identity = session.identityForTask(task.id);
@@ -208,7 +208,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
   defineTool(server, session, {
     name: 'settle_budget',
     description: 'Settle a reservation with the actual usage of the call.',
-    input: {
+    input: () => ({
       reservation_id: z.number().int(),
       input_tokens: z.number().int().min(0),
       output_tokens: z.number().int().min(0),
@@ -216,7 +216,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
       cache_write_tokens: z.number().int().min(0).optional(),
       cost_usd: z.number().min(0).optional(),
       ...operatorTask,
-    },
+    }),
     run: (args) => {
       const task = session.requireTask(args);
       store.transaction(() => {

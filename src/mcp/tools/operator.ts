@@ -12,8 +12,8 @@ export function registerOperatorTools(server: McpServer, session: GuardSession):
   defineTool(server, session, {
     name: 'graduate',
     description: 'Turn an actionable need into a queued task for an identity.',
-    output: { taskId: z.string(), attempt: z.number() },
-    input: { need_id: z.string(), identity: z.string() },
+    output: () => ({ taskId: z.string(), attempt: z.number() }),
+    input: () => ({ need_id: z.string(), identity: z.string() }),
     run: ({ need_id, identity }) => {
       const task = store.transaction(() => {
         const pin = store.identities.require(identity);
@@ -33,8 +33,8 @@ export function registerOperatorTools(server: McpServer, session: GuardSession):
   defineTool(server, session, {
     name: 'cancel_task',
     description: 'Cancel a queued or running task; its lease is revoked (fencing token bumped).',
-    output: { taskId: z.string(), status: z.string() },
-    input: { task_id: z.string(), reason: z.string().optional() },
+    output: () => ({ taskId: z.string(), status: z.string() }),
+    input: () => ({ task_id: z.string(), reason: z.string().optional() }),
     run: ({ task_id, reason }) => {
       const task = store.tasks.cancel(task_id, reason ?? 'cancelled by the operator');
       return ok(`task ${task.id} cancelled; need ${task.needId} is free again`, {
@@ -51,8 +51,8 @@ export function registerOperatorTools(server: McpServer, session: GuardSession):
     defineTool(server, session, {
       name,
       description: paused ? 'Stop giving new work to an identity.' : 'Give work to a paused identity again.',
-      output: { name: z.string(), paused: z.boolean() },
-      input: { name: z.string() },
+      output: () => ({ name: z.string(), paused: z.boolean() }),
+      input: () => ({ name: z.string() }),
       run: ({ name: identity }) => {
         const pin = store.identities.setPaused(identity, paused);
         return ok(`identity ${pin.name} ${paused ? 'paused' : 'resumed'}`, {

@@ -15,14 +15,14 @@ export function registerReadTools(server: McpServer, session: GuardSession): voi
   defineTool(server, session, {
     name: 'get_need',
     description: 'A need in full: fields, lease, dependencies, tasks, artifacts.',
-    output: {
+    output: () => ({
       need: z.record(z.string(), z.unknown()),
       lease: z.record(z.string(), z.unknown()),
       dependsOn: z.array(z.record(z.string(), z.unknown())),
       tasks: z.array(z.record(z.string(), z.unknown())),
       artifacts: z.array(z.record(z.string(), z.unknown())),
-    },
-    input: { id: z.string().describe('need id') },
+    }),
+    input: () => ({ id: z.string().describe('need id') }),
     readOnly: true,
     run: ({ id }) => {
       const need = store.needs.require(id);
@@ -64,15 +64,15 @@ export function registerReadTools(server: McpServer, session: GuardSession): voi
     name: 'search_needs',
     description:
       'Find needs by status, tags (any), scope or text; newest-priority first. Paginated by cursor.',
-    output: { needs: z.array(z.record(z.string(), z.unknown())), nextCursor: z.string().nullable() },
-    input: {
+    output: () => ({ needs: z.array(z.record(z.string(), z.unknown())), nextCursor: z.string().nullable() }),
+    input: () => ({
       status: z.array(z.enum(NEED_STATUSES)).optional(),
       tags: z.array(z.string()).optional(),
       scope: z.string().optional(),
       text: z.string().optional(),
       limit: z.number().int().min(1).max(200).optional().describe('default 50'),
       cursor: z.string().optional().describe('from the previous page'),
-    },
+    }),
     readOnly: true,
     run: (args) => {
       const limit = args.limit ?? 50;
@@ -106,12 +106,12 @@ export function registerReadTools(server: McpServer, session: GuardSession): voi
   defineTool(server, session, {
     name: 'get_pack',
     description: 'The context pack of a need within a token budget (what did not fit becomes pointers).',
-    output: { tokens: z.number(), sha256: z.string() },
-    input: {
+    output: () => ({ tokens: z.number(), sha256: z.string() }),
+    input: () => ({
       need_id: z.string(),
       budget: z.number().int().min(256).max(200_000).optional().describe('tokens, default 8000'),
       identity: z.string().optional().describe('operator only: whose view (agents get their own)'),
-    },
+    }),
     readOnly: true,
     run: ({ need_id, budget, identity: name }) => {
       const compiler = requireCompiler(session);
@@ -130,11 +130,11 @@ export function registerReadTools(server: McpServer, session: GuardSession): voi
   defineTool(server, session, {
     name: 'expand_pointer',
     description: 'The full content behind a pointer line of a context pack.',
-    output: { tokens: z.number() },
-    input: {
+    output: () => ({ tokens: z.number() }),
+    input: () => ({
       pointer: z.string().describe('e.g. ptr:art_…'),
       budget: z.number().int().min(64).max(200_000).optional(),
-    },
+    }),
     readOnly: true,
     run: ({ pointer, budget }) => {
       const expanded = requireCompiler(session).expandPointer(pointer, budget ?? 8000);
@@ -145,11 +145,11 @@ export function registerReadTools(server: McpServer, session: GuardSession): voi
   defineTool(server, session, {
     name: 'get_view',
     description: 'A compiled view: PROBLEM.md, README.md, graph.md or needs/<id>.md of a workspace.',
-    output: { seq: z.number() },
-    input: {
+    output: () => ({ seq: z.number() }),
+    input: () => ({
       file: z.string().describe('e.g. PROBLEM.md'),
       workspace: z.string().optional().describe('default "default"'),
-    },
+    }),
     readOnly: true,
     run: ({ file, workspace }) => {
       const view = requireCompiler(session).view(workspace ?? 'default', file);

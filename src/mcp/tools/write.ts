@@ -22,8 +22,8 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
   defineTool(server, session, {
     name: 'create_need',
     description: 'Create an open need. Returns its id.',
-    output: { id: z.string(), version: z.number() },
-    input: NewNeedShape,
+    output: () => ({ id: z.string(), version: z.number() }),
+    input: () => NewNeedShape,
     run: (args) => {
       // Filing a need outside one's own scope is allowed: it reaches the agents whose scope covers it.
       const need = session.write(() =>
@@ -45,8 +45,8 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
     name: 'update_need',
     description:
       'Change fields of a need. Pass the version you read; a mismatch is refused with the current one.',
-    output: { id: z.string(), version: z.number() },
-    input: {
+    output: () => ({ id: z.string(), version: z.number() }),
+    input: () => ({
       id: z.string(),
       version: z.number().int().describe('the version you read (get_need)'),
       title: z.string().optional(),
@@ -54,7 +54,7 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
       tags: z.array(z.string()).optional(),
       priority: z.number().int().optional(),
       acceptance: z.string().optional(),
-    },
+    }),
     run: ({ id, version, ...patch }) => {
       const need = session.write(() => {
         session.requireWritable(id);
@@ -70,8 +70,8 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
   defineTool(server, session, {
     name: 'link',
     description: `Add an edge from → to. rel: ${EDGE_RELS.join(', ')}.`,
-    output: { from: z.string(), rel: z.string(), to: z.string() },
-    input: { from: z.string(), rel: z.string(), to: z.string() },
+    output: () => ({ from: z.string(), rel: z.string(), to: z.string() }),
+    input: () => ({ from: z.string(), rel: z.string(), to: z.string() }),
     run: ({ from, rel, to }) => {
       const edge = session.write(() => {
         if (from.startsWith('need_')) session.requireWritable(from);
@@ -84,15 +84,15 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
   defineTool(server, session, {
     name: 'register_artifact',
     description: 'Register an artifact (idempotent by content); optionally referenced by a need.',
-    output: { id: z.string(), created: z.boolean() },
-    input: {
+    output: () => ({ id: z.string(), created: z.boolean() }),
+    input: () => ({
       kind: z.enum(ARTIFACT_KINDS),
       title: z.string(),
       uri: z.string().optional(),
       content: z.string().optional(),
       summary: z.string().optional(),
       need_id: z.string().optional(),
-    },
+    }),
     run: (args) => {
       const result = session.write(() => {
         if (args.need_id) session.requireWritable(args.need_id);
@@ -119,8 +119,8 @@ export function registerWriteTools(server: McpServer, session: GuardSession): vo
   defineTool(server, session, {
     name: 'add_note',
     description: 'Add a note to a need: a decision, a finding, what a successor must know.',
-    output: { id: z.string() },
-    input: { need_id: z.string(), title: z.string(), content: z.string() },
+    output: () => ({ id: z.string() }),
+    input: () => ({ need_id: z.string(), title: z.string(), content: z.string() }),
     run: ({ need_id, title, content }) => {
       const { artifact } = session.write(() => {
         session.requireWritable(need_id);
