@@ -176,7 +176,8 @@ export class Supervisor {
   async tick(): Promise<TickStats> {
     const { store, clock, log } = this.#o;
     const now = clock.now();
-    if (!store.scheduling.heartbeatLock()) {
+    // Renewed once a second at most, and at least five times within the staleness limit.
+    if (!store.scheduling.heartbeatLock(Math.min(1000, this.#o.lockStaleMs / 5))) {
       log.error({}, 'another process took the supervisor lock: stopping');
       this.#state = 'closing';
       throw new MlosError(

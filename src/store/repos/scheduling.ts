@@ -125,8 +125,17 @@ export class SchedulingRepository {
     });
   }
 
-  /** Renews the lock; returns false when another process took it (this one must stop). */
-  heartbeatLock(pid = process.pid, host = hostname()): boolean {
+  /**
+   * Renews the lock when its heartbeat is at least `everyMs` old (a write), else only checks that
+   * this process still holds it (a read): the lock costs no commit per supervisor tick. Returns
+   * false when another process took it (this one must stop).
+   */
+  heartbeatLock(everyMs = 0, pid = process.pid, host = hostname()): boolean {
+    if (everyMs > 0) {
+      const holder = this.lockHolder();
+      if (holder?.pid !== pid || holder.host !== host) return false;
+      if (this.#ctx.now() - holder.heartbeatAt < everyMs) return true;
+    }
     const { changes } = this.#ctx
       .prepare('UPDATE supervisor_lock SET heartbeat_at = ? WHERE id = 1 AND pid = ? AND host = ?')
       .run(this.#ctx.now(), pid, host);
