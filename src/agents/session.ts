@@ -18,6 +18,7 @@ export * from './session-types.js';
 /** Keys of `_meta` shared with the guard (src/mcp): the structured boot payload and the transcript. */
 const BOOT_META = 'mlos/boot';
 const TRANSCRIPT_META = 'mlos/transcript';
+const PROGRESS_META = 'mlos/progress';
 
 /**
  * Tools the loop calls itself and never hands to the model: budgets and heartbeats are the loop's
@@ -176,7 +177,10 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
           .trim(),
         calls: calls.map((c) => c.name),
       });
-      await heartbeat();
+      // A turn that calls finish sends its progress with it (one commit on the guard); the
+      // heartbeat follows only if the finish is refused and the session goes on.
+      const finishing = calls.some((c) => c.name === 'finish' && !c.inputError && isObject(c.input));
+      if (!finishing) await heartbeat();
 
       if (calls.length === 0) {
         if (++nudges > limits.maxNudges) {
@@ -211,7 +215,12 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
         const { result, text } = await callTool(
           call.name,
           call.input,
-          isFinish ? { [TRANSCRIPT_META]: transcript.text() } : undefined,
+          isFinish
+            ? {
+                [TRANSCRIPT_META]: transcript.text(),
+                [PROGRESS_META]: { turns, tokens: totalTokens(usage), tool_calls: toolCalls },
+              }
+            : undefined,
         );
         const content =
           result.isError || !result.structuredContent ? text : JSON.stringify(result.structuredContent);
@@ -225,6 +234,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
         results.push({ type: 'tool_result', toolCallId: call.id, content, isError: Boolean(result.isError) });
       }
       if (leaseLost) return end(summary('lease_lost', leaseLost));
+      if (finishing) await heartbeat();
       conversation.messages.push({ role: 'user', content: results });
       if (malformed >= limits.maxMalformedInARow) {
         return end(await finishWith('failed', `${malformed} malformed tool calls in a row`));

@@ -1,6 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
-import { type Fence, TASK_OUTCOMES } from '../../store/index.js';
+import { type Fence, type Progress, TASK_OUTCOMES } from '../../store/index.js';
 import { assertRunnable, claimAsAgent } from '../agent-claim.js';
 import { GuardRefusal, ok } from '../result.js';
 import type { GuardSession } from '../session.js';
@@ -8,6 +8,23 @@ import { defineTool } from './define.js';
 
 /** The `_meta` key under which an agent loop sends its session transcript with `finish`. */
 export const TRANSCRIPT_META = 'mlos/transcript';
+
+/**
+ * The `_meta` key under which an agent loop sends its progress counters with `finish` (turns,
+ * tokens, tool_calls, as `heartbeat` takes them): the heartbeat of the finishing turn is
+ * recorded in the finish's own commit.
+ */
+export const PROGRESS_META = 'mlos/progress';
+
+function progressOf(meta: Readonly<Record<string, unknown>>): Progress | null {
+  const p = meta[PROGRESS_META] as Record<string, unknown> | undefined;
+  const count = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : null);
+  if (typeof p !== 'object' || p === null) return null;
+  const turns = count(p.turns);
+  const tokens = count(p.tokens);
+  const toolCalls = count(p.tool_calls);
+  return turns === null || tokens === null || toolCalls === null ? null : { turns, tokens, toolCalls };
+}
 
 /**
  * Stores a session's transcript as a `transcript` artifact of its need, `produced_by` the task,
@@ -141,6 +158,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
     run: (args, meta) => {
       const task = session.requireTask(args);
       const transcript = typeof meta[TRANSCRIPT_META] === 'string' ? (meta[TRANSCRIPT_META] as string) : null;
+      const progress = progressOf(meta);
       const finishTask = () => {
         switch (args.outcome) {
           case 'resolved':
@@ -165,6 +183,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
         }
       };
       const result = store.transaction(() => {
+        if (progress) store.claims.heartbeat(task.fence, progress, deps.leaseMs);
         if (transcript !== null) storeTranscript(session, task, transcript);
         return finishTask();
       });

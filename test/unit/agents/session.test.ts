@@ -38,7 +38,13 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
   const run = async (
     needId: string,
     script: ScriptInput,
-    options: { identity?: Identity; before?: Spy['before']; events?: SessionEvent[] } = {},
+    options: {
+      identity?: Identity;
+      before?: Spy['before'];
+      events?: SessionEvent[];
+      /** Collects the name of every guard tool the loop calls. */
+      tools?: string[];
+    } = {},
   ) => {
     const identity = options.identity ?? world.identity('architect');
     if (options.identity) world.store.identities.pin(identity.name, identity.hash, identity.source);
@@ -48,6 +54,13 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
       identity,
       task: { id: claim.task.id, needId, fence: claim.fence },
     });
+    if (options.tools) {
+      const callTool = client.callTool.bind(client);
+      client.callTool = (params, ...rest) => {
+        options.tools!.push(params.name);
+        return callTool(params, ...rest);
+      };
+    }
     const provider = new Spy(new ScriptedProvider({ script, sleep: async () => {} }), options.before);
     const result = await runAgentSession({
       client,
@@ -121,6 +134,29 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
     const deps = world.store.edges.from(n.id, 'depends_on').map((e) => world.store.needs.require(e.to).title);
     expect(deps.sort()).toEqual(['Prerequisite', 'Second prerequisite']);
     expect(world.store.needs.isActionable(n.id, world.clock.now()).ok).toBe(false);
+  });
+
+  it('records the finishing turn’s progress in the finish itself: no separate heartbeat', async () => {
+    const n = need();
+    const tools: string[] = [];
+    const { taskId } = await run(n.id, { rules: [{ steps: [finish('resolved')] }] }, { tools });
+    expect(tools).toEqual(['reserve_budget', 'settle_budget', 'finish']);
+    const task = world.store.tasks.require(taskId);
+    expect(task.progressAt).not.toBeNull();
+    expect(task.heartbeatAt).not.toBeNull();
+  });
+
+  it('heartbeats after a refused finish, and the session goes on', async () => {
+    const n = need();
+    const tools: string[] = [];
+    const { result } = await run(
+      n.id,
+      // blocked without sub-needs is refused; the model then gives up properly.
+      { rules: [{ steps: [finish('blocked'), finish('failed', { reason: 'no way to split it' })] }] },
+      { tools },
+    );
+    expect(result.outcome).toBe('failed');
+    expect(tools.slice(0, 4)).toEqual(['reserve_budget', 'settle_budget', 'finish', 'heartbeat']);
   });
 
   it('fails with the reason the model gave', async () => {
