@@ -1,7 +1,12 @@
 import type { Identity } from '../kernel/identity/schema.js';
-import { type Store, utcDay } from '../store/index.js';
+import { type GraduationCandidate, type Store, utcDay } from '../store/index.js';
 import type { Logger } from './logger.js';
 import { type RoutingSlot, routeNeed } from './routing.js';
+
+/** Candidates a full pass goes over at most. */
+const FULL_PASS = 500;
+/** Candidates a short pass reads at least (four per free slot beyond that). */
+const SHORT_PASS = 16;
 
 export interface GraduationOptions {
   readonly store: Store;
@@ -33,6 +38,7 @@ export interface GraduationPass {
 export class Graduation {
   readonly #o: GraduationOptions;
   #lastPassAt = Number.NEGATIVE_INFINITY;
+  #lastFullPassAt = Number.NEGATIVE_INFINITY;
   #last: GraduationPass | undefined;
   readonly #escalated = new Set<string>();
   readonly #warnedUnroutable = new Set<string>();
@@ -43,7 +49,7 @@ export class Graduation {
   }
 
   pass(now: number): GraduationPass {
-    const { store, log } = this.#o;
+    const { store } = this.#o;
     const load = store.scheduling.liveTasksByIdentity();
     const all: RoutingSlot[] = this.#o
       .slots()
@@ -66,65 +72,101 @@ export class Graduation {
     const slots = all.filter((s) => !blocked.has(s.identity.name));
     const anyRoute = all.map((s) => ({ ...s, capacity: Number.POSITIVE_INFINITY, load: 0 }));
     const openRoute = anyRoute.filter((s) => !blocked.has(s.identity.name));
-    let graduated = 0;
-    let escalated = 0;
-    let unroutable = 0;
-    let routable = 0;
-    let budgetBlocked = 0;
+    const counts = { graduated: 0, escalated: 0, unroutable: 0, routable: 0, budgetBlocked: 0 };
     // One commit for the whole pass; each write below is a savepoint of it, so a write refused
     // (a race with another writer) is rolled back alone.
     store.transaction(() => {
-      for (const need of store.scheduling.graduationCandidates(now)) {
-        if (
-          need.mode === 'standing' &&
-          need.lastFinishedAt !== null &&
-          need.lastFinishedAt + (need.cadenceMs ?? 0) > now
-        ) {
-          continue;
-        }
-        if (need.failures >= this.#o.maxAttempts) {
-          if (!need.orphaned && !this.#escalated.has(need.id)) {
-            this.#escalated.add(need.id);
-            store.transaction(() => {
-              // The unmet mark (set earlier in this tick at the latest) stays: unmet since then.
-              store.needs.setFlags(need.id, { orphaned: true });
-              if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
-            });
-            escalated++;
-            log.warn(
-              { need: need.id, failures: need.failures },
-              'need escalated after too many failed attempts',
-            );
+      // Most passes only fill the slots a finished task freed: the first few candidates do. All
+      // of them (up to FULL_PASS) are gone over once per loop interval, for the escalations and
+      // the counts of unroutable and budget-blocked needs, or when a short page fell short.
+      const short = now - this.#lastFullPassAt < this.#o.loopMs;
+      if (short) {
+        const limit = Math.max(SHORT_PASS, free * 4);
+        const page = store.scheduling.graduationCandidates(now, limit);
+        this.#scan(page, now, { slots, anyRoute, openRoute }, counts);
+        if (page.length < limit || counts.graduated >= free) {
+          // The page held every candidate, or every slot is full: the last full counts stand for
+          // the needs it did not reach (a pass that graduated is not idle anyway).
+          if (page.length === limit) {
+            counts.unroutable = this.#last?.unroutable ?? counts.unroutable;
+            counts.budgetBlocked = this.#last?.budgetBlocked ?? counts.budgetBlocked;
           }
-          continue;
+          return;
         }
-        const route = { orphaned: need.orphaned };
-        if (!routeNeed(need.tags, anyRoute, route)) {
-          unroutable++;
-          if (!this.#warnedUnroutable.has(need.id)) {
-            this.#warnedUnroutable.add(need.id);
-            log.warn({ need: need.id, tags: need.tags }, "no runnable identity's scope covers this need");
-          }
-          continue;
-        }
-        if (!routeNeed(need.tags, openRoute, route)) {
-          budgetBlocked++;
-          continue;
-        }
-        routable++;
-        const slot = routeNeed(need.tags, slots, route);
-        if (!slot) continue;
-        try {
-          store.tasks.create(need.id, slot.identity.name, { queue: slot.identity.name });
-          (slot as { load: number }).load++;
-          graduated++;
-        } catch (error) {
-          log.debug({ err: error, need: need.id }, 'graduation raced with another writer');
-        }
+        // Candidates on the page could not be placed: go over all of them after all. The page's
+        // graduations and escalations stand (the full pass no longer meets those needs); what
+        // waits is counted again.
+        Object.assign(counts, { unroutable: 0, budgetBlocked: 0, routable: counts.graduated });
       }
+      this.#lastFullPassAt = now;
+      this.#scan(
+        store.scheduling.graduationCandidates(now, FULL_PASS),
+        now,
+        { slots, anyRoute, openRoute },
+        counts,
+      );
     });
-    this.#last = { graduated, escalated, unroutable, routable, budgetBlocked };
-    return this.#last;
+    this.#last = counts;
+    return counts;
+  }
+
+  /** Routes `candidates` in order: graduates into free slots, escalates, counts what waits. */
+  #scan(
+    candidates: readonly GraduationCandidate[],
+    now: number,
+    routes: { slots: RoutingSlot[]; anyRoute: RoutingSlot[]; openRoute: RoutingSlot[] },
+    counts: { -readonly [K in keyof GraduationPass]: number },
+  ): void {
+    const { store, log } = this.#o;
+    const { slots, anyRoute, openRoute } = routes;
+    for (const need of candidates) {
+      if (
+        need.mode === 'standing' &&
+        need.lastFinishedAt !== null &&
+        need.lastFinishedAt + (need.cadenceMs ?? 0) > now
+      ) {
+        continue;
+      }
+      if (need.failures >= this.#o.maxAttempts) {
+        if (!need.orphaned && !this.#escalated.has(need.id)) {
+          this.#escalated.add(need.id);
+          store.transaction(() => {
+            // The unmet mark (set earlier in this tick at the latest) stays: unmet since then.
+            store.needs.setFlags(need.id, { orphaned: true });
+            if (need.priority > 0) store.needs.update(need.id, { priority: 0 });
+          });
+          counts.escalated++;
+          log.warn(
+            { need: need.id, failures: need.failures },
+            'need escalated after too many failed attempts',
+          );
+        }
+        continue;
+      }
+      const route = { orphaned: need.orphaned };
+      if (!routeNeed(need.tags, anyRoute, route)) {
+        counts.unroutable++;
+        if (!this.#warnedUnroutable.has(need.id)) {
+          this.#warnedUnroutable.add(need.id);
+          log.warn({ need: need.id, tags: need.tags }, "no runnable identity's scope covers this need");
+        }
+        continue;
+      }
+      if (!routeNeed(need.tags, openRoute, route)) {
+        counts.budgetBlocked++;
+        continue;
+      }
+      counts.routable++;
+      const slot = routeNeed(need.tags, slots, route);
+      if (!slot) continue;
+      try {
+        store.tasks.create(need.id, slot.identity.name, { queue: slot.identity.name });
+        (slot as { load: number }).load++;
+        counts.graduated++;
+      } catch (error) {
+        log.debug({ err: error, need: need.id }, 'graduation raced with another writer');
+      }
+    }
   }
 
   /**

@@ -1,0 +1,74 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Graduation } from '../../../src/scheduler/graduation.js';
+import { silentLogger } from '../../../src/scheduler/logger.js';
+import { createGuardWorld } from '../../helpers/guard.js';
+
+/**
+ * Graduation passes: a full pass goes over every candidate; within the loop interval a pass reads
+ * only the first few (the slots a finished task freed), and goes over all of them when those few
+ * could not fill the free slots.
+ */
+describe('graduation passes', () => {
+  let world: ReturnType<typeof createGuardWorld>;
+  let graduation: Graduation;
+  let capacity: number;
+  beforeEach(() => {
+    world = createGuardWorld();
+    capacity = 1;
+    graduation = new Graduation({
+      store: world.store.as('supervisor'),
+      log: silentLogger,
+      maxAttempts: 3,
+      loopMs: 500,
+      slots: () => [{ identity: world.identity('architect'), capacity }],
+    });
+  });
+  afterEach(() => world.close());
+
+  const endLive = (needId: string) => {
+    const task = world.store.tasks.liveFor(needId)!;
+    world.store.tasks.cancel(task.id, 'done for the test');
+    world.store.needs.drop(needId);
+  };
+
+  it('graduates in priority order within the loop interval, as a full pass would', () => {
+    // Oldest first within a priority; the last ones created rank first by priority.
+    const needs = Array.from({ length: 40 }, (_, i) => {
+      world.clock.advance(1);
+      return world.store.needs.create({ title: `k${i}`, tags: ['kernel'], priority: i < 36 ? 3 : 1 });
+    });
+    const order = [...needs.slice(36), ...needs.slice(0, 36)];
+    const t0 = world.clock.now();
+    expect(graduation.pass(t0).graduated).toBe(1);
+    expect(world.store.tasks.liveFor(order[0]!.id)).toBeDefined();
+    for (let i = 1; i <= 6; i++) {
+      endLive(order[i - 1]!.id);
+      expect(graduation.pass(t0 + i)).toMatchObject({ graduated: 1, unroutable: 0 });
+      expect(world.store.tasks.liveFor(order[i]!.id)).toBeDefined();
+    }
+  });
+
+  it('goes over every candidate when the first few cannot be placed', () => {
+    for (let i = 0; i < 20; i++) world.store.needs.create({ title: `n${i}`, tags: ['nobody'], priority: 0 });
+    const first = world.store.needs.create({ title: 'first', tags: ['kernel'], priority: 2 });
+    const t0 = world.clock.now();
+    expect(graduation.pass(t0)).toMatchObject({ graduated: 1, unroutable: 20 });
+    endLive(first.id);
+    const second = world.store.needs.create({ title: 'second', tags: ['kernel'], priority: 2 });
+    // Within the loop interval: the first page holds only needs nobody can take.
+    expect(graduation.pass(t0 + 1)).toMatchObject({ graduated: 1, unroutable: 20, routable: 1 });
+    expect(world.store.tasks.liveFor(second.id)).toBeDefined();
+  });
+
+  it('reports the last full counts for the needs a short pass did not reach', () => {
+    const kernel = Array.from({ length: 30 }, (_, i) =>
+      world.store.needs.create({ title: `k${i}`, tags: ['kernel'], priority: 1 }),
+    );
+    for (let i = 0; i < 5; i++) world.store.needs.create({ title: `n${i}`, tags: ['nobody'], priority: 4 });
+    const t0 = world.clock.now();
+    expect(graduation.pass(t0)).toMatchObject({ graduated: 1, unroutable: 5 });
+    endLive(kernel.find((n) => world.store.tasks.liveFor(n.id))!.id);
+    // The short page (16 kernel needs) fills the slot before it reaches the unroutable ones.
+    expect(graduation.pass(t0 + 1)).toMatchObject({ graduated: 1, unroutable: 5 });
+  });
+});
