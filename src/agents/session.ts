@@ -1,10 +1,19 @@
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { tokenCounterFor } from '../kernel/tokens.js';
-import { BudgetExceededError, systemClock, type TaskOutcome, type Timers } from '../store/index.js';
+import { BudgetExceededError, systemClock, type TaskOutcome } from '../store/index.js';
 import { Conversation } from './conversation.js';
-import type { LlmResponse, LlmUsage, ToolDefinition } from './provider.js';
+import type { LlmResponse, LlmUsage } from './provider.js';
 import { realSleep, withRetries } from './retry.js';
+import {
+  callsFinish,
+  everyMs,
+  isObject,
+  modelTools,
+  resultText,
+  type Settlement,
+  settlementFor,
+  totalTokens,
+} from './session-support.js';
 import {
   type AgentSessionOptions,
   DEFAULT_LIMITS,
@@ -19,12 +28,7 @@ export * from './session-types.js';
 const BOOT_META = 'mlos/boot';
 const TRANSCRIPT_META = 'mlos/transcript';
 const PROGRESS_META = 'mlos/progress';
-
-/**
- * Tools the loop calls itself and never hands to the model: budgets and heartbeats are the loop's
- * bookkeeping, and a session works on its one task, so it does not claim others.
- */
-const LOOP_TOOLS = new Set(['claim_need', 'heartbeat', 'reserve_budget', 'settle_budget']);
+const SETTLE_META = 'mlos/settle';
 
 class Stop extends Error {
   constructor(
@@ -40,8 +44,9 @@ class Stop extends Error {
  * tools, run each tool call through the MCP client, and repeat until `finish` or a limit. Before
  * every call attempt the worst case is reserved with `reserve_budget` and afterwards settled with
  * the actual usage, so a budget is never exceeded even by one call. Progress heartbeats renew the
- * lease; once the lease is lost the session stops at once and writes nothing more. The loop never
- * touches the database: it works the same when the guard is remote.
+ * lease; once the lease is lost the session stops at once and writes nothing more. The turn that
+ * calls `finish` sends its settlement and progress with the finish, so ending is one commit. The
+ * loop never touches the database: it works the same when the guard is remote.
  */
 export async function runAgentSession(options: AgentSessionOptions): Promise<SessionResult> {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -56,6 +61,8 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
   let turns = 0;
   let toolCalls = 0;
   let leaseLost: string | null = null;
+  /** The settlement of the call whose turn calls finish: sent with the finish (one commit). */
+  let unsettled = null as Settlement | null;
   const transcript = new Transcript(task.id);
 
   const callTool = async (name: string, args: Record<string, unknown>, meta?: Record<string, unknown>) => {
@@ -179,7 +186,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
       });
       // A turn that calls finish sends its progress with it (one commit on the guard); the
       // heartbeat follows only if the finish is refused and the session goes on.
-      const finishing = calls.some((c) => c.name === 'finish' && !c.inputError && isObject(c.input));
+      const finishing = callsFinish(response);
       if (!finishing) await heartbeat();
 
       if (calls.length === 0) {
@@ -219,9 +226,12 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
             ? {
                 [TRANSCRIPT_META]: transcript.text(),
                 [PROGRESS_META]: { turns, tokens: totalTokens(usage), tool_calls: toolCalls },
+                ...(unsettled && { [SETTLE_META]: unsettled }),
               }
             : undefined,
         );
+        // A finish that went through settled the call in its commit; a refused one did not.
+        if (isFinish && !result.isError) unsettled = null;
         const content =
           result.isError || !result.structuredContent ? text : JSON.stringify(result.structuredContent);
         emit({ kind: 'tool', turn: turns, name: call.name, isError: Boolean(result.isError), text });
@@ -233,6 +243,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
         }
         results.push({ type: 'tool_result', toolCallId: call.id, content, isError: Boolean(result.isError) });
       }
+      await settleUnsettled();
       if (leaseLost) return end(summary('lease_lost', leaseLost));
       if (finishing) await heartbeat();
       conversation.messages.push({ role: 'user', content: results });
@@ -242,21 +253,21 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
     }
   } finally {
     stopHeartbeats();
+    await settleUnsettled();
+  }
+
+  async function settleUnsettled(): Promise<void> {
+    const pending = unsettled;
+    unsettled = null;
+    if (pending) await settle(pending);
   }
 
   /**
    * Settles a reservation with what the call used. A failure to settle (a transport hiccup) must
    * not turn a successful call into a failed one: it is retried once and then reported.
    */
-  async function settle(reservationId: number, u: LlmUsage | undefined, cost: number): Promise<void> {
-    const args = {
-      reservation_id: reservationId,
-      input_tokens: u?.inputTokens ?? 0,
-      output_tokens: u?.outputTokens ?? 0,
-      cache_read_tokens: u?.cacheReadTokens ?? 0,
-      cache_write_tokens: u?.cacheWriteTokens ?? 0,
-      cost_usd: cost,
-    };
+  async function settle(args: Settlement): Promise<void> {
+    const reservationId = args.reservation_id;
     for (let attempt = 1; attempt <= 2; attempt++) {
       try {
         const { result, text } = await callTool('settle_budget', args);
@@ -298,8 +309,10 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
           });
           return response;
         } finally {
-          const u = response?.usage;
-          await settle(reservationId, u, response?.costUsd ?? 0);
+          const settlement = settlementFor(reservationId, response);
+          // The settlement of a turn that calls finish goes with the finish (see the loop).
+          if (response && callsFinish(response)) unsettled = settlement;
+          else await settle(settlement);
         }
       },
       {
@@ -318,58 +331,4 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
       },
     );
   }
-}
-
-/** Calls `fn` every `ms` until the returned function is called: a real interval, or re-armed port timers. */
-function everyMs(ms: number, fn: () => void, timers: Timers | undefined): () => void {
-  if (!timers) {
-    const timer = setInterval(fn, ms);
-    timer.unref?.();
-    return () => clearInterval(timer);
-  }
-  let stopped = false;
-  let handle: { cancel(): void } | undefined;
-  const arm = () => {
-    handle = timers.setTimeout(() => {
-      if (stopped) return;
-      fn();
-      arm();
-    }, ms);
-  };
-  arm();
-  return () => {
-    stopped = true;
-    handle?.cancel();
-  };
-}
-
-function resultText(result: CallToolResult): string {
-  return result.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
-}
-
-function totalTokens(u: LlmUsage): number {
-  return u.inputTokens + u.outputTokens + u.cacheReadTokens + u.cacheWriteTokens;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** The guard's tools the model is offered (the loop keeps its own), listed once per identity hash. */
-async function modelTools(
-  client: Client,
-  identityHash: string,
-  cache: Map<string, readonly ToolDefinition[]> | undefined,
-): Promise<readonly ToolDefinition[]> {
-  const cached = cache?.get(identityHash);
-  if (cached) return cached;
-  const tools = (await client.listTools()).tools
-    .filter((t) => !LOOP_TOOLS.has(t.name))
-    .map((t) => ({
-      name: t.name,
-      description: t.description ?? '',
-      inputSchema: t.inputSchema as Record<string, unknown>,
-    }));
-  cache?.set(identityHash, tools);
-  return tools;
 }

@@ -16,6 +16,57 @@ export const TRANSCRIPT_META = 'mlos/transcript';
  */
 export const PROGRESS_META = 'mlos/progress';
 
+/**
+ * The `_meta` key under which an agent loop sends, with `finish`, the settlement of the model
+ * call that produced it (the arguments `settle_budget` takes): settled in the finish's own commit.
+ */
+export const SETTLE_META = 'mlos/settle';
+
+interface Settlement {
+  readonly reservation_id: number;
+  readonly input_tokens: number;
+  readonly output_tokens: number;
+  readonly cache_read_tokens?: number | undefined;
+  readonly cache_write_tokens?: number | undefined;
+  readonly cost_usd?: number | undefined;
+}
+
+function settlementOf(meta: Readonly<Record<string, unknown>>): Settlement | null {
+  const s = meta[SETTLE_META];
+  if (s === undefined) return null;
+  const r = (typeof s === 'object' && s !== null ? s : {}) as Record<string, unknown>;
+  const ok =
+    ['reservation_id', 'input_tokens', 'output_tokens'].every((k) => Number.isSafeInteger(r[k])) &&
+    ['cache_read_tokens', 'cache_write_tokens', 'cost_usd'].every(
+      (k) => r[k] === undefined || (typeof r[k] === 'number' && (r[k] as number) >= 0),
+    );
+  if (!ok) {
+    throw new GuardRefusal(
+      `_meta["${SETTLE_META}"] must hold reservation_id, input_tokens and output_tokens as integers (and optional non-negative cache_read_tokens, cache_write_tokens, cost_usd), as settle_budget takes them`,
+    );
+  }
+  return r as unknown as Settlement;
+}
+
+/** Settles one of the task's reservations with a call's actual usage. */
+function settleReservation(session: GuardSession, taskId: string, s: Settlement): void {
+  const { store } = session;
+  store.transaction(() => {
+    if (store.budgets.reservationTask(s.reservation_id) !== taskId) {
+      throw new GuardRefusal(
+        `reservation ${s.reservation_id} belongs to another task; settle your own reservations`,
+      );
+    }
+    store.budgets.settle(s.reservation_id, {
+      inputTokens: s.input_tokens,
+      outputTokens: s.output_tokens,
+      cacheReadTokens: s.cache_read_tokens ?? 0,
+      cacheWriteTokens: s.cache_write_tokens ?? 0,
+      costUsd: s.cost_usd ?? 0,
+    });
+  });
+}
+
 function progressOf(meta: Readonly<Record<string, unknown>>): Progress | null {
   const p = meta[PROGRESS_META] as Record<string, unknown> | undefined;
   const count = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : null);
@@ -159,6 +210,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
       const task = session.requireTask(args);
       const transcript = typeof meta[TRANSCRIPT_META] === 'string' ? (meta[TRANSCRIPT_META] as string) : null;
       const progress = progressOf(meta);
+      const settlement = settlementOf(meta);
       const finishTask = () => {
         switch (args.outcome) {
           case 'resolved':
@@ -183,6 +235,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
         }
       };
       const result = store.transaction(() => {
+        if (settlement) settleReservation(session, task.id, settlement);
         if (progress) store.claims.heartbeat(task.fence, progress, deps.leaseMs);
         if (transcript !== null) storeTranscript(session, task, transcript);
         return finishTask();
@@ -237,22 +290,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
       ...operatorTask,
     }),
     run: (args) => {
-      const task = session.requireTask(args);
-      store.transaction(() => {
-        const owner = store.budgets.reservationTask(args.reservation_id);
-        if (owner !== task.id) {
-          throw new GuardRefusal(
-            `reservation ${args.reservation_id} belongs to another task; settle your own reservations`,
-          );
-        }
-        store.budgets.settle(args.reservation_id, {
-          inputTokens: args.input_tokens,
-          outputTokens: args.output_tokens,
-          cacheReadTokens: args.cache_read_tokens ?? 0,
-          cacheWriteTokens: args.cache_write_tokens ?? 0,
-          costUsd: args.cost_usd ?? 0,
-        });
-      });
+      settleReservation(session, session.requireTask(args).id, args);
       return ok(`settled reservation ${args.reservation_id}`, { reservationId: args.reservation_id });
     },
   });

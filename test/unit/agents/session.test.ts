@@ -136,27 +136,42 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
     expect(world.store.needs.isActionable(n.id, world.clock.now()).ok).toBe(false);
   });
 
-  it('records the finishing turn’s progress in the finish itself: no separate heartbeat', async () => {
+  it('records the finishing turn’s progress and usage in the finish itself: one commit', async () => {
     const n = need();
     const tools: string[] = [];
     const { taskId } = await run(n.id, { rules: [{ steps: [finish('resolved')] }] }, { tools });
-    expect(tools).toEqual(['reserve_budget', 'settle_budget', 'finish']);
+    expect(tools).toEqual(['reserve_budget', 'finish']);
     const task = world.store.tasks.require(taskId);
     expect(task.progressAt).not.toBeNull();
     expect(task.heartbeatAt).not.toBeNull();
+    // The reservation is settled: the task's budget holds what the call used, not the worst case.
+    expect(task.tokensIn).toBeGreaterThan(0);
+    const spent = task.tokensIn + task.tokensOut + task.tokensCacheRead + task.tokensCacheWrite;
+    expect(world.store.budgets.used('task', taskId)).toBe(spent);
   });
 
-  it('heartbeats after a refused finish, and the session goes on', async () => {
+  it('settles and heartbeats after a refused finish, and the session goes on', async () => {
     const n = need();
     const tools: string[] = [];
-    const { result } = await run(
+    const { result, taskId } = await run(
       n.id,
       // blocked without sub-needs is refused; the model then gives up properly.
       { rules: [{ steps: [finish('blocked'), finish('failed', { reason: 'no way to split it' })] }] },
       { tools },
     );
     expect(result.outcome).toBe('failed');
-    expect(tools.slice(0, 4)).toEqual(['reserve_budget', 'settle_budget', 'finish', 'heartbeat']);
+    // The refused finish settled nothing: the loop settles the call itself, then reports progress.
+    expect(tools).toEqual([
+      'reserve_budget',
+      'finish',
+      'settle_budget',
+      'heartbeat',
+      'reserve_budget',
+      'finish',
+    ]);
+    const task = world.store.tasks.require(taskId);
+    const spent = task.tokensIn + task.tokensOut + task.tokensCacheRead + task.tokensCacheWrite;
+    expect(world.store.budgets.used('task', taskId)).toBe(spent);
   });
 
   it('fails with the reason the model gave', async () => {

@@ -1,3 +1,4 @@
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AGENT_TOOLS, GUARD_TOOLS } from '../../../src/kernel/tools.js';
 import { OPERATOR, type Principal } from '../../../src/mcp/index.js';
@@ -138,6 +139,52 @@ describe('guard tools over the in-memory transport', () => {
     expect(done).toMatchObject({ taskStatus: 'succeeded', needStatus: 'resolved' });
     expect(world.store.tasks.require(claim.taskId).tokensIn).toBe(1000);
     expect(world.store.events.verify().ok).toBe(true);
+  });
+
+  it('finish settles the call and records progress sent in _meta, in its own commit', async () => {
+    const op = await world.client(OPERATOR);
+    const sessionFor = async (title: string) => {
+      const n = data<{ id: string }>(await call(op, 'create_need', { title, tags: ['kernel'] }));
+      const claim = data<{ taskId: string; fencingToken: number }>(
+        await call(op, 'claim_need', { need_id: n.id, identity: 'architect' }),
+      );
+      const fence = { taskId: claim.taskId, token: claim.fencingToken };
+      const client = await world.client(
+        agent('architect', { task: { id: claim.taskId, needId: n.id, fence } }),
+      );
+      const r = data<{ reservationId: number }>(await call(client, 'reserve_budget', { tokens: 5000 }));
+      return { needId: n.id, taskId: claim.taskId, client, reservationId: r.reservationId };
+    };
+    const mine = await sessionFor('Mine');
+    const theirs = await sessionFor('Theirs');
+    const finishWith = async (meta: Record<string, unknown>) =>
+      (await mine.client.callTool({
+        name: 'finish',
+        arguments: { outcome: 'resolved', summary: 'done' },
+        _meta: meta,
+      })) as CallToolResult;
+    const usage = { input_tokens: 700, output_tokens: 30 };
+
+    const foreign = await finishWith({ 'mlos/settle': { reservation_id: theirs.reservationId, ...usage } });
+    expect(foreign.isError).toBe(true);
+    expect(text(foreign)).toContain('belongs to another task; settle your own reservations');
+    const malformed = await finishWith({ 'mlos/settle': { reservation_id: mine.reservationId } });
+    expect(malformed.isError).toBe(true);
+    expect(text(malformed)).toContain('must hold reservation_id, input_tokens and output_tokens');
+    // Neither refusal changed anything.
+    expect(world.store.needs.require(mine.needId).status).toBe('active');
+    expect(world.store.budgets.used('task', mine.taskId)).toBe(5000);
+
+    const done = await finishWith({
+      'mlos/settle': { reservation_id: mine.reservationId, ...usage },
+      'mlos/progress': { turns: 1, tokens: 730, tool_calls: 1 },
+    });
+    expect(done.isError).toBeFalsy();
+    const task = world.store.tasks.require(mine.taskId);
+    expect(task).toMatchObject({ status: 'succeeded', tokensIn: 700, tokensOut: 30 });
+    expect(task.progressAt).not.toBeNull();
+    expect(world.store.budgets.used('task', mine.taskId)).toBe(730);
+    expect(world.store.budgets.used('task', theirs.taskId)).toBe(5000);
   });
 
   it('finishes blocked with sub-needs and failed with a reason', async () => {
