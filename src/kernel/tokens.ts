@@ -57,11 +57,48 @@ export function rawPrefix(text: string, rawTokens: number): string {
 }
 
 /**
+ * Memoised o200k counts of texts, in two generations (a text seen in the last two generations is
+ * not tokenized again; a full young generation becomes the old one), so memory stays bounded.
+ * Raw counts do not depend on the model family: every counter of the process shares one memo.
+ */
+class RawCounts {
+  readonly #maxChars: number;
+  #young = new Map<string, number>();
+  #old = new Map<string, number>();
+  #youngChars = 0;
+
+  constructor(maxChars: number) {
+    this.#maxChars = maxChars;
+  }
+
+  get(text: string): number | undefined {
+    const young = this.#young.get(text);
+    if (young !== undefined) return young;
+    const old = this.#old.get(text);
+    if (old !== undefined) this.set(text, old);
+    return old;
+  }
+
+  set(text: string, n: number): void {
+    if (text.length > this.#maxChars / 4) return;
+    this.#young.set(text, n);
+    this.#youngChars += text.length;
+    if (this.#youngChars > this.#maxChars) {
+      this.#old = this.#young;
+      this.#young = new Map();
+      this.#youngChars = 0;
+    }
+  }
+}
+
+const sharedCounts = new RawCounts(4 * 1024 * 1024);
+
+/**
  * Counts tokens for one model family. `raw` counts are o200k tokens (additive over the pack's
  * line-aligned units); `scale` turns them into the model's estimated tokens, in which budgets are
- * given. Counts of texts are memoised in two generations (a text seen in the last two
- * generations is not tokenized again; a full young generation becomes the old one), so
- * recompiling a pack over mostly unchanged state stays cheap and memory stays bounded.
+ * given. Counts are memoised (by default in the memo every counter shares), so recompiling a pack
+ * over mostly unchanged state stays cheap, and a text the boot compiler counted is not tokenized
+ * again when a provider estimates the request that carries it.
  */
 export class TokenCounter {
   /** The multiplier applied to o200k counts (1 or 1.2). */
@@ -69,25 +106,22 @@ export class TokenCounter {
   readonly encoding = TOKEN_ENCODING;
   readonly #num: number;
   readonly #den: number;
-  readonly #maxChars: number;
-  #young = new Map<string, number>();
-  #old = new Map<string, number>();
-  #youngChars = 0;
+  readonly #memo: RawCounts;
 
   constructor(options: { claude?: boolean; cacheChars?: number } = {}) {
     const ratio = options.claude ? CLAUDE_RATIO : EXACT_RATIO;
     this.#num = ratio.num;
     this.#den = ratio.den;
     this.factor = ratio.num / ratio.den;
-    this.#maxChars = options.cacheChars ?? 4 * 1024 * 1024;
+    this.#memo = options.cacheChars === undefined ? sharedCounts : new RawCounts(options.cacheChars);
   }
 
   /** o200k tokens in `text` (memoised). */
   raw(text: string): number {
-    const hit = this.#lookup(text);
+    const hit = this.#memo.get(text);
     if (hit !== undefined) return hit;
     const n = countRawTokens(text);
-    this.#remember(text, n);
+    this.#memo.set(text, n);
     return n;
   }
 
@@ -96,10 +130,10 @@ export class TokenCounter {
    * "does this fit" costs no more than the limit.
    */
   rawWithin(text: string, limit: number): number | false {
-    const hit = this.#lookup(text);
+    const hit = this.#memo.get(text);
     if (hit !== undefined) return hit <= limit ? hit : false;
     const n = rawTokensWithin(text, limit);
-    if (n !== false) this.#remember(text, n);
+    if (n !== false) this.#memo.set(text, n);
     return n;
   }
 
@@ -116,25 +150,6 @@ export class TokenCounter {
   /** The largest o200k count whose scaled value stays within `budget` model tokens. */
   rawBudget(budget: number): number {
     return budget <= 0 ? 0 : Math.floor((budget * this.#den) / this.#num);
-  }
-
-  #lookup(text: string): number | undefined {
-    const young = this.#young.get(text);
-    if (young !== undefined) return young;
-    const old = this.#old.get(text);
-    if (old !== undefined) this.#remember(text, old);
-    return old;
-  }
-
-  #remember(text: string, n: number): void {
-    if (text.length > this.#maxChars / 4) return;
-    this.#young.set(text, n);
-    this.#youngChars += text.length;
-    if (this.#youngChars > this.#maxChars) {
-      this.#old = this.#young;
-      this.#young = new Map();
-      this.#youngChars = 0;
-    }
   }
 }
 
