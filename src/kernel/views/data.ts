@@ -21,6 +21,9 @@ export const RECENT_EVENTS = 10;
 /** The statuses PROBLEM.md shows. */
 export const PROBLEM_STATUSES: readonly NeedStatus[] = ['open', 'active'];
 
+/** The statuses PROBLEM.md only counts, when nothing is open or active. */
+const CLOSED_STATUSES: readonly NeedStatus[] = ['resolved', 'dropped'];
+
 /** What PROBLEM.md is rendered from: stored facts only. */
 export interface ProblemInput {
   readonly workspace: Workspace;
@@ -29,7 +32,15 @@ export interface ProblemInput {
   readonly holders: ReadonlyMap<string, LeaseHolder>;
   /** `depends_on` edges by source need, by target. */
   readonly dependencies: ReadonlyMap<string, readonly Dependency[]>;
-  /** The latest event about a shown need, a need one depends on, or the workspace. */
+  /**
+   * When no need is open or active: how many of the workspace's needs are resolved and dropped
+   * (the file says so, rather than only that nothing is open).
+   */
+  readonly closed: { readonly resolved: number; readonly dropped: number } | null;
+  /**
+   * The latest event about a shown need, a need one depends on, or the workspace; when nothing is
+   * open, about any need of the workspace (the closed counts depend on them all).
+   */
   readonly seq: number;
 }
 
@@ -44,8 +55,8 @@ export interface WorkspaceInput {
   /** Latest event seq per need, counting edge events that name it as their target. */
   readonly seqs: ReadonlyMap<string, number>;
   readonly workspaceSeq: number;
-  /** The seq of PROBLEM.md (see ProblemInput.seq). */
-  readonly problemSeq: number;
+  /** PROBLEM.md's closed counts and seq (see ProblemInput). */
+  readonly problem: Pick<ProblemInput, 'closed' | 'seq'>;
   /** Every edge touching a need of the workspace, by need id (each edge listed under both ends). */
   readonly edges: ReadonlyMap<string, readonly Edge[]>;
   /** Labels of every node at the far end of those edges. */
@@ -77,7 +88,28 @@ export function loadProblemInput(store: Store, workspace: Workspace): ProblemInp
     needs,
     holders: byKey(store.views.leaseHolders(), (h) => h.needId),
     dependencies,
-    seq: problemSeq(store, workspace, needs, dependencies),
+    ...closedPart(store, workspace, needs, dependencies),
+  };
+}
+
+/**
+ * PROBLEM.md's closed counts and seq (see ProblemInput). Computed the same way by both loaders,
+ * so the fast path and a full compile write the same header.
+ */
+function closedPart(
+  store: Store,
+  workspace: Workspace,
+  needs: readonly NeedHead[],
+  dependencies: ReadonlyMap<string, readonly Dependency[]>,
+): Pick<ProblemInput, 'closed' | 'seq'> {
+  const seq = problemSeq(store, workspace, needs, dependencies);
+  if (needs.length > 0) return { closed: null, seq };
+  const selection = narrow(workspace, CLOSED_STATUSES);
+  if (selection.statuses.length === 0) return { closed: { resolved: 0, dropped: 0 }, seq };
+  const summary = store.views.summary(selection);
+  return {
+    closed: { resolved: summary.counts.resolved ?? 0, dropped: summary.counts.dropped ?? 0 },
+    seq: Math.max(seq, summary.seq),
   };
 }
 
@@ -126,7 +158,7 @@ export function loadWorkspaceInput(store: Store, workspace: Workspace): Workspac
     dependencies,
     seqs: store.views.needSeqs(),
     workspaceSeq: store.views.workspaceSeq(workspace.name),
-    problemSeq: problemSeq(store, workspace, problemNeeds(workspace, needs), dependencies),
+    problem: closedPart(store, workspace, problemNeeds(workspace, needs), dependencies),
     edges: byNeed,
     labels: store.views.nodeLabels([...far].sort()),
     tasks: groupBy(store.views.tasksOf(ids), (t) => t.needId),
@@ -142,7 +174,7 @@ export function problemInputOf(input: WorkspaceInput): ProblemInput {
     needs: problemNeeds(input.workspace, input.needs),
     holders: input.holders,
     dependencies: input.dependencies,
-    seq: input.problemSeq,
+    ...input.problem,
   };
 }
 

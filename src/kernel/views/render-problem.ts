@@ -27,7 +27,7 @@ export function renderProblem(input: ProblemInput): ViewFile {
 
   const out: string[] = [`# Problem: workspace ${code(input.workspace.name)}`, ''];
   if (needs.length === 0) {
-    out.push('No open or active needs.', '');
+    out.push(nothingOpen(input.closed), '');
     return viewFile(PROBLEM_FILE, seq, out.join('\n'));
   }
   out.push(
@@ -79,4 +79,16 @@ function line(n: NeedHead, input: ProblemInput, shown: ReadonlySet<string>, with
     if (blockers.length) s += ` · blocked by ${blockers.join(', ')}`;
   }
   return s;
+}
+
+/** The line of a workspace with nothing open or active: what became of its needs. */
+function nothingOpen(closed: ProblemInput['closed']): string {
+  const resolved = closed?.resolved ?? 0;
+  const dropped = closed?.dropped ?? 0;
+  const all = (n: number) => (n === 1 ? 'its one need is' : `all ${n} needs are`);
+  const needs = (n: number) => (n === 1 ? '1 need' : `${n} needs`);
+  if (resolved + dropped === 0) return 'No open or active needs: the workspace has no needs yet.';
+  if (dropped === 0) return `No open or active needs: ${all(resolved)} resolved.`;
+  if (resolved === 0) return `No open or active needs: ${all(dropped)} dropped.`;
+  return `No open or active needs: ${needs(resolved)} resolved, ${needs(dropped)} dropped.`;
 }

@@ -137,6 +137,29 @@ export class ViewRepository {
     }));
   }
 
+  /**
+   * How many needs a selection matches by status, and the seq of the latest event carrying one of
+   * their ids (0 when none), counted in SQL: resolved needs pile up.
+   */
+  summary(selection: NeedSelection): { counts: Partial<Record<NeedStatus, number>>; seq: number } {
+    const { where, params } = selectionWhere(selection);
+    const counts: Partial<Record<NeedStatus, number>> = {};
+    const rows = this.#ctx
+      .prepare<unknown[], [NeedStatus, number]>(
+        `SELECT n.status, count(*) FROM needs n ${where} GROUP BY n.status`,
+      )
+      .raw()
+      .all(...params);
+    for (const [status, count] of rows) counts[status] = count;
+    const seq = this.#ctx
+      .prepare<unknown[], number>(
+        `SELECT coalesce(max((SELECT max(seq) FROM events e WHERE e.need_id = n.id)), 0) FROM needs n ${where}`,
+      )
+      .pluck()
+      .get(...params);
+    return { counts, seq: seq ?? 0 };
+  }
+
   /** Every held lease with its task's identity, by need id. */
   leaseHolders(): LeaseHolder[] {
     return this.#ctx

@@ -130,8 +130,21 @@ describe('PROBLEM.md', () => {
     expect(renderWorkspace(store, defaultWorkspace(store))).toEqual(before);
   });
 
-  it('says so when nothing is open', () => {
-    expect(body(files().get('PROBLEM.md'))).toContain('No open or active needs.');
+  it('says so when nothing is open, and what became of the needs', () => {
+    const problem = () => files().get('PROBLEM.md')!;
+    expect(body(problem())).toContain('No open or active needs: the workspace has no needs yet.');
+    const a = store.needs.create({ title: 'A' });
+    const b = store.needs.create({ title: 'B' });
+    store.needs.resolve(a.id);
+    store.needs.resolve(b.id);
+    expect(body(problem())).toContain('No open or active needs: all 2 needs are resolved.');
+    // The header names the last event it reflects: the last resolution, not the workspace's.
+    expect(parseHeader(problem().content)?.seq).toBe(store.events.headSeq());
+    // The fast path writes the same file.
+    expect(renderProblemFile(store, defaultWorkspace(store))).toEqual(problem());
+    store.needs.drop(store.needs.create({ title: 'C' }).id);
+    expect(body(problem())).toContain('No open or active needs: 2 needs resolved, 1 need dropped.');
+    expect(renderProblemFile(store, defaultWorkspace(store))).toEqual(problem());
   });
 });
 
