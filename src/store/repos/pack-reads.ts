@@ -1,10 +1,10 @@
 import type { StoreContext } from '../context.js';
-import type { Db } from '../database.js';
 import type { EventLog } from '../event-log.js';
 import type { NeedStatus } from '../transitions.js';
 import type { Artifact, Need, StoredEvent, Task } from '../types.js';
-import { type ArtifactRow, toArtifact } from './artifacts.js';
+import { toArtifact } from './artifacts.js';
 import type { NeedRepository } from './needs.js';
+import { preparePackReads } from './pack-reads-sql.js';
 import type { TaskRepository } from './tasks.js';
 
 /**
@@ -14,68 +14,7 @@ import type { TaskRepository } from './tasks.js';
  * `AwarenessSource` ports structurally; the store does not import them.
  */
 
-interface LineRow {
-  id: string;
-  title: string;
-  status: NeedStatus;
-  priority: number;
-}
-
 const STATUSES: readonly NeedStatus[] = ['open', 'active', 'resolved', 'dropped'];
-
-/**
- * The needs whose tags meet `@tags` and none of `@exclude` (JSON arrays); open or active ones with what awareness
- * judges it by at `@now`. Driven from the tag index (CROSS JOIN fixes the join order), so the cost
- * follows the size of the scope, not of the graph; `blocked` is only looked up for open needs.
- * Live leases are few and come from their own partial index instead of a join per need.
- */
-const SCOPED = /* sql */ `
-  WITH scoped (id) AS MATERIALIZED (
-    SELECT need_id FROM need_tags WHERE tag IN (SELECT value FROM json_each(@tags))
-    EXCEPT
-    SELECT need_id FROM need_tags WHERE tag IN (SELECT value FROM json_each(@exclude)))`;
-
-/**
- * The open or active needs of the scope judged at `@now` (see `scopeView`), most telling first,
- * the first `@limit` of them with their titles, and with every row the scope's unmet total (a
- * window over the whole set, taken before the limit). Live leases come from their own partial
- * index, one probe per need.
- */
-const SCOPE_FLAGS = /* sql */ `${SCOPED},
-  flags AS (
-    SELECT n.id, n.title, n.status, n.priority, n.orphaned,
-      (n.unmet_since IS NOT NULL) AS flagged,
-      (n.status = 'open' AND EXISTS (
-        SELECT 1 FROM edges e JOIN needs d ON d.id = e.to_id
-        WHERE e.from_id = n.id AND e.rel = 'depends_on' AND d.status <> 'resolved')) AS blocked,
-      (n.not_before IS NOT NULL AND n.not_before > @now) AS deferred,
-      EXISTS (SELECT 1 FROM leases l
-        WHERE l.need_id = n.id AND l.task_id IS NOT NULL AND l.expires_at > @now) AS leased
-    FROM scoped s CROSS JOIN needs n ON n.id = s.id
-    WHERE n.status IN ('open', 'active')),
-  judged AS (
-    SELECT *, (orphaned = 1 OR flagged = 1
-      OR ((status = 'active' OR (blocked = 0 AND deferred = 0)) AND leased = 0)) AS unmet
-    FROM flags)
-  SELECT *, sum(unmet) OVER () AS unmet_total FROM judged
-  ORDER BY unmet DESC, orphaned DESC, priority, id LIMIT @limit`;
-
-/** Needs of the scope by status, counted in SQL: resolved needs pile up and are only counted. */
-const SCOPE_COUNTS = /* sql */ `${SCOPED}
-  SELECT n.status, count(*) AS count FROM scoped s CROSS JOIN needs n ON n.id = s.id GROUP BY n.status`;
-
-interface FlagRow {
-  id: string;
-  title: string;
-  status: NeedStatus;
-  priority: number;
-  orphaned: number;
-  blocked: number;
-  deferred: number;
-  leased: number;
-  unmet: number;
-  unmet_total: number;
-}
 
 export class PackReadRepository {
   readonly #ctx: StoreContext;
@@ -222,6 +161,7 @@ export class PackReadRepository {
     cut: { tag: string; needs: number; exact: boolean }[];
   } {
     const tags = this.#tagsOf.all(needId);
+    if (tags.length === 1) return this.#neighboursOfOneTag(needId, tags[0]!, limit, window);
     const hits = new Map<string, number>();
     const cut: { tag: string; needs: number; exact: boolean }[] = [];
     const countCap = window * 10;
@@ -248,6 +188,33 @@ export class PackReadRepository {
       .map((id) => ({ ...lines.get(id)!, shared: shared.get(id) ?? 1 }))
       .sort((a, b) => b.shared - a.shared || compare(b.id, a.id));
     return { rows, ranked: hits.size, cut };
+  }
+
+  /**
+   * `neighbours` of a need with one tag: every other need shares exactly that tag, so the ranking
+   * is the index order (newest first) and only the first `limit` rows are read.
+   */
+  #neighboursOfOneTag(
+    needId: string,
+    tag: string,
+    limit: number,
+    window: number,
+  ): ReturnType<PackReadRepository['neighbours']> {
+    const top = this.#newestWithTag.all(tag, needId, Math.min(limit, window));
+    const cut: { tag: string; needs: number; exact: boolean }[] = [];
+    let ranked = top.length;
+    if (top.length === Math.min(limit, window)) {
+      const countCap = window * 10;
+      // The need itself carries the tag: one more than the others, up to the cap.
+      const carried = this.#tagCount.get(tag, countCap + 2) ?? 1;
+      ranked = Math.min(window, carried - 1);
+      if (carried - 1 > window) {
+        const exact = carried <= countCap + 1;
+        cut.push({ tag, needs: exact ? carried - 1 : countCap, exact });
+      }
+    }
+    const lines = new Map(this.#lines.all(JSON.stringify(top)).map((r) => [r.id, r]));
+    return { rows: top.map((id) => ({ ...lines.get(id)!, shared: 1 })), ranked, cut };
   }
 
   recentEvents(needId: string, limit: number): { rows: StoredEvent[]; total: number } {
@@ -309,70 +276,4 @@ export class PackReadRepository {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** The repository's statements, prepared once per connection. */
-function preparePackReads(db: Db) {
-  return {
-    dependsOn: db.prepare<[string], { from_id: string; to_id: string }>(
-      `SELECT from_id, to_id FROM edges
-         WHERE rel = 'depends_on' AND from_id IN (SELECT value FROM json_each(?)) ORDER BY from_id, to_id`,
-    ),
-    lines: db.prepare<[string], LineRow>(
-      'SELECT id, title, status, priority FROM needs WHERE id IN (SELECT value FROM json_each(?))',
-    ),
-    artifact: db.prepare<[string], ArtifactRow>('SELECT * FROM artifacts WHERE id = ?'),
-    referenced: db.prepare<[string, number], ArtifactRow>(
-      `SELECT a.* FROM edges e JOIN artifacts a ON a.id = e.to_id
-         WHERE e.from_id = ? AND e.rel = 'references' ORDER BY a.created_at, a.id LIMIT ?`,
-    ),
-    referencedCount: db
-      .prepare<[string], number>(
-        `SELECT count(*) FROM edges e JOIN artifacts a ON a.id = e.to_id
-           WHERE e.from_id = ? AND e.rel = 'references'`,
-      )
-      .pluck(),
-    earlierTaskIds: db
-      .prepare<[string, number], string>(
-        `SELECT id FROM tasks WHERE need_id = ? AND status NOT IN ('queued', 'running')
-           ORDER BY attempt DESC LIMIT ?`,
-      )
-      .pluck(),
-    earlierTaskCount: db
-      .prepare<[string], number>(
-        "SELECT count(*) FROM tasks WHERE need_id = ? AND status NOT IN ('queued', 'running')",
-      )
-      .pluck(),
-    taskArtifacts: db.prepare<[string, number], ArtifactRow & { task_id: string }>(
-      `SELECT a.*, min(t.id) AS task_id FROM tasks t
-         JOIN edges e ON e.to_id = t.id AND e.rel = 'produced_by'
-         JOIN artifacts a ON a.id = e.from_id
-         WHERE t.need_id = ? GROUP BY a.id ORDER BY a.created_at DESC, a.id DESC LIMIT ?`,
-    ),
-    taskArtifactCount: db
-      .prepare<[string], number>(
-        `SELECT count(DISTINCT e.from_id) FROM tasks t
-           JOIN edges e ON e.to_id = t.id AND e.rel = 'produced_by' WHERE t.need_id = ?`,
-      )
-      .pluck(),
-    tagsOf: db.prepare<[string], string>('SELECT tag FROM need_tags WHERE need_id = ? ORDER BY tag').pluck(),
-    newestWithTag: db
-      .prepare<[string, string, number], string>(
-        'SELECT need_id FROM need_tags WHERE tag = ? AND need_id <> ? ORDER BY need_id DESC LIMIT ?',
-      )
-      .pluck(),
-    tagCount: db
-      .prepare<[string, number], number>(
-        'SELECT count(*) FROM (SELECT 1 FROM need_tags WHERE tag = ? LIMIT ?)',
-      )
-      .pluck(),
-    shared: db.prepare<[string, string], { id: string; shared: number }>(
-      `SELECT need_id AS id, count(*) AS shared FROM need_tags
-         WHERE need_id IN (SELECT value FROM json_each(?)) AND tag IN (SELECT value FROM json_each(?))
-         GROUP BY need_id`,
-    ),
-    eventCount: db.prepare<[string], number>('SELECT count(*) FROM events WHERE need_id = ?').pluck(),
-    scopeFlags: db.prepare<Record<string, unknown>, FlagRow>(SCOPE_FLAGS),
-    scopeCounts: db.prepare<Record<string, unknown>, { status: NeedStatus; count: number }>(SCOPE_COUNTS),
-  };
 }
