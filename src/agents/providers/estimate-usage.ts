@@ -61,7 +61,7 @@ export function contentTokens(content: readonly ContentPart[]): number {
 /** o200k tokens of a whole request: system blocks, tool definitions and messages. */
 export function requestTokens(request: LlmRequest): number {
   let n = 0;
-  for (const block of request.system) n += counter.count(block.text);
+  for (const block of request.system) n += textTokens(block.text);
   for (const tool of request.tools) n += toolDefinitionTokens(tool);
   for (const message of request.messages) n += PER_MESSAGE_OVERHEAD + contentTokens(message.content);
   return n;
