@@ -98,6 +98,15 @@ function registerResources(server: McpServer, session: GuardSession): void {
   );
 }
 
+/** The boot prompt's argument shape, built once (a guard server is built per task). */
+let bootArgsShape:
+  | { identity: z.ZodString; need: z.ZodString; budget: z.ZodOptional<z.ZodString> }
+  | undefined;
+function bootArgs() {
+  bootArgsShape ??= { identity: z.string(), need: z.string(), budget: z.string().optional() };
+  return bootArgsShape;
+}
+
 function registerPrompts(server: McpServer, session: GuardSession): void {
   const compiler = session.deps.compiler;
   if (!compiler) return;
@@ -105,7 +114,7 @@ function registerPrompts(server: McpServer, session: GuardSession): void {
     'boot',
     {
       description: 'The boot payload of an identity for a need: identity, awareness and context pack.',
-      argsSchema: { identity: z.string(), need: z.string(), budget: z.string().optional() },
+      argsSchema: bootArgs(),
     },
     ({ identity, need, budget }) => {
       try {

@@ -84,8 +84,8 @@ export class Graduation {
         const limit = Math.max(SHORT_PASS, free * 4);
         const page = store.scheduling.graduationCandidates(now, limit);
         this.#scan(page, now, { slots, anyRoute, openRoute }, counts);
-        if (page.length < limit || counts.graduated >= free) {
-          // The page held every candidate, or every slot is full: the last full counts stand for
+        if (page.length < limit || (counts.graduated > 0 && counts.graduated >= free)) {
+          // The page held every candidate, or it filled every free slot: the last full counts stand for
           // the needs it did not reach (a pass that graduated is not idle anyway).
           if (page.length === limit) {
             counts.unroutable = this.#last?.unroutable ?? counts.unroutable;

@@ -60,6 +60,16 @@ describe('graduation passes', () => {
     expect(world.store.tasks.liveFor(second.id)).toBeDefined();
   });
 
+  it('never reports nothing routable while a need beyond the first page is (no capacity at all)', () => {
+    capacity = 0;
+    for (let i = 0; i < 20; i++) world.store.needs.create({ title: `n${i}`, tags: ['nobody'], priority: 0 });
+    world.store.needs.create({ title: 'waits for an agent', tags: ['kernel'], priority: 2 });
+    const t0 = world.clock.now();
+    expect(graduation.pass(t0)).toMatchObject({ graduated: 0, routable: 1, unroutable: 20 });
+    // The supervisor calls the run idle when nothing is routable: the short page must not hide it.
+    expect(graduation.pass(t0 + 1)).toMatchObject({ graduated: 0, routable: 1, unroutable: 20 });
+  });
+
   it('reports the last full counts for the needs a short pass did not reach', () => {
     const kernel = Array.from({ length: 30 }, (_, i) =>
       world.store.needs.create({ title: `k${i}`, tags: ['kernel'], priority: 1 }),
