@@ -35,14 +35,18 @@ function settlementOf(meta: Readonly<Record<string, unknown>>): Settlement | nul
   const s = meta[SETTLE_META];
   if (s === undefined) return null;
   const r = (typeof s === 'object' && s !== null ? s : {}) as Record<string, unknown>;
+  // The same rules as settle_budget's arguments: token counts are whole and never negative.
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
   const ok =
-    ['reservation_id', 'input_tokens', 'output_tokens'].every((k) => Number.isSafeInteger(r[k])) &&
-    ['cache_read_tokens', 'cache_write_tokens', 'cost_usd'].every(
-      (k) => r[k] === undefined || (typeof r[k] === 'number' && (r[k] as number) >= 0),
-    );
+    Number.isSafeInteger(r.reservation_id) &&
+    count(r.input_tokens) &&
+    count(r.output_tokens) &&
+    (r.cache_read_tokens === undefined || count(r.cache_read_tokens)) &&
+    (r.cache_write_tokens === undefined || count(r.cache_write_tokens)) &&
+    (r.cost_usd === undefined || (typeof r.cost_usd === 'number' && r.cost_usd >= 0));
   if (!ok) {
     throw new GuardRefusal(
-      `_meta["${SETTLE_META}"] must hold reservation_id, input_tokens and output_tokens as integers (and optional non-negative cache_read_tokens, cache_write_tokens, cost_usd), as settle_budget takes them`,
+      `_meta["${SETTLE_META}"] must hold reservation_id, input_tokens and output_tokens as whole numbers (token counts 0 or more; optional cache_read_tokens and cache_write_tokens likewise, cost_usd 0 or more), as settle_budget takes them`,
     );
   }
   return r as unknown as Settlement;

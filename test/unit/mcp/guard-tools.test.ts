@@ -171,6 +171,13 @@ describe('guard tools over the in-memory transport', () => {
     const malformed = await finishWith({ 'mlos/settle': { reservation_id: mine.reservationId } });
     expect(malformed.isError).toBe(true);
     expect(text(malformed)).toContain('must hold reservation_id, input_tokens and output_tokens');
+    for (const bad of [{ input_tokens: -1 }, { cache_read_tokens: 0.5 }, { cost_usd: -0.01 }]) {
+      const refused = await finishWith({
+        'mlos/settle': { reservation_id: mine.reservationId, ...usage, ...bad },
+      });
+      expect(refused.isError).toBe(true);
+      expect(text(refused)).toContain('as settle_budget takes them');
+    }
     // Neither refusal changed anything.
     expect(world.store.needs.require(mine.needId).status).toBe('active');
     expect(world.store.budgets.used('task', mine.taskId)).toBe(5000);
