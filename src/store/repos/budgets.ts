@@ -73,19 +73,30 @@ export class BudgetRepository {
     return row.token_limit;
   }
 
-  /** Tokens reserved (not yet settled) plus used in one scope. */
+  /**
+   * Tokens reserved (not yet settled) plus used in one scope. A task's few entries are summed; a
+   * day's and a run's totals are kept by triggers (migration 4), so the check costs the same at
+   * the end of a long day as at its start.
+   */
   used(scope: 'task' | 'day' | 'run', key: string, identity?: string): number {
-    const where =
-      scope === 'task' ? 'task_id = ?' : scope === 'run' ? 'run_id = ?' : 'day = ? AND identity = ?';
-    const params = scope === 'day' ? [key, identity ?? ''] : [key];
+    if (scope === 'task') {
+      return (
+        this.#ctx
+          .prepare<[string], number>(
+            `SELECT coalesce(sum(CASE state WHEN 'reserved' THEN reserved_tokens WHEN 'settled' THEN used_tokens ELSE 0 END), 0)
+             FROM budget_entries WHERE task_id = ?`,
+          )
+          .pluck()
+          .get(key) ?? 0
+      );
+    }
     return (
       this.#ctx
-        .prepare<unknown[], number>(
-          `SELECT coalesce(sum(CASE state WHEN 'reserved' THEN reserved_tokens WHEN 'settled' THEN used_tokens ELSE 0 END), 0)
-           FROM budget_entries WHERE ${where}`,
+        .prepare<[string, string, string], number>(
+          'SELECT tokens FROM budget_totals WHERE scope = ? AND key = ? AND identity = ?',
         )
         .pluck()
-        .get(...params) ?? 0
+        .get(scope, key, scope === 'day' ? (identity ?? '') : '') ?? 0
     );
   }
 

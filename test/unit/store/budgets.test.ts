@@ -70,3 +70,49 @@ describe('budget reservations of ended tasks', () => {
     store.close();
   });
 });
+
+describe('budget totals of a day and a run', () => {
+  it('equal the sum over their entries after every kind of write, across UTC days', () => {
+    const { store, clock, start } = running();
+    const runId = store.budgets.startRun();
+    const limits = { task: null, day: null, run: null };
+    // The model: what each entry counts (reserved: its reservation; settled: its use; released: 0).
+    const entries = new Map<number, { day: string; counts: number }>();
+    const expectTotals = () => {
+      const days = new Set([...entries.values()].map((e) => e.day));
+      for (const day of days) {
+        const sum = [...entries.values()].filter((e) => e.day === day).reduce((n, e) => n + e.counts, 0);
+        expect(store.budgets.used('day', day, IDENTITY)).toBe(sum);
+      }
+      expect(store.budgets.used('run', runId)).toBe([...entries.values()].reduce((n, e) => n + e.counts, 0));
+    };
+    let seed = 11;
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 12; round++) {
+      const task = start();
+      const open: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const tokens = 100 + next(900);
+        const r = store.budgets.reserve(task.id, tokens, limits, runId);
+        entries.set(r.id, { day: utcDay(clock.now()), counts: tokens });
+        open.push(r.id);
+      }
+      const settled = open.shift()!;
+      const used = next(100);
+      store.budgets.settle(settled, usage(used));
+      entries.get(settled)!.counts = used;
+      expectTotals();
+      // The task ends after the hold: its open reservations are released (they count nothing).
+      clock.advance(RESERVATION_HOLD_MS + 1);
+      store.tasks.transition(task.id, next(2) ? 'failed' : 'lost', { error: 'ended' });
+      for (const id of open) entries.get(id)!.counts = 0;
+      expectTotals();
+      clock.advance(next(3) * 8 * 3600_000);
+    }
+    expect(new Set([...entries.values()].map((e) => e.day)).size).toBeGreaterThan(1);
+    store.close();
+  });
+});

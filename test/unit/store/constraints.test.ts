@@ -478,6 +478,21 @@ function cases(w: World, head: { seq: number; hash: string }): RefusedWrite[] {
     budget('budget_entries.used_tokens -1', { used_tokens: -1 }, CHECK),
     budget('budget_entries.cost_usd negative', { cost_usd: -1 }, CHECK),
     {
+      name: 'budget_entries deleted',
+      sql: 'DELETE FROM budget_entries',
+      error: /^budget entries are never deleted/,
+    },
+    {
+      name: 'budget_totals.scope unknown',
+      sql: "INSERT INTO budget_totals VALUES ('week', '2026-01-01', 'x', 0)",
+      error: CHECK,
+    },
+    {
+      name: 'budget_totals.tokens -1',
+      sql: "INSERT INTO budget_totals VALUES ('day', '2026-01-02', 'x', -1)",
+      error: CHECK,
+    },
+    {
       name: 'outbox.task_id unknown',
       sql: "INSERT INTO outbox (task_id, queue, created_at) VALUES ('task_01JNOPENOPENOPENOPENOPENOP', 'q', 0)",
       error: FK,
@@ -572,6 +587,12 @@ function setup(): { raw: RawDb; world: World; refused: RefusedWrite[]; path: str
        VALUES (?, ?, ?, 'w1', 1, 0, 0)`,
     )
     .run(world.agentId, IDENTITY, H);
+  raw
+    .prepare(
+      `INSERT INTO budget_entries (task_id, identity, day, run_id, state, reserved_tokens, created_at)
+       VALUES (?, ?, '2026-01-01', ?, 'reserved', 100, 0)`,
+    )
+    .run(world.running.id, IDENTITY, world.runId);
   const head = raw
     .prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1')
     .get()!;
@@ -820,8 +841,16 @@ const TRIGGER_MESSAGES: Record<string, RegExp> = {
   events_chain: /^event chain fork refused/,
   events_no_update: /^events are append-only: UPDATE/,
   events_no_delete: /^events are append-only: DELETE/,
+  budget_entries_no_delete: /^budget entries are never deleted/,
 };
-const REGISTRATION_TRIGGERS = ['needs_node', 'tasks_node', 'artifacts_node'];
+/** Triggers that keep derived rows (nodes, budget totals) rather than refuse writes. */
+const REGISTRATION_TRIGGERS = [
+  'needs_node',
+  'tasks_node',
+  'artifacts_node',
+  'budget_totals_insert',
+  'budget_totals_update',
+];
 
 describe('coverage of the schema by the refused writes above', () => {
   const { raw, refused, cleanup } = setup();
