@@ -17,6 +17,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { createAdapters } from '../dist/scheduler/adapters.js';
 import { silentLogger } from '../dist/scheduler/logger.js';
 import { Runtime } from '../dist/scheduler/runtime.js';
@@ -43,11 +44,8 @@ function identitiesDir(dir) {
 async function runtimeFor(redisUrl) {
   const dir = mkdtempSync(join(tmpdir(), 'mlos-bench-'));
   const store = Store.open(join(dir, 'mlos.db'), { actor: 'bench' });
-  const { queue, bus } = await createAdapters({
-    redisUrl,
-    namespace: `bench${randomUUID().slice(0, 8)}`,
-    log: silentLogger,
-  });
+  const namespace = `bench${randomUUID().slice(0, 8)}`;
+  const { queue, bus } = await createAdapters({ redisUrl, namespace, log: silentLogger });
   const runtime = new Runtime({
     store,
     queue,
@@ -72,8 +70,24 @@ async function runtimeFor(redisUrl) {
       await runtime.close(5000);
       store.close();
       rmSync(dir, { recursive: true, force: true });
+      if (redisUrl) await dropKeys(redisUrl, `*${namespace}*`);
     },
   };
+}
+
+/** Deletes the keys a run left in the shared Redis (its queues' jobs, the bus stream and snapshot). */
+async function dropKeys(url, pattern) {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
 }
 
 const tags = [['kernel'], ['context'], ['cleanup']];
