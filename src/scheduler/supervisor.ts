@@ -276,34 +276,39 @@ export class Supervisor {
     return escalated;
   }
 
-  /** Pushes outbox rows into the queue (jobId = task id, so a repeat is a no-op), then deletes them. */
+  /**
+   * Pushes outbox rows into the queue (jobId = task id, so a repeat is a no-op), then deletes
+   * them. A batch is enqueued at once, not one round trip after another: on a busy process each
+   * Redis reply waits behind the sessions' work, and a graduation of many tasks took as many
+   * waits. Rows that could not be enqueued stay for the next tick.
+   */
   async #drainOutbox(): Promise<number> {
     const { store, queue, log } = this.#o;
     let total = 0;
     for (;;) {
       const rows = store.scheduling.outbox(500);
       if (rows.length === 0) return total;
-      const done: number[] = [];
-      for (const row of rows) {
-        try {
-          await queue.enqueue({
+      const results = await Promise.allSettled(
+        rows.map((row) =>
+          queue.enqueue({
             taskId: row.taskId,
             needId: row.needId,
             identity: row.queue,
             attempt: row.attempt,
-          });
-          done.push(row.id);
-        } catch (error) {
-          log.warn(
-            { err: error, task: row.taskId },
-            'could not enqueue; the outbox keeps it for the next tick',
-          );
-          store.scheduling.drained(done);
-          return total + done.length;
-        }
-      }
+          }),
+        ),
+      );
+      const done = rows.filter((_, i) => results[i]!.status === 'fulfilled').map((row) => row.id);
       store.scheduling.drained(done);
       total += done.length;
+      const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed.length > 0) {
+        log.warn(
+          { err: failed[0]!.reason, failed: failed.length },
+          'could not enqueue; the outbox keeps these tasks for the next tick',
+        );
+        return total;
+      }
     }
   }
 

@@ -55,6 +55,26 @@ describe('supervisor graduation', () => {
     expect((await supervisor.tick()).graduated).toBe(0);
   });
 
+  it('drains the outbox in one batch; a task the queue refuses stays in the outbox for the next tick', async () => {
+    await supervisor.start();
+    const needs = [0, 1, 2].map((i) => world.store.needs.create({ title: `k${i}`, tags: ['kernel'] }));
+    const enqueue = queue.enqueue.bind(queue);
+    let refuse: string | undefined = needs[1]!.id;
+    queue.enqueue = async (job) => {
+      if (job.needId === refuse) throw new Error('redis is away');
+      return enqueue(job);
+    };
+    const stats = await supervisor.tick();
+    expect(stats).toMatchObject({ graduated: 3, enqueued: 2 });
+    expect(world.store.scheduling.outbox().map((r) => r.needId)).toEqual([needs[1]!.id]);
+    refuse = undefined;
+    expect((await supervisor.tick()).enqueued).toBe(1);
+    expect(world.store.scheduling.outbox()).toEqual([]);
+    expect((await held('architect')).sort()).toEqual(
+      needs.map((n) => world.store.tasks.liveFor(n.id)!.id).sort(),
+    );
+  });
+
   it('respects capacity and routes ties to the lower load, then the name', async () => {
     capacity = 1;
     await supervisor.start();
