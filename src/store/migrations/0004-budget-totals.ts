@@ -5,8 +5,17 @@
  * sum over the entries (a reserved entry counts its reservation, a settled one its use, a released
  * one nothing) whatever writes them; the existing entries are summed once here.
  */
-const contribution = (row: 'NEW' | 'OLD') =>
-  `(CASE ${row}.state WHEN 'reserved' THEN ${row}.reserved_tokens WHEN 'settled' THEN ${row}.used_tokens ELSE 0 END)`;
+/** What an entry counts, of the trigger's NEW or OLD row or (no prefix) of a row of a query. */
+const contribution = (row: 'NEW.' | 'OLD.' | '') =>
+  `(CASE ${row}state WHEN 'reserved' THEN ${row}reserved_tokens WHEN 'settled' THEN ${row}used_tokens ELSE 0 END)`;
+
+/** Adds what the NEW row counts to its day's and its run's totals (creating them at first). */
+const addNew = /* sql */ `
+  INSERT INTO budget_totals (scope, key, identity, tokens) VALUES ('day', NEW.day, NEW.identity, ${contribution('NEW.')})
+    ON CONFLICT (scope, key, identity) DO UPDATE SET tokens = tokens + excluded.tokens;
+  INSERT INTO budget_totals (scope, key, identity, tokens)
+    SELECT 'run', NEW.run_id, '', ${contribution('NEW.')} WHERE NEW.run_id IS NOT NULL
+    ON CONFLICT (scope, key, identity) DO UPDATE SET tokens = tokens + excluded.tokens;`;
 
 export const sql = /* sql */ `
 CREATE TABLE budget_totals (
@@ -18,30 +27,22 @@ CREATE TABLE budget_totals (
 ) WITHOUT ROWID;
 
 INSERT INTO budget_totals (scope, key, identity, tokens)
-  SELECT 'day', day, identity, sum(${contribution('NEW').replaceAll('NEW.', '')})
+  SELECT 'day', day, identity, sum(${contribution('')})
   FROM budget_entries GROUP BY day, identity;
 INSERT INTO budget_totals (scope, key, identity, tokens)
-  SELECT 'run', run_id, '', sum(${contribution('NEW').replaceAll('NEW.', '')})
+  SELECT 'run', run_id, '', sum(${contribution('')})
   FROM budget_entries WHERE run_id IS NOT NULL GROUP BY run_id;
 
 CREATE TRIGGER budget_totals_insert AFTER INSERT ON budget_entries BEGIN
-  INSERT INTO budget_totals (scope, key, identity, tokens) VALUES ('day', NEW.day, NEW.identity, ${contribution('NEW')})
-    ON CONFLICT (scope, key, identity) DO UPDATE SET tokens = tokens + excluded.tokens;
-  INSERT INTO budget_totals (scope, key, identity, tokens)
-    SELECT 'run', NEW.run_id, '', ${contribution('NEW')} WHERE NEW.run_id IS NOT NULL
-    ON CONFLICT (scope, key, identity) DO UPDATE SET tokens = tokens + excluded.tokens;
+${addNew}
 END;
 
 CREATE TRIGGER budget_totals_update AFTER UPDATE ON budget_entries BEGIN
-  UPDATE budget_totals SET tokens = tokens - ${contribution('OLD')}
+  UPDATE budget_totals SET tokens = tokens - ${contribution('OLD.')}
     WHERE scope = 'day' AND key = OLD.day AND identity = OLD.identity;
-  UPDATE budget_totals SET tokens = tokens - ${contribution('OLD')}
+  UPDATE budget_totals SET tokens = tokens - ${contribution('OLD.')}
     WHERE scope = 'run' AND key = OLD.run_id AND identity = '';
-  INSERT INTO budget_totals (scope, key, identity, tokens) VALUES ('day', NEW.day, NEW.identity, ${contribution('NEW')})
-    ON CONFLICT (scope, key, identity) DO UPDATE SET tokens = tokens + excluded.tokens;
-  INSERT INTO budget_totals (scope, key, identity, tokens)
-    SELECT 'run', NEW.run_id, '', ${contribution('NEW')} WHERE NEW.run_id IS NOT NULL
-    ON CONFLICT (scope, key, identity) DO UPDATE SET tokens = tokens + excluded.tokens;
+${addNew}
 END;
 
 CREATE TRIGGER budget_entries_no_delete BEFORE DELETE ON budget_entries BEGIN
