@@ -184,9 +184,10 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
           .trim(),
         calls: calls.map((c) => c.name),
       });
-      // A turn that calls finish sends its progress with it (one commit on the guard); the
-      // heartbeat follows only if the finish is refused and the session goes on.
-      const finishing = callsFinish(response);
+      // A turn that only calls finish sends its progress with it (one commit on the guard); the
+      // heartbeat follows only if the finish is refused and the session goes on. A turn with
+      // other calls first reports progress now, so they run under a renewed lease.
+      const finishing = calls.length === 1 && callsFinish(response);
       if (!finishing) await heartbeat();
 
       if (calls.length === 0) {

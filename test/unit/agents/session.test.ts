@@ -44,6 +44,8 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
       events?: SessionEvent[];
       /** Collects the name of every guard tool the loop calls. */
       tools?: string[];
+      /** Answers instead of the script (for turns the script language cannot express). */
+      provider?: LlmProvider;
     } = {},
   ) => {
     const identity = options.identity ?? world.identity('architect');
@@ -61,7 +63,10 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
         return callTool(params, ...rest);
       };
     }
-    const provider = new Spy(new ScriptedProvider({ script, sleep: async () => {} }), options.before);
+    const provider = new Spy(
+      options.provider ?? new ScriptedProvider({ script, sleep: async () => {} }),
+      options.before,
+    );
     const result = await runAgentSession({
       client,
       provider,
@@ -148,6 +153,33 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
     expect(task.tokensIn).toBeGreaterThan(0);
     const spent = task.tokensIn + task.tokensOut + task.tokensCacheRead + task.tokensCacheWrite;
     expect(world.store.budgets.used('task', taskId)).toBe(spent);
+  });
+
+  it('heartbeats before the calls of a turn that also calls finish, so they run under a renewed lease', async () => {
+    const n = need();
+    const tools: string[] = [];
+    const oneTurn: LlmProvider = {
+      name: 'scripted',
+      complete: async (request) => ({
+        content: [
+          {
+            type: 'tool_call',
+            id: 'c1',
+            name: 'add_note',
+            input: { need_id: n.id, title: 'Seen', content: 'x' },
+          },
+          { type: 'tool_call', id: 'c2', name: 'finish', input: { outcome: 'resolved', summary: 'done' } },
+        ],
+        stopReason: 'tool_use',
+        usage: { inputTokens: 10, outputTokens: 5, cacheReadTokens: 0, cacheWriteTokens: 0 },
+        costUsd: 0,
+        model: request.model,
+      }),
+    };
+    const { result, taskId } = await run(n.id, { rules: [] }, { tools, provider: oneTurn });
+    expect(result.outcome).toBe('resolved');
+    expect(tools).toEqual(['reserve_budget', 'heartbeat', 'add_note', 'finish']);
+    expect(world.store.budgets.used('task', taskId)).toBe(15);
   });
 
   it('settles and heartbeats after a refused finish, and the session goes on', async () => {
