@@ -60,6 +60,8 @@ async function runtimeFor(redisUrl) {
     providerOverrides: { provider: 'scripted', model: 'noop' },
     env: {},
     compileViews: false,
+    // As mlos run does: WAL checkpoints in a worker thread, not in the commit that fills the log.
+    backgroundCheckpoints: true,
     runTokenLimit: null,
   });
   await runtime.start();

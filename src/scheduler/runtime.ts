@@ -12,7 +12,7 @@ import {
   GuardHttpServer,
 } from '../mcp/index.js';
 import type { NeedBus } from '../roundtable/need-bus.js';
-import { type Store, UserError } from '../store/index.js';
+import { Checkpointer, type Store, UserError } from '../store/index.js';
 import { EmbeddedConnector } from './connector.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Supervisor, type TickStats } from './supervisor.js';
@@ -44,6 +44,11 @@ export interface RuntimeConfig {
     namespace: string;
   };
   readonly compileViews: boolean;
+  /**
+   * Checkpoint the WAL in a worker thread instead of in whichever commit fills it (see
+   * Checkpointer): what `mlos run` does, so no graduation or claim waits for a checkpoint.
+   */
+  readonly backgroundCheckpoints?: boolean;
   /** Run the round-table loop in the embedded worker (default true): agents take unmet needs over. */
   readonly takeover?: boolean;
   /** The takeover loop's longest pause between evaluations, in ms (default 1000). */
@@ -74,6 +79,7 @@ export class Runtime {
   readonly #log: Logger;
   #worker: Worker | undefined;
   #watcher: IdentityWatcher | undefined;
+  #checkpointer: Checkpointer | undefined;
   #http: GuardHttpServer | undefined;
   #url: string | undefined;
   #agents: { id: string; identity: string }[] = [];
@@ -139,6 +145,12 @@ export class Runtime {
 
   async start(): Promise<void> {
     const { queue, listen } = this.#config;
+    if (this.#config.backgroundCheckpoints && this.store.path !== ':memory:') {
+      this.store.deferCheckpoints();
+      this.#checkpointer = Checkpointer.start(this.store.path, {
+        onError: (message) => this.#log.warn({ error: message }, 'background WAL checkpoint failed'),
+      });
+    }
     if (listen) {
       this.#http = new GuardHttpServer(this.deps, {
         ...listen,
@@ -237,6 +249,7 @@ export class Runtime {
     this.store.budgets.stopRun(this.runId);
     this.store.scheduling.releaseLock();
     this.#compile(true);
+    await this.#checkpointer?.close();
   }
 
   /** Keeps every workspace's views compiled (incrementally) when the event log moved. */

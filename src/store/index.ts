@@ -1,3 +1,4 @@
+export { Checkpointer, type CheckpointerOptions } from './checkpointer.js';
 export * from './clock.js';
 export { FENCE_FIELD } from './context.js';
 export * from './errors.js';

@@ -136,6 +136,14 @@ export class Store {
     }
   }
 
+  /**
+   * Turns this connection's automatic WAL checkpoint down to a safety net of `pages` pages, for a
+   * process that runs a `Checkpointer` beside it: its commits no longer pay for checkpoints.
+   */
+  deferCheckpoints(pages = 16_384): void {
+    if (this.path !== ':memory:') this.#db.pragma(`wal_autocheckpoint = ${Math.max(1, Math.floor(pages))}`);
+  }
+
   close(): void {
     if (this.#closed || !this.#owner) return;
     this.#closed = true;

@@ -148,6 +148,7 @@ export function registerRunCommand(program: Command): void {
           providerOverrides: overrides,
           env: process.env,
           compileViews: flags.views,
+          backgroundCheckpoints: true,
           takeover: flags.takeover,
           runTokenLimit: flags.runTokens ?? null,
           log,
