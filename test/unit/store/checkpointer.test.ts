@@ -34,7 +34,9 @@ describe('the checkpointer', () => {
     expect(errors).toEqual([]);
     // Everything in the log is in the database now: a checkpoint has nothing left to copy.
     const raw = openRaw(path);
-    cleanups.push(() => raw.close());
+    cleanups.push(() => {
+      raw.close();
+    });
     const [result] = raw.pragma('wal_checkpoint(PASSIVE)') as { log: number; checkpointed: number }[];
     expect(result!.checkpointed).toBe(result!.log);
     // The writer goes on as before.
