@@ -24,7 +24,10 @@ import { Transcript } from './transcript.js';
 
 export * from './session-types.js';
 
-/** Keys of `_meta` shared with the guard (src/mcp): the structured boot payload and the transcript. */
+/**
+ * Keys of `_meta` shared with the guard (src/mcp/guard.ts and tools/lifecycle.ts): the structured
+ * boot payload, and what `finish` carries besides its arguments (transcript, progress, settlement).
+ */
 const BOOT_META = 'mlos/boot';
 const TRANSCRIPT_META = 'mlos/transcript';
 const PROGRESS_META = 'mlos/progress';
