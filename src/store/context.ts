@@ -14,6 +14,24 @@ const onceCaches = new WeakMap<Db, Map<(db: Db) => unknown, unknown>>();
 /** The fence checked in the connection's open write transaction (see `StoreContext.fenced`). */
 const openFences = new WeakMap<Db, { readonly needId: string; readonly token: number }>();
 
+/**
+ * One transaction function per connection, whose argument is the body to run. better-sqlite3's
+ * `db.transaction(fn)` builds four wrapper functions and their properties on every call; writes
+ * are frequent enough (dozens per agent task, most of them nested) that building them per write
+ * cost more than the savepoints themselves.
+ */
+type Runner = ReturnType<Db['transaction']> & { immediate: (body: () => unknown) => unknown };
+const runners = new WeakMap<Db, Runner>();
+
+function runnerFor(db: Db): Runner {
+  let runner = runners.get(db);
+  if (!runner) {
+    runner = db.transaction((body: () => unknown) => body()) as Runner;
+    runners.set(db, runner);
+  }
+  return runner;
+}
+
 /** The payload field that records the fencing token a write of the lease holder was checked under. */
 export const FENCE_FIELD = 'fence';
 
@@ -46,10 +64,10 @@ export class StoreContext {
    * the error a caller can act on; the transaction is rolled back either way.
    */
   write<T>(fn: () => T): T {
-    const txn = this.db.transaction(fn);
+    const txn = runnerFor(this.db);
     const outer = !this.db.inTransaction;
     try {
-      return outer ? txn.immediate() : txn();
+      return (outer ? txn.immediate(fn) : txn(fn)) as T;
     } catch (error) {
       throw translateSqliteError(error);
     } finally {

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.js';
+import { sha256 } from './hash.js';
 import type { StoredEvent } from './types.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -48,17 +48,20 @@ export function canonicalJson(value: unknown): string {
 
 /** The hash of one event: sha256 over the canonical encoding of every field but the hash. */
 export function eventHash(e: Omit<StoredEvent, 'hash'>): string {
-  const body = canonicalJson({
-    seq: e.seq,
-    at: e.at,
-    actor: e.actor,
-    kind: e.kind,
-    entity: e.entity,
-    needId: e.needId,
-    payload: e.payload,
-    prevHash: e.prevHash,
-  });
-  return createHash('sha256').update(body).digest('hex');
+  return hashWithPayload(e, canonicalJson(e.payload));
+}
+
+/**
+ * `eventHash` given the payload's canonical JSON, which the append path has already built: the
+ * envelope's keys are written in their canonical (sorted) order around it, so the bytes are the
+ * ones `canonicalJson` gives for the whole event.
+ */
+function hashWithPayload(e: Omit<StoredEvent, 'hash' | 'payload'>, payloadJson: string): string {
+  const body =
+    `{"actor":${JSON.stringify(e.actor)},"at":${canonicalJson(e.at)},"entity":${JSON.stringify(e.entity)}` +
+    `,"kind":${JSON.stringify(e.kind)},"needId":${JSON.stringify(e.needId)},"payload":${payloadJson}` +
+    `,"prevHash":${JSON.stringify(e.prevHash)},"seq":${canonicalJson(e.seq)}}`;
+  return sha256(body);
 }
 
 /**
@@ -98,7 +101,7 @@ export class EventLog {
   append(actor: string, at: number, input: EventInput): StoredEvent {
     if (!this.#db.inTransaction) throw new Error('EventLog.append must run inside a write transaction');
     const head = this.#head.get();
-    const payload = JSON.parse(canonicalJson(input.payload)) as unknown;
+    const payloadJson = canonicalJson(input.payload);
     const unhashed = {
       seq: (head?.seq ?? 0) + 1,
       at,
@@ -106,11 +109,16 @@ export class EventLog {
       kind: input.kind,
       entity: input.entity,
       needId: input.needId ?? null,
-      payload,
       prevHash: head?.hash ?? GENESIS_HASH,
     };
-    const event: StoredEvent = { ...unhashed, hash: eventHash(unhashed) };
-    this.#insert.run({ ...event, payload: canonicalJson(payload) });
+    const hash = hashWithPayload(unhashed, payloadJson);
+    this.#insert.run({ ...unhashed, payload: payloadJson, hash });
+    // The stored event carries the payload as it reads back from the log (undefined dropped…).
+    const event: StoredEvent = {
+      ...unhashed,
+      payload: JSON.parse(payloadJson) as StoredEvent['payload'],
+      hash,
+    };
     return event;
   }
 

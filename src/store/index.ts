@@ -3,9 +3,9 @@ export * from './clock.js';
 export { FENCE_FIELD } from './context.js';
 export * from './errors.js';
 export { canonicalJson, type VerifyResult } from './event-log.js';
+export { sha256 } from './hash.js';
 export * from './random.js';
 export type { AgentRecord } from './repos/agents.js';
-export { sha256 } from './repos/artifacts.js';
 export type { BudgetLimits, Reservation, Usage } from './repos/budgets.js';
 export { RESERVATION_HOLD_MS, utcDay } from './repos/budgets.js';
 export {

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { StoreContext } from '../context.js';
 import type { Db } from '../database.js';
 import { NotFoundError, UserError } from '../errors.js';
+import { sha256 } from '../hash.js';
 import { type NewArtifact, NewArtifactSchema, parseInput } from '../schemas.js';
 import type { Artifact, ArtifactKind, Fence } from '../types.js';
 import type { EdgeRepository } from './edges.js';
@@ -127,10 +127,6 @@ export class ArtifactRepository {
       .all(limit)
       .map(toArtifact);
   }
-}
-
-export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }
 
 export function toArtifact(row: ArtifactRow): Artifact {

@@ -286,11 +286,14 @@ describe('the hash chain', () => {
   it('hashes each event as sha256 over the canonical JSON of its fields and the previous hash', () => {
     const { store } = openTestStore();
     store.needs.create({ title: 'first' });
-    store.needs.create({ title: 'second' });
-    const [first, second] = store.events.since(0);
+    store.as('operator "ü" \\ 😀').needs.create({ title: 'second \u2028', tags: ['x'] });
+    store.identities.pin(IDENTITY, hex('janitor v1'), 'janitor v1');
+    const [first, second, ...rest] = store.events.since(0);
     expect(first?.prevHash).toBe(GENESIS);
     expect(second?.prevHash).toBe(first?.hash);
-    for (const e of [first!, second!]) {
+    const pinned = rest.find((e) => e.kind === 'identity.pinned');
+    expect(pinned?.needId).toBeNull();
+    for (const e of [first!, second!, pinned!]) {
       const body = canonicalJson({
         seq: e.seq,
         at: e.at,
