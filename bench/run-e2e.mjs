@@ -7,7 +7,9 @@
  *     and the ratio (goal ≥ 0.5, stretch 0.8);
  *   - graduation-to-pickup latency on an idle system: a task's creation to its start (p50, p99;
  *     goal p99 < 10 ms);
- *   - embedded throughput (in-process queue and bus).
+ *   - embedded throughput (in-process queue and bus);
+ *   - this process's CPU time per task (per job for raw BullMQ): the bench keeps one core busy,
+ *     so the ratio is roughly the inverse ratio of these.
  * Run: npm run build && node bench/run-e2e.mjs [tasks]
  * Prints one JSON object on stdout and a table on stderr. Without Redis, the Redis figures are
  * reported as skipped.
@@ -98,6 +100,7 @@ const tags = [['kernel'], ['context'], ['cleanup']];
 async function throughput(redisUrl, n) {
   const env = await runtimeFor(redisUrl);
   const started = performance.now();
+  const cpu = process.cpuUsage();
   env.store.transaction(() => {
     for (let i = 0; i < n; i++) env.store.needs.create({ title: `noop ${i}`, tags: tags[i % 3] });
   });
@@ -111,8 +114,14 @@ async function throughput(redisUrl, n) {
     await new Promise((r) => setTimeout(r, 20));
   }
   const seconds = (performance.now() - started) / 1000;
+  const cpuMs = cpuMsSince(cpu);
   await env.close();
-  return { tasks: n, seconds: round(seconds), tasksPerSec: round(n / seconds) };
+  return {
+    tasks: n,
+    seconds: round(seconds),
+    tasksPerSec: round(n / seconds),
+    cpuMsPerTask: round(cpuMs / n),
+  };
 }
 
 /** One need at a time on an idle system: the task's creation to its start (pickup). */
@@ -153,6 +162,7 @@ async function rawBullmq(n) {
     if (++done === n) finish();
   });
   const started = performance.now();
+  const cpu = process.cpuUsage();
   for (let i = 0; i < n; i++) {
     await queue.add(
       'noop',
@@ -162,10 +172,20 @@ async function rawBullmq(n) {
   }
   await all;
   const seconds = (performance.now() - started) / 1000;
+  const cpuMs = cpuMsSince(cpu);
   await worker.close();
   await queue.obliterate({ force: true });
   await queue.close();
-  return { jobs: n, seconds: round(seconds), jobsPerSec: round(n / seconds) };
+  return { jobs: n, seconds: round(seconds), jobsPerSec: round(n / seconds), cpuMsPerJob: round(cpuMs / n) };
+}
+
+/**
+ * CPU time of this process (all its threads: the checkpointer's, the GC's) since `start`, in ms.
+ * Per task it shows what the throughput figures come from: this bench saturates one core.
+ */
+function cpuMsSince(start) {
+  const { user, system } = process.cpuUsage(start);
+  return (user + system) / 1000;
 }
 
 function round(x) {
@@ -188,11 +208,14 @@ const row = (k, v) => `${k.padEnd(34)} ${v}`;
 console.error(
   [
     row('embedded tasks/s', result.embedded.tasksPerSec),
+    row('embedded CPU ms per task', result.embedded.cpuMsPerTask),
     row('embedded pickup p50 / p99 ms', `${result.embeddedLatency.p50Ms} / ${result.embeddedLatency.p99Ms}`),
     ...(result.raw
       ? [
           row('raw BullMQ no-op jobs/s', result.raw.jobsPerSec),
+          row('raw BullMQ CPU ms per job', result.raw.cpuMsPerJob),
           row('mlos via BullMQ tasks/s', result.distributed.tasksPerSec),
+          row('mlos via BullMQ CPU ms per task', result.distributed.cpuMsPerTask),
           row('ratio (goal ≥ 0.5)', result.ratio),
           row(
             'BullMQ pickup p50 / p99 ms',
