@@ -68,15 +68,26 @@ function hashWithPayload(e: Omit<StoredEvent, 'hash' | 'payload'>, payloadJson: 
  * The append-only, hash-chained event log. `append` must run inside a write transaction: it
  * reads the chain head under the write lock, so concurrent writers never fork the chain.
  */
-/** The append path's statements, prepared once per connection (a log is built per store handle). */
+/**
+ * The append path's and the hot reads' statements (the bus publisher tails `since` every tick,
+ * every context pack reads `forNeed`), prepared once per connection: a log is built per store
+ * handle, and preparing costs more than running these.
+ */
 const appendStatements = new WeakMap<
   Db,
-  { head: Statement<[], { seq: number; hash: string }>; insert: Statement<unknown[], unknown> }
+  {
+    head: Statement<[], { seq: number; hash: string }>;
+    insert: Statement<unknown[], unknown>;
+    since: Statement<[number, number], EventRow>;
+    forNeed: Statement<[string, number], EventRow>;
+  }
 >();
 
 export class EventLog {
   readonly #head;
   readonly #insert;
+  readonly #since;
+  readonly #forNeed;
   readonly #db: Db;
 
   constructor(db: Db) {
@@ -91,11 +102,15 @@ export class EventLog {
           `INSERT INTO events (seq, at, actor, kind, entity, need_id, payload, prev_hash, hash)
            VALUES (@seq, @at, @actor, @kind, @entity, @needId, @payload, @prevHash, @hash)`,
         ),
+        since: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
+        forNeed: db.prepare('SELECT * FROM events WHERE need_id = ? ORDER BY seq DESC LIMIT ?'),
       };
       appendStatements.set(db, statements);
     }
     this.#head = statements.head;
     this.#insert = statements.insert;
+    this.#since = statements.since;
+    this.#forNeed = statements.forNeed;
   }
 
   append(actor: string, at: number, input: EventInput): StoredEvent {
@@ -128,18 +143,12 @@ export class EventLog {
 
   /** Events after `afterSeq`, in order, at most `limit`. */
   since(afterSeq: number, limit = 1000): StoredEvent[] {
-    return this.#db
-      .prepare<[number, number], EventRow>('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?')
-      .all(afterSeq, limit)
-      .map(toEvent);
+    return this.#since.all(afterSeq, limit).map(toEvent);
   }
 
   /** The latest events about one need, newest first. */
   forNeed(needId: string, limit = 20): StoredEvent[] {
-    return this.#db
-      .prepare<[string, number], EventRow>('SELECT * FROM events WHERE need_id = ? ORDER BY seq DESC LIMIT ?')
-      .all(needId, limit)
-      .map(toEvent);
+    return this.#forNeed.all(needId, limit).map(toEvent);
   }
 
   /** The seq of the latest event about each of the given needs (0 when none). */

@@ -86,7 +86,17 @@ export function packCandidates(
 ): PackLayout {
   const rawBudget = meter.rawBudget(budget);
   const scaled = meter.scale(1000) !== 1000;
-  const line = (text: string) => meter.raw(`${text}\n`);
+  // Each text is counted several times (per pass, then in the layout): key the counts by the text
+  // itself, so the meter's memo is asked once per text, not once per freshly concatenated line.
+  const lines = new Map<string, number>();
+  const line = (text: string): number => {
+    let raw = lines.get(text);
+    if (raw === undefined) {
+      raw = meter.raw(`${text}\n`);
+      lines.set(text, raw);
+    }
+    return raw;
+  };
   const fullCache = new Map<number, number>();
   const full = (i: number): number => {
     let v = fullCache.get(i);
