@@ -40,6 +40,12 @@ export interface LlmRequest {
   maxOutputTokens: number;
   /** The deadline of this one attempt, in milliseconds. */
   timeoutMs: number;
+  /**
+   * The caller's count of the prompt (system, tools, messages) in the kernel's tokens, when it
+   * keeps one (the agent's conversation does, from the boot payload's exact section counts).
+   * Providers that must estimate usage locally take it instead of counting the request again.
+   */
+  promptTokens?: number;
   signal?: AbortSignal;
   /** For the scripted provider's matching; real providers ignore it. */
   context?: {

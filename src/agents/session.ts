@@ -288,7 +288,8 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
   async function callModel(): Promise<LlmResponse> {
     return withRetries(
       async () => {
-        const worstCase = conversation.promptTokens() + limits.maxOutputTokens;
+        const promptTokens = conversation.promptTokens();
+        const worstCase = promptTokens + limits.maxOutputTokens;
         const reserved = await callTool('reserve_budget', { tokens: worstCase });
         if (leaseLost) throw new Stop('lease_lost', leaseLost);
         if (reserved.result.isError) throw new BudgetExceededError(reserved.text);
@@ -302,6 +303,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
             tools: [...conversation.tools],
             maxOutputTokens: limits.maxOutputTokens,
             timeoutMs: limits.callTimeoutMs,
+            promptTokens,
             ...(options.signal && { signal: options.signal }),
             context: {
               identity: task.identity.name,

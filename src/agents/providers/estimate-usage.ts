@@ -69,11 +69,13 @@ export function requestTokens(request: LlmRequest): number {
 
 /**
  * Usage estimated locally with the kernel's tokenizer: for the scripted provider, and for
- * OpenAI-compatible servers that report no usage. Nothing is cached (cache read and write are 0).
+ * OpenAI-compatible servers that report no usage. The input is the request's own prompt count
+ * when the caller gave one (the agent's conversation keeps it), else the request counted here.
+ * Nothing is cached (cache read and write are 0).
  */
 export function estimateUsage(request: LlmRequest, content: readonly ContentPart[]): LlmUsage {
   return {
-    inputTokens: requestTokens(request),
+    inputTokens: request.promptTokens ?? requestTokens(request),
     outputTokens: contentTokens(content),
     cacheReadTokens: 0,
     cacheWriteTokens: 0,

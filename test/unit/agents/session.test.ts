@@ -155,6 +155,19 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
     expect(world.store.budgets.used('task', taskId)).toBe(spent);
   });
 
+  it("hands the provider the conversation's prompt count, which the scripted usage takes as its input", async () => {
+    const n = need();
+    const requests: LlmRequest[] = [];
+    const { taskId } = await run(
+      n.id,
+      { rules: [{ steps: [finish('resolved')] }] },
+      { before: (_call, request) => requests.push(request) },
+    );
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.promptTokens).toBeGreaterThan(0);
+    expect(world.store.tasks.require(taskId).tokensIn).toBe(requests[0]!.promptTokens);
+  });
+
   it('heartbeats before the calls of a turn that also calls finish, so they run under a renewed lease', async () => {
     const n = need();
     const tools: string[] = [];

@@ -325,6 +325,16 @@ describe('ScriptedProvider', () => {
     expect(r.usage.outputTokens).toBeGreaterThan(0);
     expect(r.costUsd).toBe(0);
   });
+
+  it("takes the caller's prompt count as the input usage instead of counting the request again", async () => {
+    const p = new ScriptedProvider({ script: () => ({ content: [{ type: 'text', text: 'ok' }] }) });
+    const messages: LlmMessage[] = [{ role: 'user', content: [{ type: 'text', text: 'hello world' }] }];
+    const counted = await p.complete(request(messages));
+    const given = await p.complete({ ...request(messages), promptTokens: 4321 });
+    expect(counted.usage.inputTokens).not.toBe(4321);
+    expect(given.usage.inputTokens).toBe(4321);
+    expect(given.usage.outputTokens).toBe(counted.usage.outputTokens);
+  });
 });
 
 describe('built-in scripts', () => {
