@@ -26,7 +26,11 @@ export interface SupervisorOptions {
   readonly maxAttempts?: number;
   /** A task whose heartbeat is older than this when its lease expires was dead, else hung. */
   readonly deadAfterMs?: number;
-  /** Events between two snapshots of the need state on the bus. */
+  /**
+   * Events between two snapshots of the need state on the bus (default 1,000). A snapshot reads
+   * every open or active need, so it costs as much as the graph is large; a subscriber that resyncs
+   * replays the stream after it, which keeps far more events (10,000 in memory, ~100,000 in Redis).
+   */
   readonly snapshotEvery?: number;
   /** Called after each tick (views compilation, metrics, progress display). */
   readonly afterTick?: (stats: TickStats) => void;
@@ -82,7 +86,7 @@ export class Supervisor {
       lockStaleMs: 15_000,
       maxAttempts: 3,
       deadAfterMs: 15_000,
-      snapshotEvery: 200,
+      snapshotEvery: 1000,
       ...options,
     };
     this.#publisher = new BusPublisher(this.#o.store, this.#o.bus, this.#o.clock, this.#o.snapshotEvery);
