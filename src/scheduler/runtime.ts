@@ -3,7 +3,6 @@ import type { LlmProvider } from '../agents/provider.js';
 import { createProvider, type ProviderOverrides } from '../agents/providers/index.js';
 import { IdentityWatcher, resolveRunnableIdentities, syncIdentities } from '../kernel/identity/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
-import { compileWorkspace } from '../kernel/views/compile.js';
 import {
   createGuardDeps,
   createKernelCompiler,
@@ -17,6 +16,7 @@ import { EmbeddedConnector } from './connector.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Supervisor, type TickStats } from './supervisor.js';
 import type { TaskQueue } from './task-queue.js';
+import { ViewKeeper } from './view-keeper.js';
 import { takeoverSeats, Worker } from './worker.js';
 
 export interface RuntimeConfig {
@@ -84,8 +84,7 @@ export class Runtime {
   #url: string | undefined;
   #agents: { id: string; identity: string }[] = [];
   #agentTimer: NodeJS.Timeout | undefined;
-  #compiledSeq = -1;
-  #compiledAt = 0;
+  readonly #views: ViewKeeper | undefined;
   #closed = false;
 
   constructor(config: RuntimeConfig) {
@@ -100,6 +99,7 @@ export class Runtime {
       for (const d of report.drift) this.#log.warn({ identity: d.name }, d.error.message);
     }
     this.runId = this.store.budgets.startRun(config.runTokenLimit);
+    this.#views = config.compileViews ? new ViewKeeper({ store: this.store, log: this.#log }) : undefined;
     this.deps = createGuardDeps(this.store, {
       leaseMs: config.leaseMs,
       runId: this.runId,
@@ -116,7 +116,7 @@ export class Runtime {
       deadAfterMs: Math.max(3 * config.heartbeatMs, 1000),
       log: this.#log,
       afterTick: (stats) => {
-        this.#compile();
+        this.#views?.maybeCompile();
         config.afterTick?.(stats);
       },
       onFatal: (error) => {
@@ -248,23 +248,7 @@ export class Runtime {
     await this.#config.bus.close();
     this.store.budgets.stopRun(this.runId);
     this.store.scheduling.releaseLock();
-    this.#compile(true);
+    this.#views?.maybeCompile(true);
     await this.#checkpointer?.close();
-  }
-
-  /** Keeps every workspace's views compiled (incrementally) when the event log moved. */
-  #compile(force = false): void {
-    if (!this.#config.compileViews) return;
-    const seq = this.store.events.headSeq();
-    if (!force && (seq === this.#compiledSeq || Date.now() - this.#compiledAt < 1000)) return;
-    this.#compiledSeq = seq;
-    this.#compiledAt = Date.now();
-    for (const workspace of this.store.workspaces.list()) {
-      try {
-        compileWorkspace(this.store, workspace);
-      } catch (error) {
-        this.#log.warn({ err: error, workspace: workspace.name }, 'views not compiled');
-      }
-    }
   }
 }

@@ -14,6 +14,8 @@ export interface CompileOptions {
   readonly check?: boolean;
   /** Overwrite files that exist without an mlos header. */
   readonly force?: boolean;
+  /** What this process last wrote in the output folder (see `SyncOptions.known`). */
+  readonly known?: Map<string, string>;
 }
 
 export interface WorkspaceReport extends SyncReport {
@@ -74,6 +76,7 @@ export function compileWorkspace(
     check: options.check ?? false,
     force: options.force ?? false,
     managedDirs: [NEEDS_DIR],
+    ...(options.known && { known: options.known }),
   });
   return { workspace: workspace.name, files: files.length, ...report };
 }

@@ -24,6 +24,14 @@ export interface SyncOptions {
    * header but is no longer compiled is removed.
    */
   readonly managedDirs?: readonly string[];
+  /**
+   * What this process last wrote or found in place, by path: each file's header line (its seq and
+   * body hash name its bytes). A file whose header line is the one recorded is counted unchanged
+   * without reading it from disk; the map is brought up to date with what the sync leaves. Ignored
+   * with `check`, which always reads. A file changed on disk behind the process's back is only
+   * seen by a sync without it.
+   */
+  readonly known?: Map<string, string>;
 }
 
 export interface SyncReport {
@@ -49,8 +57,14 @@ export function syncViews(outDir: string, files: readonly ViewFile[], options: S
   const toWrite: ViewFile[] = [];
   const foreign: string[] = [];
   let unchanged = 0;
+  const known = options.check ? undefined : options.known;
+  const inPlace: ViewFile[] = [];
 
   for (const file of sorted) {
+    if (known !== undefined && known.get(file.path) === headerLineOf(file.content)) {
+      unchanged++;
+      continue;
+    }
     const existing = readIfFile(join(outDir, file.path));
     if (existing === undefined) {
       problems.push({ path: file.path, kind: 'missing', detail: 'missing' });
@@ -59,6 +73,7 @@ export function syncViews(outDir: string, files: readonly ViewFile[], options: S
     }
     if (existing === file.content) {
       unchanged++;
+      inPlace.push(file);
       continue;
     }
     toWrite.push(file);
@@ -111,7 +126,17 @@ export function syncViews(outDir: string, files: readonly ViewFile[], options: S
   }
   for (const file of toWrite) writeAtomically(join(outDir, file.path), file.content);
   for (const path of toRemove) rmSync(join(outDir, path), { force: true });
+  if (known !== undefined) {
+    for (const file of [...inPlace, ...toWrite]) known.set(file.path, headerLineOf(file.content));
+    for (const path of known.keys()) if (!expected.has(path)) known.delete(path);
+  }
   return { outDir, written: toWrite.map((f) => f.path), unchanged, removed: toRemove, problems };
+}
+
+/** The first line of a compiled view: its header, which names the file's bytes (seq, body hash). */
+function headerLineOf(content: string): string {
+  const newline = content.indexOf('\n');
+  return newline < 0 ? content : content.slice(0, newline);
 }
 
 function readIfFile(path: string): string | undefined {

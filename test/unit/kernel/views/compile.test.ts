@@ -135,6 +135,46 @@ describe('incremental compile', () => {
   });
 });
 
+describe('compiling with what this process wrote (known)', () => {
+  it('does not read back a file whose bytes it wrote, and rewrites one whose bytes changed', () => {
+    const { a, lonely } = seed(store, clock);
+    const known = new Map<string, string>();
+    const first = compileWorkspace(store, defaultWorkspace(store), { outDir: dir, known });
+    expect([...known.keys()].sort()).toEqual(Object.keys(tree(dir)).sort());
+    expect(first.written).toHaveLength(known.size);
+
+    // A page deleted behind its back is taken as in place: it is known, so not read.
+    rmSync(join(dir, page(a)));
+    store.needs.update(lonely.id, { priority: 0 });
+    const second = compileWorkspace(store, defaultWorkspace(store), { outDir: dir, known });
+    expect(second.written).toEqual([...AGGREGATES, page(lonely)]);
+    expect(second.problems.filter((p) => p.kind === 'missing')).toEqual([]);
+    expect(existsSync(join(dir, page(a)))).toBe(false);
+
+    // Without it every file is read again: the missing page is found and written.
+    const full = compile();
+    expect(full.written).toEqual([page(a)]);
+    expect(full.problems).toEqual([{ path: page(a), kind: 'missing', detail: 'missing' }]);
+  });
+
+  it('forgets the pages it removed, and a check never trusts it', () => {
+    const leaving = store.needs.create({ title: 'Leaving', tags: ['mine'] });
+    const ws = store.workspaces.add({ name: 'mine', outDir: dir, tagsAny: ['mine'] });
+    const known = new Map<string, string>();
+    compileWorkspace(store, ws, { known });
+    expect(known.has(page(leaving))).toBe(true);
+    store.needs.update(leaving.id, { tags: ['other'] });
+    expect(compileWorkspace(store, store.workspaces.require('mine'), { known }).removed).toEqual([
+      page(leaving),
+    ]);
+    expect(known.has(page(leaving))).toBe(false);
+
+    rmSync(join(dir, 'README.md'));
+    const check = compileWorkspace(store, store.workspaces.require('mine'), { known, check: true });
+    expect(check.problems.map((p) => p.path)).toEqual(['README.md']);
+  });
+});
+
 describe('check', () => {
   it('passes when the folder is up to date', () => {
     seed(store, clock);

@@ -1,0 +1,134 @@
+/**
+ * The views `mlos run` keeps compiled: refreshed after the log moved, paced so that compiling a
+ * large graph takes at most its share of the time, and read back from disk once a minute.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compileWorkspace } from '../../../src/kernel/views/compile.js';
+import { silentLogger } from '../../../src/scheduler/logger.js';
+import { ViewKeeper, type ViewKeeperOptions } from '../../../src/scheduler/view-keeper.js';
+import type { Store } from '../../../src/store/index.js';
+import { makeTempDir, openTestStore } from '../../helpers/store.js';
+
+let store: Store;
+let dir: string;
+let cleanup: () => void;
+let now: number;
+
+beforeEach(() => {
+  ({ dir, cleanup } = makeTempDir());
+  ({ store } = openTestStore(join(dir, 'mlos.db')));
+  now = 1_000_000;
+});
+
+afterEach(() => {
+  store.close();
+  cleanup();
+});
+
+/** A keeper on the test's clock whose compiles take `costMs` of it and are recorded. */
+function keeper(costMs: number, extra: Partial<ViewKeeperOptions> = {}) {
+  const compiles: { at: number; known: Map<string, string> }[] = [];
+  const k = new ViewKeeper({
+    store,
+    log: silentLogger,
+    now: () => now,
+    compile: (_store, workspace, options) => {
+      compiles.push({ at: now, known: options.known! });
+      now += costMs;
+      return {
+        workspace: workspace.name,
+        files: 0,
+        outDir: dir,
+        written: [],
+        unchanged: 0,
+        removed: [],
+        problems: [],
+      };
+    },
+    ...extra,
+  });
+  return { k, compiles };
+}
+
+describe('the view keeper', () => {
+  it('compiles after the log moved, at most once a second', () => {
+    const { k, compiles } = keeper(5);
+    expect(k.maybeCompile()).toBe(true);
+    now += 5000;
+    expect(k.maybeCompile()).toBe(false); // the log did not move
+    store.needs.create({ title: 'one' });
+    expect(k.maybeCompile()).toBe(true);
+    store.needs.create({ title: 'two' });
+    now += 500;
+    expect(k.maybeCompile()).toBe(false);
+    now += 500;
+    expect(k.maybeCompile()).toBe(true);
+    expect(compiles).toHaveLength(3);
+  });
+
+  it('waits ten times as long as the last compile took, so views take at most a tenth of the time', () => {
+    const warnings: string[] = [];
+    const { k, compiles } = keeper(800, {
+      log: {
+        ...silentLogger,
+        warn: (_fields: unknown, message?: string) => void warnings.push(message ?? ''),
+      },
+    });
+    const start = now;
+    expect(k.maybeCompile()).toBe(true);
+    store.needs.create({ title: 'one' });
+    now = start + 7999;
+    expect(k.maybeCompile()).toBe(false);
+    now = start + 8000;
+    expect(k.maybeCompile()).toBe(true);
+    expect(compiles.map((c) => c.at - start)).toEqual([0, 8000]);
+    // Said once, not on every slow compile.
+    expect(warnings).toEqual([
+      'compiling the views takes long on this graph: they are refreshed less often (mlos compile writes them at once)',
+    ]);
+  });
+
+  it('keeps what it wrote between compiles and starts afresh (reading every file) once a minute and when forced', () => {
+    const { k, compiles } = keeper(1);
+    k.maybeCompile();
+    compiles[0]!.known.set('PROBLEM.md', 'header');
+    for (const step of [2000, 30_000]) {
+      store.needs.create({ title: `after ${step}` });
+      now += step;
+      k.maybeCompile();
+    }
+    expect(compiles[1]!.known).toBe(compiles[0]!.known);
+    expect(compiles[2]!.known).toBe(compiles[0]!.known);
+    store.needs.create({ title: 'a minute on' });
+    now += 30_000;
+    k.maybeCompile();
+    expect(compiles[3]!.known).not.toBe(compiles[0]!.known);
+    expect(compiles[3]!.known.size).toBe(0);
+    expect(k.maybeCompile(true)).toBe(true);
+    expect(compiles[4]!.known).not.toBe(compiles[3]!.known);
+  });
+
+  it('rewrites a view deleted by hand at the next read-back, and a changed one at once', () => {
+    const k = new ViewKeeper({ store, log: silentLogger, now: () => now, compile: compileWorkspace });
+    const kept = store.needs.create({ title: 'kept' });
+    k.maybeCompile();
+    const views = join(dir, 'views');
+    const keptPage = join(views, 'needs', `${kept.id}.md`);
+    expect(existsSync(keptPage)).toBe(true);
+
+    rmSync(keptPage);
+    rmSync(join(views, 'PROBLEM.md'));
+    store.needs.create({ title: 'another' });
+    now += 2000;
+    k.maybeCompile();
+    expect(existsSync(join(views, 'PROBLEM.md'))).toBe(true); // its bytes changed
+    expect(existsSync(keptPage)).toBe(false); // unchanged, so not read back yet
+
+    store.needs.create({ title: 'a minute later' });
+    now += 60_000;
+    k.maybeCompile();
+    expect(existsSync(keptPage)).toBe(true);
+  });
+});
