@@ -15,84 +15,15 @@
  * reported as skipped.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
-import { createAdapters } from '../dist/scheduler/adapters.js';
-import { silentLogger } from '../dist/scheduler/logger.js';
-import { Runtime } from '../dist/scheduler/runtime.js';
-import { Store } from '../dist/store/index.js';
 import { redisAnswers } from './lib/processes.mjs';
+import { benchRuntime, resolvedCount } from './lib/runtime.mjs';
 
 const TASKS = Number(process.argv[2] ?? 300);
 const CONCURRENCY = 8;
 const REDIS = process.env.MLOS_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const ROOT = new URL('..', import.meta.url).pathname;
 
-function identitiesDir(dir) {
-  const out = join(dir, 'identities');
-  mkdirSync(out);
-  for (const file of readdirSync(join(ROOT, 'identities'))) {
-    const text = readFileSync(join(ROOT, 'identities', file), 'utf8')
-      .replace(/per_day: \d+/, 'per_day: 1000000000')
-      .replace(/capacity: \d+/, `capacity: ${CONCURRENCY}`);
-    writeFileSync(join(out, file), text);
-  }
-  return out;
-}
-
-async function runtimeFor(redisUrl) {
-  const dir = mkdtempSync(join(tmpdir(), 'mlos-bench-'));
-  const store = Store.open(join(dir, 'mlos.db'), { actor: 'bench' });
-  const namespace = `bench${randomUUID().slice(0, 8)}`;
-  const { queue, bus } = await createAdapters({ redisUrl, namespace, log: silentLogger });
-  const runtime = new Runtime({
-    store,
-    queue,
-    bus,
-    identitiesDir: identitiesDir(dir),
-    embeddedWorkers: true,
-    concurrency: CONCURRENCY,
-    leaseMs: 60_000,
-    heartbeatMs: 5000,
-    loopMs: 200,
-    maxAttempts: 3,
-    providerOverrides: { provider: 'scripted', model: 'noop' },
-    env: {},
-    compileViews: false,
-    // As mlos run does: WAL checkpoints in a worker thread, not in the commit that fills the log.
-    backgroundCheckpoints: true,
-    runTokenLimit: null,
-  });
-  await runtime.start();
-  return {
-    store,
-    runtime,
-    async close() {
-      await runtime.close(5000);
-      store.close();
-      rmSync(dir, { recursive: true, force: true });
-      if (redisUrl) await dropKeys(redisUrl, `*${namespace}*`);
-    },
-  };
-}
-
-/** Deletes the keys a run left in the shared Redis (its queues' jobs, the bus stream and snapshot). */
-async function dropKeys(url, pattern) {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
+const runtimeFor = (redisUrl) => benchRuntime({ redisUrl, concurrency: CONCURRENCY });
 
 const tags = [['kernel'], ['context'], ['cleanup']];
 
@@ -105,12 +36,7 @@ async function throughput(redisUrl, n) {
     for (let i = 0; i < n; i++) env.store.needs.create({ title: `noop ${i}`, tags: tags[i % 3] });
   });
   env.runtime.supervisor.kick();
-  while (
-    env.store.needs
-      .counts()
-      .filter((c) => c.status === 'resolved')
-      .reduce((a, c) => a + c.count, 0) < n
-  ) {
+  while (resolvedCount(env.store) < n) {
     await new Promise((r) => setTimeout(r, 20));
   }
   const seconds = (performance.now() - started) / 1000;

@@ -1,0 +1,91 @@
+/**
+ * An in-process `mlos run` for benchmarks: a fresh database in a temp folder, the repository's
+ * identities with their daily budgets lifted and `concurrency` seats each, the scripted `noop`
+ * model (one finish call per session), and WAL checkpoints in a worker thread as `mlos run` does.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { createAdapters } from '../../dist/scheduler/adapters.js';
+import { silentLogger } from '../../dist/scheduler/logger.js';
+import { Runtime } from '../../dist/scheduler/runtime.js';
+import { Store } from '../../dist/store/index.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+function identitiesDir(dir, concurrency) {
+  const out = join(dir, 'identities');
+  mkdirSync(out);
+  for (const file of readdirSync(join(ROOT, 'identities'))) {
+    const text = readFileSync(join(ROOT, 'identities', file), 'utf8')
+      .replace(/per_day: \d+/, 'per_day: 1000000000')
+      .replace(/capacity: \d+/, `capacity: ${concurrency}`);
+    writeFileSync(join(out, file), text);
+  }
+  return out;
+}
+
+/**
+ * Starts a runtime; `redisUrl` puts its queue and bus on Redis (else the in-process ones).
+ * `close()` stops it, deletes its folder and the Redis keys it left.
+ */
+export async function benchRuntime({ redisUrl, concurrency = 8, compileViews = false } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'mlos-bench-'));
+  const store = Store.open(join(dir, 'mlos.db'), { actor: 'bench' });
+  const namespace = `bench${randomUUID().slice(0, 8)}`;
+  const { queue, bus } = await createAdapters({ redisUrl, namespace, log: silentLogger });
+  const runtime = new Runtime({
+    store,
+    queue,
+    bus,
+    identitiesDir: identitiesDir(dir, concurrency),
+    embeddedWorkers: true,
+    concurrency,
+    leaseMs: 60_000,
+    heartbeatMs: 5000,
+    loopMs: 200,
+    maxAttempts: 3,
+    providerOverrides: { provider: 'scripted', model: 'noop' },
+    env: {},
+    compileViews,
+    // As mlos run does: WAL checkpoints in a worker thread, not in the commit that fills the log.
+    backgroundCheckpoints: true,
+    runTokenLimit: null,
+  });
+  await runtime.start();
+  return {
+    store,
+    runtime,
+    async close() {
+      await runtime.close(5000);
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+      if (redisUrl) await dropKeys(redisUrl, `*${namespace}*`);
+    },
+  };
+}
+
+/** Deletes the keys a run left in the shared Redis (its queues' jobs, the bus stream and snapshot). */
+async function dropKeys(url, pattern) {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** How many needs are resolved. */
+export function resolvedCount(store) {
+  return store.needs
+    .counts()
+    .filter((c) => c.status === 'resolved')
+    .reduce((a, c) => a + c.count, 0);
+}
