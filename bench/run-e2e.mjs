@@ -51,7 +51,8 @@ async function throughput(redisUrl, n) {
 }
 
 /**
- * One need at a time on an idle system: the task's creation to its start (pickup). The first
+ * One need at a time on an idle system (50 ms after the previous one resolved): the task's
+ * creation to its start (pickup). The first
  * pickup after start also pays one-time setup (BullMQ loads its scripts and opens the identity's
  * queue on the first enqueue), so it is reported apart as `firstMs` and the percentiles are taken
  * over the pickups after it.
@@ -59,6 +60,9 @@ async function throughput(redisUrl, n) {
 async function latency(redisUrl, samples) {
   const env = await runtimeFor(redisUrl);
   const probe = async (i) => {
+    // Idle: the previous probe's aftermath (session teardown, bus publication, the round table
+    // reading its events) is over before the next need is created.
+    await new Promise((r) => setTimeout(r, 50));
     const need = env.store.needs.create({ title: `probe ${i}`, tags: ['kernel'] });
     env.runtime.supervisor.kick();
     for (;;) {
