@@ -29,7 +29,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { DEFAULT_TAKEOVER_CHECK_MS } from '../dist/roundtable/takeover-loop.js';
 import { Store } from '../dist/store/index.js';
 import {
@@ -41,6 +40,7 @@ import {
   started,
   waitFor,
 } from './lib/processes.mjs';
+import { dropKeys } from './lib/redis-keys.mjs';
 
 const TRIALS = Number(process.argv[2] ?? 20);
 const REDIS = process.env.MLOS_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -123,24 +123,6 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 const spawnMlos = (args, cwd) => spawnWith(args, cwd, TOKENS);
-
-/** Deletes this run's keys: BullMQ's `mlos:<ns>.*` and the bus's `<ns>:*`. */
-async function dropKeys(namespace) {
-  const redis = new Redis(REDIS, { maxRetriesPerRequest: 1, lazyConnect: true });
-  try {
-    await redis.connect();
-    for (const pattern of [`mlos:${namespace}.*`, `${namespace}:*`]) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-        cursor = next;
-        if (keys.length) await redis.del(...keys);
-      } while (cursor !== '0');
-    }
-  } finally {
-    redis.disconnect();
-  }
-}
 
 async function bench() {
   const dir = mkdtempSync(join(tmpdir(), 'mlos-bench-takeover-'));
@@ -308,7 +290,8 @@ async function bench() {
   } finally {
     await killAll();
     store?.close();
-    if (namespace) await dropKeys(namespace).catch(() => undefined);
+    // This run's keys: BullMQ's `mlos:<ns>.*` and the bus's `<ns>:*`.
+    if (namespace) await dropKeys(REDIS, [`mlos:${namespace}.*`, `${namespace}:*`]).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -7,11 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { createAdapters } from '../../dist/scheduler/adapters.js';
 import { silentLogger } from '../../dist/scheduler/logger.js';
 import { Runtime } from '../../dist/scheduler/runtime.js';
 import { Store } from '../../dist/store/index.js';
+import { dropKeys } from './redis-keys.mjs';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -62,24 +62,10 @@ export async function benchRuntime({ redisUrl, concurrency = 8, compileViews = f
       await runtime.close(5000);
       store.close();
       rmSync(dir, { recursive: true, force: true });
-      if (redisUrl) await dropKeys(redisUrl, `*${namespace}*`);
+      // Its queues' jobs, the bus stream and snapshot.
+      if (redisUrl) await dropKeys(redisUrl, [`*${namespace}*`]);
     },
   };
-}
-
-/** Deletes the keys a run left in the shared Redis (its queues' jobs, the bus stream and snapshot). */
-async function dropKeys(url, pattern) {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
 }
 
 /** How many needs are resolved. */
