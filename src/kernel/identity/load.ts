@@ -64,7 +64,7 @@ export function loadIdentityFile(path: string): IdentityFile {
       error: err,
     };
   }
-  const result = safeParseIdentity(bytes, { file, name });
+  const result = parseOnce(abs, file, name, bytes);
   const source = result.ok ? result.identity.source : decodeOrNull(bytes);
   return {
     name,
@@ -76,6 +76,30 @@ export function loadIdentityFile(path: string): IdentityFile {
     explicit: result.ok ? result.explicit : new Set(),
     error: result.ok ? null : result.error,
   };
+}
+
+/**
+ * The last lint of each file, by absolute path: `mlos run` syncs its identities folder every
+ * second (the fallback for fs.watch), and parsing is the costly part of a sync; bytes that did not
+ * change lint to the same (deeply frozen) result.
+ */
+const lastParse = new Map<
+  string,
+  { file: string; bytes: Buffer; result: ReturnType<typeof safeParseIdentity> }
+>();
+
+function parseOnce(
+  abs: string,
+  file: string,
+  name: string,
+  bytes: Buffer,
+): ReturnType<typeof safeParseIdentity> {
+  const last = lastParse.get(abs);
+  if (last && last.file === file && last.bytes.equals(bytes)) return last.result;
+  const result = safeParseIdentity(bytes, { file, name });
+  if (lastParse.size >= 1024) lastParse.clear();
+  lastParse.set(abs, { file, bytes, result });
+  return result;
 }
 
 /** Reads one identity file and throws its IdentityFileError (every issue) when it does not lint. */

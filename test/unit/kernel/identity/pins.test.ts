@@ -7,6 +7,7 @@ import {
   identityFromPin,
   identityHash,
   identityStatuses,
+  loadIdentityFile,
   resolveRunnableIdentities,
   runnableIdentities,
   syncIdentities,
@@ -102,6 +103,17 @@ describe('identity pins and drift', () => {
     expect(booted.capacity).toBe(1);
     expect(Object.isFrozen(booted)).toBe(true);
     expect(acceptIdentity(store, dir, 'janitor').outcome).toBe('unchanged');
+  });
+
+  it('lints a file again only when its bytes changed (mlos run syncs the folder every second)', () => {
+    const first = loadIdentityFile(file('janitor'));
+    expect(loadIdentityFile(file('janitor')).identity).toBe(first.identity);
+    writeFileSync(file('janitor'), read('janitor').replace('capacity: 1', 'capacity: 2'));
+    const changed = loadIdentityFile(file('janitor'));
+    expect(changed.identity).not.toBe(first.identity);
+    expect(changed.identity?.capacity).toBe(2);
+    writeFileSync(file('janitor'), read('janitor').replace('capacity: 2', 'capacity: 0'));
+    expect(loadIdentityFile(file('janitor')).error).toBeInstanceOf(IdentityFileError);
   });
 
   it('clears drift when the file is back to its pinned bytes', () => {
