@@ -65,15 +65,11 @@ function hashWithPayload(e: Omit<StoredEvent, 'hash' | 'payload'>, payloadJson: 
 }
 
 /**
- * The append-only, hash-chained event log. `append` must run inside a write transaction: it
- * reads the chain head under the write lock, so concurrent writers never fork the chain.
- */
-/**
  * The append path's and the hot reads' statements (the bus publisher tails `since` every tick,
  * every context pack reads `forNeed`), prepared once per connection: a log is built per store
  * handle, and preparing costs more than running these.
  */
-const appendStatements = new WeakMap<
+const logStatements = new WeakMap<
   Db,
   {
     head: Statement<[], { seq: number; hash: string }>;
@@ -83,6 +79,10 @@ const appendStatements = new WeakMap<
   }
 >();
 
+/**
+ * The append-only, hash-chained event log. `append` must run inside a write transaction: it
+ * reads the chain head under the write lock, so concurrent writers never fork the chain.
+ */
 export class EventLog {
   readonly #head;
   readonly #insert;
@@ -92,7 +92,7 @@ export class EventLog {
 
   constructor(db: Db) {
     this.#db = db;
-    let statements = appendStatements.get(db);
+    let statements = logStatements.get(db);
     if (!statements) {
       statements = {
         head: db.prepare<[], { seq: number; hash: string }>(
@@ -105,7 +105,7 @@ export class EventLog {
         since: db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
         forNeed: db.prepare('SELECT * FROM events WHERE need_id = ? ORDER BY seq DESC LIMIT ?'),
       };
-      appendStatements.set(db, statements);
+      logStatements.set(db, statements);
     }
     this.#head = statements.head;
     this.#insert = statements.insert;
