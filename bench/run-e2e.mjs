@@ -7,6 +7,8 @@
  *     and the ratio (goal ≥ 0.5, stretch 0.8);
  *   - graduation-to-pickup latency on an idle system: a task's creation to its start (p50, p99;
  *     goal p99 < 10 ms), over the pickups after the first; the first after start is shown apart;
+ *     beside it, raw BullMQ's own idle pickup (a job's add to its processor's start), measured the
+ *     same way, as the floor this machine allows;
  *   - embedded throughput (in-process queue and bus);
  *   - this process's CPU time per task (per job for raw BullMQ): the bench keeps one core busy,
  *     so the ratio is roughly the inverse ratio of these.
@@ -21,6 +23,8 @@ import { benchRuntime, resolvedCount } from './lib/runtime.mjs';
 
 const TASKS = Number(process.argv[2] ?? 300);
 const CONCURRENCY = 8;
+/** Idle probes per latency figure: enough that p99 is not simply the slowest probe. */
+const PROBES = Number(process.env.MLOS_BENCH_PROBES ?? 200);
 const REDIS = process.env.MLOS_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const runtimeFor = (redisUrl) => benchRuntime({ redisUrl, concurrency: CONCURRENCY });
@@ -77,16 +81,61 @@ async function latency(redisUrl, samples) {
   const lat = [];
   for (let i = 1; i <= samples; i++) lat.push(await probe(i));
   await env.close();
-  lat.sort((a, b) => a - b);
-  const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
-  return { samples, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: lat[lat.length - 1], firstMs };
+  return { samples, ...percentiles(lat), firstMs };
+}
+
+/**
+ * Raw BullMQ's idle pickup, probed like `latency`: 50 ms after the previous job ran, one job is
+ * added (after a getJob, as the supervisor's enqueue does) and timed to its processor's start.
+ */
+async function rawBullmqLatency(samples) {
+  const { connection, prefix } = rawConnection();
+  const queue = new Queue('raw-latency', { connection, prefix });
+  let began;
+  let added = 0;
+  const worker = new Worker('raw-latency', async () => began(performance.now() - added), {
+    connection,
+    prefix,
+    concurrency: CONCURRENCY,
+  });
+  await worker.waitUntilReady();
+  const probe = async (i) => {
+    await new Promise((r) => setTimeout(r, 50));
+    const started = new Promise((r) => {
+      began = r;
+    });
+    added = performance.now();
+    await queue.getJob(`probe-${i}`);
+    await queue.add('noop', { i }, { jobId: `probe-${i}`, attempts: 1, removeOnComplete: 1000 });
+    return started;
+  };
+  const firstMs = await probe(0);
+  const lat = [];
+  for (let i = 1; i <= samples; i++) lat.push(await probe(i));
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  return { samples, ...percentiles(lat), firstMs: round(firstMs) };
+}
+
+function rawConnection() {
+  const { hostname, port } = new URL(REDIS);
+  return {
+    connection: { host: hostname, port: Number(port || 6379), maxRetriesPerRequest: null },
+    prefix: `mlos-bench-raw-${randomUUID().slice(0, 8)}`,
+  };
+}
+
+/** p50, p99 and the slowest of a list of latencies, in ms. */
+function percentiles(lat) {
+  const sorted = [...lat].sort((a, b) => a - b);
+  const q = (p) => round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]);
+  return { p50Ms: q(0.5), p99Ms: q(0.99), maxMs: round(sorted[sorted.length - 1]) };
 }
 
 /** Raw BullMQ: n no-op jobs added in bulk, one worker at the same concurrency. */
 async function rawBullmq(n) {
-  const { hostname, port } = new URL(REDIS);
-  const connection = { host: hostname, port: Number(port || 6379), maxRetriesPerRequest: null };
-  const prefix = `mlos-bench-raw-${randomUUID().slice(0, 8)}`;
+  const { connection, prefix } = rawConnection();
   const queue = new Queue('raw', { connection, prefix });
   let done = 0;
   let finish;
@@ -130,12 +179,13 @@ function round(x) {
 
 const result = { bench: 'run-e2e', tasks: TASKS, concurrency: CONCURRENCY };
 result.embedded = await throughput(undefined, TASKS);
-result.embeddedLatency = await latency(undefined, 50);
+result.embeddedLatency = await latency(undefined, PROBES);
 if (await redisAnswers(REDIS)) {
   result.raw = await rawBullmq(TASKS);
   result.distributed = await throughput(REDIS, TASKS);
   result.ratio = round(result.distributed.tasksPerSec / result.raw.jobsPerSec);
-  result.distributedLatency = await latency(REDIS, 50);
+  result.distributedLatency = await latency(REDIS, PROBES);
+  result.rawLatency = await rawBullmqLatency(PROBES);
 } else {
   result.skipped = 'redis unavailable: no BullMQ figures';
 }
@@ -159,6 +209,10 @@ console.error(
           row(
             'BullMQ pickup p50 / p99 (first) ms',
             `${result.distributedLatency.p50Ms} / ${result.distributedLatency.p99Ms} (${result.distributedLatency.firstMs})`,
+          ),
+          row(
+            'raw BullMQ pickup p50 / p99 (first) ms',
+            `${result.rawLatency.p50Ms} / ${result.rawLatency.p99Ms} (${result.rawLatency.firstMs})`,
           ),
         ]
       : [row('redis', 'skipped')]),
