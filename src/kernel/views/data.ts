@@ -151,16 +151,19 @@ export function loadWorkspaceInput(store: Store, workspace: Workspace): Workspac
     }
   }
   const dependencies = groupBy(store.views.dependencies(), (d) => d.from);
+  const labels = store.views.nodeLabels([...far].sort());
+  // The pages show these needs and their neighbours; each one's seq goes into a header.
+  const shown = [...ids, ...[...labels.values()].filter((l) => l.kind === 'need').map((l) => l.id)];
   return {
     workspace,
     needs,
     holders: byKey(store.views.leaseHolders(), (h) => h.needId),
     dependencies,
-    seqs: store.views.needSeqs(),
+    seqs: store.views.needSeqs(shown),
     workspaceSeq: store.views.workspaceSeq(workspace.name),
     problem: closedPart(store, workspace, problemNeeds(workspace, needs), dependencies),
     edges: byNeed,
-    labels: store.views.nodeLabels([...far].sort()),
+    labels,
     tasks: groupBy(store.views.tasksOf(ids), (t) => t.needId),
     artifacts: groupBy(store.views.artifactsOf(ids), (a) => a.needId),
     events: groupBy(store.views.recentEvents(ids, RECENT_EVENTS), (e) => e.needId),

@@ -2,6 +2,7 @@ import { sql as init } from './0001-init.js';
 import { sql as progress } from './0002-progress.js';
 import { sql as openReservations } from './0003-open-reservations.js';
 import { sql as budgetTotals } from './0004-budget-totals.js';
+import { sql as eventLookups } from './0005-event-lookups.js';
 
 export interface Migration {
   readonly version: number;
@@ -15,6 +16,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 2, name: 'progress', sql: progress },
   { version: 3, name: 'open-reservations', sql: openReservations },
   { version: 4, name: 'budget-totals', sql: budgetTotals },
+  { version: 5, name: 'event-lookups', sql: eventLookups },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

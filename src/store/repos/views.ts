@@ -77,6 +77,30 @@ export interface EventLine {
 }
 
 /** What an edge's far end is, for labels: a need's title and status, an artifact's title, a task's identity. */
+/**
+ * The views' lookups in the event log, one need (or workspace) at a time through an index, so a
+ * compile costs as much as the graph it shows, not as the log, which a long run grows without
+ * bound (see migration 5). Exported for the test that checks their query plans.
+ */
+export const EVENT_LOOKUPS = {
+  /** Per need id: its latest event, and its latest as the target of an edge event. */
+  needSeqs: `SELECT j.value,
+      (SELECT max(seq) FROM events WHERE need_id = j.value),
+      (SELECT max(seq) FROM events
+       WHERE kind IN ('edge.added', 'edge.removed') AND json_extract(payload, '$.to') = j.value)
+    FROM json_each(?) j`,
+  maxSeq:
+    'SELECT coalesce(max((SELECT max(seq) FROM events WHERE need_id = j.value)), 0) FROM json_each(?) j',
+  /** The same condition as the partial index events_by_workspace, so the lookup uses it. */
+  workspaceSeq: "SELECT coalesce(max(seq), 0) FROM events WHERE kind GLOB 'workspace.*' AND entity = ?",
+  /** Per need id: the newest entries of its index. */
+  recentEvents: `SELECT e.seq, e.at, e.actor, e.kind, e.entity, e.need_id AS needId
+    FROM json_each(?) j JOIN events e ON e.seq IN (
+      SELECT seq FROM events WHERE need_id = j.value ORDER BY seq DESC LIMIT ?
+    )
+    ORDER BY e.need_id, e.seq DESC`,
+} as const;
+
 export interface NodeLabel {
   readonly id: string;
   readonly kind: 'need' | 'task' | 'artifact';
@@ -183,46 +207,33 @@ export class ViewRepository {
   }
 
   /**
-   * The seq of the latest event about each need: events carrying its id, and edge events that
-   * name it as their target (an edge event carries the id of its source only).
+   * The seq of the latest event about each of the given needs: events carrying its id, and edge
+   * events that name it as their target (an edge event carries the id of its source only). Needs
+   * without events are left out. Index lookups per need: the cost does not grow with the log.
    */
-  needSeqs(): Map<string, number> {
+  needSeqs(needIds: readonly string[]): Map<string, number> {
     const rows = this.#ctx
-      .prepare<[], [string, number]>(
-        `SELECT need_id, max(seq) FROM (
-           SELECT need_id, seq FROM events WHERE need_id IS NOT NULL
-           UNION ALL
-           SELECT json_extract(payload, '$.to') AS need_id, seq FROM events
-           WHERE kind IN ('edge.added', 'edge.removed') AND json_extract(payload, '$.to') GLOB 'need_*'
-         ) GROUP BY need_id`,
-      )
+      .prepare<[string], [string, number | null, number | null]>(EVENT_LOOKUPS.needSeqs)
       .raw()
-      .all();
-    return new Map(rows);
+      .all(JSON.stringify(needIds));
+    const seqs = new Map<string, number>();
+    for (const [id, own, asTarget] of rows) {
+      const seq = Math.max(own ?? 0, asTarget ?? 0);
+      if (seq > 0) seqs.set(id, seq);
+    }
+    return seqs;
   }
 
   /** The seq of the latest event carrying one of the given need ids (0 when none). */
   maxSeq(needIds: readonly string[]): number {
     return (
-      this.#ctx
-        .prepare<[string], number>(
-          'SELECT coalesce(max(seq), 0) FROM events WHERE need_id IN (SELECT value FROM json_each(?))',
-        )
-        .pluck()
-        .get(JSON.stringify(needIds)) ?? 0
+      this.#ctx.prepare<[string], number>(EVENT_LOOKUPS.maxSeq).pluck().get(JSON.stringify(needIds)) ?? 0
     );
   }
 
   /** The seq of the latest `workspace.*` event about the named workspace (0 when none). */
   workspaceSeq(name: string): number {
-    return (
-      this.#ctx
-        .prepare<[string], number>(
-          "SELECT coalesce(max(seq), 0) FROM events WHERE kind GLOB 'workspace.*' AND entity = ?",
-        )
-        .pluck()
-        .get(name) ?? 0
-    );
+    return this.#ctx.prepare<[string], number>(EVENT_LOOKUPS.workspaceSeq).pluck().get(name) ?? 0;
   }
 
   /** Every edge leaving or arriving at one of `ids`, by from, rel, to. */
@@ -274,16 +285,13 @@ export class ViewRepository {
       .all(JSON.stringify(needIds));
   }
 
-  /** The latest `perNeed` events about each of the given needs, by need then newest first. */
+  /**
+   * The latest `perNeed` events about each of the given needs, by need then newest first: for
+   * each need, the newest `perNeed` entries of its index, so the cost does not grow with the log.
+   */
   recentEvents(needIds: readonly string[], perNeed: number): EventLine[] {
     return this.#ctx
-      .prepare<[string, number], EventLine>(
-        `SELECT seq, at, actor, kind, entity, need_id AS needId FROM (
-           SELECT seq, at, actor, kind, entity, need_id,
-             row_number() OVER (PARTITION BY need_id ORDER BY seq DESC) AS rn
-           FROM events WHERE need_id IN (SELECT value FROM json_each(?))
-         ) WHERE rn <= ? ORDER BY need_id, seq DESC`,
-      )
+      .prepare<[string, number], EventLine>(EVENT_LOOKUPS.recentEvents)
       .all(JSON.stringify(needIds), perNeed);
   }
 }

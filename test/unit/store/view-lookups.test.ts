@@ -1,0 +1,105 @@
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EVENT_LOOKUPS } from '../../../src/store/repos/views.js';
+import { makeTempDir, openTestStore } from '../../helpers/store.js';
+
+/**
+ * The views' event lookups (the seq a header names, a need page's latest events). A long run's
+ * log grows without bound, so each of them must be index lookups per need, never a read of the
+ * whole log: these tests check the answers and, through SQLite's query plans, the way.
+ */
+describe('view lookups over the event log', () => {
+  const temp = makeTempDir('mlos-lookups-');
+  afterAll(temp.cleanup);
+
+  function world() {
+    const { store, clock } = openTestStore();
+    const a = store.needs.create({ title: 'a', tags: ['kernel'] }).id;
+    clock.advance(1);
+    const b = store.needs.create({ title: 'b', tags: ['kernel'] }).id;
+    clock.advance(1);
+    const quiet = store.needs.create({ title: 'quiet' }).id;
+    for (let i = 0; i < 8; i++) store.needs.update(a, { title: `a v${i}` });
+    return { store, a, b, quiet };
+  }
+
+  it('needSeqs gives each need its latest event, edge events naming it as target included', () => {
+    const { store, a, b, quiet } = world();
+    const quietSeq = store.views.needSeqs([quiet]).get(quiet)!;
+    const aOwn = store.events.headSeq();
+    // b's event comes last, but as the edge's source it carries b's id; a is named only as its target.
+    store.edges.link(b, 'depends_on', a);
+    const head = store.events.headSeq();
+    const seqs = store.views.needSeqs([a, b, quiet, 'need_unknown']);
+    expect(seqs.get(a)).toBe(head);
+    expect(seqs.get(b)).toBe(head);
+    expect(seqs.get(quiet)).toBe(quietSeq);
+    // A need with no event at all is left out.
+    expect(seqs.has('need_unknown')).toBe(false);
+    // maxSeq counts only the events that carry the ids.
+    expect(store.views.maxSeq([quiet])).toBe(quietSeq);
+    expect(store.views.maxSeq([a, quiet])).toBe(aOwn);
+    expect(store.views.maxSeq([b, quiet])).toBe(head);
+    expect(store.views.maxSeq([])).toBe(0);
+  });
+
+  it('recentEvents gives the newest events of each need, newest first, whatever other needs logged', () => {
+    const { store, a, b } = world();
+    const events = store.views.recentEvents([a, b], 3);
+    const ofA = events.filter((e) => e.needId === a);
+    const ofB = events.filter((e) => e.needId === b);
+    const all = store.events.since(0, 1000);
+    const expected = (id: string, n: number) =>
+      all
+        .filter((e) => e.needId === id)
+        .map((e) => e.seq)
+        .sort((x, y) => y - x)
+        .slice(0, n);
+    expect(ofA.map((e) => e.seq)).toEqual(expected(a, 3));
+    expect(ofB.map((e) => e.seq)).toEqual(expected(b, 3));
+    expect(ofB).toHaveLength(1);
+    // Grouped by need, then newest first.
+    const needOrder = events.map((e) => e.needId);
+    expect(needOrder).toEqual([...needOrder].sort());
+  });
+
+  it('workspaceSeq is the latest event about the workspace', () => {
+    const { store } = world();
+    expect(store.views.workspaceSeq('docs')).toBe(0);
+    store.workspaces.add({ name: 'docs', outDir: 'docs-views', tagsAny: ['kernel'] });
+    expect(store.views.workspaceSeq('docs')).toBe(store.events.headSeq());
+  });
+
+  it('every lookup uses an index: none reads the whole event log', () => {
+    const path = `${temp.dir}/plans.db`;
+    openTestStore(path).store.close();
+    const db = new Database(path, { readonly: true });
+    try {
+      // Parameters are bound to sample values: the plan does not depend on them.
+      const plan = (sql: string, params: unknown[]) =>
+        db
+          .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .all(...params)
+          .map((r) => (r as { detail: string }).detail);
+      const params: Record<keyof typeof EVENT_LOOKUPS, unknown[]> = {
+        needSeqs: ['["need_a"]'],
+        maxSeq: ['["need_a"]'],
+        workspaceSeq: ['default'],
+        recentEvents: ['["need_a"]', 5],
+      };
+      for (const [name, sql] of Object.entries(EVENT_LOOKUPS)) {
+        const steps = plan(sql, params[name as keyof typeof EVENT_LOOKUPS]);
+        expect(
+          steps.filter((s) => /^SCAN (events|e)\b/.test(s)),
+          `${name}: ${steps.join(' | ')}`,
+        ).toEqual([]);
+        expect(
+          steps.some((s) => /^SEARCH (events|e) /.test(s)),
+          name,
+        ).toBe(true);
+      }
+    } finally {
+      db.close();
+    }
+  });
+});
