@@ -14,9 +14,9 @@ export interface ViewKeeperOptions {
    */
   readonly maxShare?: number;
   /**
-   * How often a compile reads every file back from disk (default 60 s), so a view deleted or edited
-   * by hand is rewritten; in between, a file this keeper wrote and whose bytes have not changed is
-   * not read again.
+   * How often a compile renders every page and reads every file back from disk (default 60 s), so
+   * a view deleted or edited by hand is rewritten; in between, a need page whose seq has not moved
+   * since this keeper wrote it is not rendered, and a file whose bytes have not changed is not read.
    */
   readonly verifyEveryMs?: number;
   /** Wall-clock ms; for tests. */

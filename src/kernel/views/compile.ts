@@ -1,6 +1,6 @@
 import { MlosError, type Store, type Workspace } from '../../store/index.js';
 import { loadProblemInput, loadWorkspaceInput, problemInputOf, type WorkspaceInput } from './data.js';
-import type { ViewFile } from './header.js';
+import { seqOfHeaderLine, type ViewFile } from './header.js';
 import { GRAPH_FILE, renderGraph } from './render-graph.js';
 import { NEEDS_DIR, needPagePath, renderNeedPage } from './render-need.js';
 import { PROBLEM_FILE, renderProblem } from './render-problem.js';
@@ -24,14 +24,19 @@ export interface WorkspaceReport extends SyncReport {
   readonly files: number;
 }
 
-/** Every file of a workspace, rendered from one input: PROBLEM.md, README.md, graph.md, needs/<id>.md. */
+/**
+ * Every file of a workspace, rendered from one input: PROBLEM.md, README.md, graph.md,
+ * needs/<id>.md (but the pages of `input.unrendered`).
+ */
 export function renderWorkspaceInput(input: WorkspaceInput): ViewFile[] {
   const members = new Set(input.needs.map((n) => n.id));
+  const skipped = input.unrendered;
+  const pages = skipped?.size ? input.needs.filter((n) => !skipped.has(n.id)) : input.needs;
   return [
     renderProblem(problemInputOf(input)),
     renderReadme(input),
     renderGraph(input),
-    ...input.needs.map((n) => renderNeedPage(n, input, members)),
+    ...pages.map((n) => renderNeedPage(n, input, members)),
   ];
 }
 
@@ -71,14 +76,24 @@ export function compileWorkspace(
   options: CompileOptions = {},
 ): WorkspaceReport {
   const outDir = options.outDir ?? store.resolvePath(workspace.outDir);
-  const files = renderWorkspace(store, workspace);
+  // A need page this process wrote at the seq it would name now has the same bytes: not rendered.
+  const known = options.check ? undefined : options.known;
+  const input = store.views.snapshot(() =>
+    loadWorkspaceInput(
+      store,
+      workspace,
+      known ? { skipPage: (id, seq) => seqOfHeaderLine(known.get(needPagePath(id))) === seq } : {},
+    ),
+  );
+  const files = renderWorkspaceInput(input);
+  const kept = [...(input.unrendered ?? [])].map(needPagePath);
   const report = syncViews(outDir, files, {
     check: options.check ?? false,
     force: options.force ?? false,
     managedDirs: [NEEDS_DIR],
-    ...(options.known && { known: options.known }),
+    ...(known && { known, kept }),
   });
-  return { workspace: workspace.name, files: files.length, ...report };
+  return { workspace: workspace.name, files: files.length + kept.length, ...report };
 }
 
 /** `mlos compile --check` found files that do not match the database. */

@@ -65,6 +65,8 @@ export interface WorkspaceInput {
   readonly artifacts: ReadonlyMap<string, readonly ArtifactLine[]>;
   /** The latest events about each need, newest first. */
   readonly events: ReadonlyMap<string, readonly EventLine[]>;
+  /** Needs whose page is not rendered (see LoadOptions.skipPage); their details are not loaded. */
+  readonly unrendered?: ReadonlySet<string>;
 }
 
 /** The workspace's filter with its statuses narrowed to `statuses`. */
@@ -132,8 +134,39 @@ function problemSeq(
   return Math.max(store.views.workspaceSeq(workspace.name), store.views.maxSeq([...ids]));
 }
 
+export interface LoadOptions {
+  /**
+   * Needs whose page need not be rendered: called with each need's id and the seq its page would
+   * name (see needPageSeq); their tasks, artifacts and events are not loaded, and their ids are
+   * listed in `unrendered`. The view keeper passes the pages it wrote at that same seq: a page's
+   * seq covers everything the page shows, so its bytes are the same.
+   */
+  readonly skipPage?: (needId: string, seq: number) => boolean;
+}
+
+/**
+ * The seq a need page names: the latest event about the need, about a need it shares an edge
+ * with (their titles and statuses are shown), or about the workspace (it decides which neighbours
+ * get links). Everything the page shows changes only with one of those events.
+ */
+export function needPageSeq(
+  needId: string,
+  input: Pick<WorkspaceInput, 'edges' | 'labels' | 'seqs' | 'workspaceSeq'>,
+): number {
+  let seq = Math.max(input.workspaceSeq, input.seqs.get(needId) ?? 0);
+  for (const e of input.edges.get(needId) ?? []) {
+    const other = e.from === needId ? e.to : e.from;
+    if (input.labels.get(other)?.kind === 'need') seq = Math.max(seq, input.seqs.get(other) ?? 0);
+  }
+  return seq;
+}
+
 /** Loads everything a workspace's files show, in one query per kind of fact. */
-export function loadWorkspaceInput(store: Store, workspace: Workspace): WorkspaceInput {
+export function loadWorkspaceInput(
+  store: Store,
+  workspace: Workspace,
+  options: LoadOptions = {},
+): WorkspaceInput {
   const needs = store.views.needs(narrow(workspace, NEED_STATUSES));
   const ids = needs.map((n) => n.id);
   const edges = store.views.edgesTouching(ids);
@@ -154,19 +187,29 @@ export function loadWorkspaceInput(store: Store, workspace: Workspace): Workspac
   const labels = store.views.nodeLabels([...far].sort());
   // The pages show these needs and their neighbours; each one's seq goes into a header.
   const shown = [...ids, ...[...labels.values()].filter((l) => l.kind === 'need').map((l) => l.id)];
+  const seqs = store.views.needSeqs(shown);
+  const workspaceSeq = store.views.workspaceSeq(workspace.name);
+  const skip = options.skipPage;
+  const unrendered = new Set<string>();
+  if (skip) {
+    const light = { edges: byNeed, labels, seqs, workspaceSeq };
+    for (const id of ids) if (skip(id, needPageSeq(id, light))) unrendered.add(id);
+  }
+  const rendered = unrendered.size ? ids.filter((id) => !unrendered.has(id)) : ids;
   return {
     workspace,
     needs,
     holders: byKey(store.views.leaseHolders(), (h) => h.needId),
     dependencies,
-    seqs: store.views.needSeqs(shown),
-    workspaceSeq: store.views.workspaceSeq(workspace.name),
+    seqs,
+    workspaceSeq,
     problem: closedPart(store, workspace, problemNeeds(workspace, needs), dependencies),
     edges: byNeed,
     labels,
-    tasks: groupBy(store.views.tasksOf(ids), (t) => t.needId),
-    artifacts: groupBy(store.views.artifactsOf(ids), (a) => a.needId),
-    events: groupBy(store.views.recentEvents(ids, RECENT_EVENTS), (e) => e.needId),
+    tasks: groupBy(store.views.tasksOf(rendered), (t) => t.needId),
+    artifacts: groupBy(store.views.artifactsOf(rendered), (a) => a.needId),
+    events: groupBy(store.views.recentEvents(rendered, RECENT_EVENTS), (e) => e.needId),
+    unrendered,
   };
 }
 

@@ -32,6 +32,12 @@ export function viewFile(path: string, seq: number, body: string): ViewFile {
   return { path, seq, content: `${headerLine(seq, sha256(body))}\n${body}` };
 }
 
+/** The seq a header line names, or undefined when it is not an mlos header line. */
+export function seqOfHeaderLine(line: string | undefined): number | undefined {
+  const m = line === undefined ? null : HEADER.exec(line);
+  return m ? Number(m[1]) : undefined;
+}
+
 /** The header of a file's text, or undefined when it does not open with an mlos header. */
 export function parseHeader(text: string): ParsedHeader | undefined {
   const newline = text.indexOf('\n');

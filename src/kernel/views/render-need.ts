@@ -1,5 +1,5 @@
 import type { Edge, Need, NodeLabel } from '../../store/index.js';
-import type { WorkspaceInput } from './data.js';
+import { needPageSeq, type WorkspaceInput } from './data.js';
 import { type ViewFile, viewFile } from './header.js';
 import { code, duration, inline, iso, link, priority } from './markdown.js';
 
@@ -13,17 +13,13 @@ export function needPagePath(id: string): string {
  * needs/<id>.md: one need with its body, acceptance, edges both ways, tasks and outcomes,
  * artifacts (title, kind and summary; never the content) and its latest events.
  *
- * The seq is the latest event about the need, about a need it shares an edge with (their titles
- * and statuses are shown), or about the workspace (it decides which neighbours get links).
- * Heartbeats, lease renewals and token counters write no events and are not shown.
+ * The seq is the latest event about the need, about a need it shares an edge with, or about the
+ * workspace (see needPageSeq). Heartbeats, lease renewals and token counters write no events and
+ * are not shown.
  */
 export function renderNeedPage(need: Need, input: WorkspaceInput, members: ReadonlySet<string>): ViewFile {
   const edges = input.edges.get(need.id) ?? [];
-  let seq = Math.max(input.workspaceSeq, input.seqs.get(need.id) ?? 0);
-  for (const e of edges) {
-    const other = e.from === need.id ? e.to : e.from;
-    if (input.labels.get(other)?.kind === 'need') seq = Math.max(seq, input.seqs.get(other) ?? 0);
-  }
+  const seq = needPageSeq(need.id, input);
 
   const out: string[] = [`# ${inline(need.title)}`, ''];
   let facts = `${code(need.id)} · **${need.status}** · ${priority(need.priority)} · scope ${code(need.scope)} · `;

@@ -32,6 +32,11 @@ export interface SyncOptions {
    * seen by a sync without it.
    */
   readonly known?: Map<string, string>;
+  /**
+   * Paths compiled but not rendered this time, whose `known` header line still holds (see
+   * compileWorkspace): they count as unchanged and are neither read nor removed. Needs `known`.
+   */
+  readonly kept?: readonly string[];
 }
 
 export interface SyncReport {
@@ -99,7 +104,9 @@ export function syncViews(outDir: string, files: readonly ViewFile[], options: S
     }
   }
 
-  const expected = new Set(sorted.map((f) => f.path));
+  const kept = known !== undefined ? (options.kept ?? []) : [];
+  unchanged += kept.length;
+  const expected = new Set([...sorted.map((f) => f.path), ...kept]);
   const toRemove: string[] = [];
   for (const dir of options.managedDirs ?? []) {
     for (const name of listMarkdown(join(outDir, dir))) {

@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadWorkspaceInput, needPageSeq } from '../../../../src/kernel/views/data.js';
 import { compileWorkspace, type WorkspaceReport } from '../../../../src/kernel/views/index.js';
 import { type ManualClock, type Need, type Store, UserError } from '../../../../src/store/index.js';
 import { defaultWorkspace, openStore, read, startTask, tempDir } from './fixture.js';
@@ -172,6 +173,50 @@ describe('compiling with what this process wrote (known)', () => {
     rmSync(join(dir, 'README.md'));
     const check = compileWorkspace(store, store.workspaces.require('mine'), { known, check: true });
     expect(check.problems.map((p) => p.path)).toEqual(['README.md']);
+  });
+});
+
+describe('need pages a compile with known does not render', () => {
+  it('are the pages whose seq has not moved; what it leaves equals a full compile', () => {
+    const { a, b, lonely } = seed(store, clock);
+    const still = store.needs.create({ title: 'Still', tags: ['kernel'] });
+    const ws = defaultWorkspace(store);
+    const known = new Map<string, string>();
+    compileWorkspace(store, ws, { outDir: dir, known });
+    const seqs = (w = defaultWorkspace(store)) => {
+      const input = store.views.snapshot(() => loadWorkspaceInput(store, w));
+      return new Map(input.needs.map((n) => [n.id, needPageSeq(n.id, input)]));
+    };
+    const before = seqs();
+
+    // lonely changes, and b: a is b's dependency, so a's page shows b's title and its seq moves
+    // with b's event. Still's does not.
+    store.needs.update(lonely.id, { priority: 0 });
+    store.needs.update(b.id, { title: 'B renamed' });
+    const after = seqs();
+    const moved = [...after].filter(([id, seq]) => before.get(id) !== seq).map(([id]) => id);
+    expect(moved.sort()).toEqual([a.id, b.id, lonely.id].sort());
+
+    const skipped: string[] = [];
+    const input = store.views.snapshot(() =>
+      loadWorkspaceInput(store, ws, {
+        skipPage: (id, seq) => {
+          const skip = before.get(id) === seq;
+          if (skip) skipped.push(id);
+          return skip;
+        },
+      }),
+    );
+    expect(skipped).toEqual([still.id]);
+    // A page that is not rendered has none of its details loaded.
+    for (const id of skipped) expect(input.events.has(id) || input.tasks.has(id)).toBe(false);
+
+    const incremental = compileWorkspace(store, ws, { outDir: dir, known });
+    expect(incremental.written.sort()).toEqual([...AGGREGATES, page(a), page(b), page(lonely)].sort());
+    expect(incremental.files).toBe(Object.keys(tree(dir)).length);
+    expect(incremental.removed).toEqual([]);
+    // Everything on disk is what a compile that renders every page writes.
+    expect(compileWorkspace(store, ws, { outDir: dir, check: true }).problems).toEqual([]);
   });
 });
 
