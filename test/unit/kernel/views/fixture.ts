@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
 import { createSeededPrng, ManualClock, Store, type Workspace } from '../../../../src/store/index.js';
 
 export const IDENTITY = 'janitor';
@@ -31,4 +32,20 @@ export function read(dir: string, path: string): string {
 /** Starts a task on the need: the task holds its lease until `now + 60s`. */
 export function startTask(store: Store, needId: string, clock: ManualClock) {
   return store.tasks.start(store.tasks.create(needId, IDENTITY).id, { leaseUntil: clock.now() + 60_000 });
+}
+
+/**
+ * A fresh store and output folder for each test of the calling file (closed and removed after
+ * it); read them through the returned object, which always holds the current test's.
+ */
+export function perTestWorld(): { readonly store: Store; readonly clock: ManualClock; readonly dir: string } {
+  const current = {} as { store: Store; clock: ManualClock; dir: string; cleanup: () => void };
+  beforeEach(() => {
+    Object.assign(current, openStore(), tempDir());
+  });
+  afterEach(() => {
+    current.store.close();
+    current.cleanup();
+  });
+  return current;
 }

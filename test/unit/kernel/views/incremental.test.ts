@@ -4,31 +4,19 @@
  * it: after every change an incremental compile (with `known`) must leave exactly what a compile
  * that renders every page would write, which `check` compares byte for byte.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { compileWorkspace } from '../../../../src/kernel/views/index.js';
-import { createSeededPrng, type ManualClock, type Store } from '../../../../src/store/index.js';
-import { defaultWorkspace, openStore, startTask, tempDir } from './fixture.js';
+import { createSeededPrng } from '../../../../src/store/index.js';
+import { defaultWorkspace, perTestWorld, startTask } from './fixture.js';
 
-let store: Store;
-let clock: ManualClock;
-let dir: string;
-let cleanup: () => void;
-
-beforeEach(() => {
-  ({ store, clock } = openStore());
-  ({ dir, cleanup } = tempDir());
-});
-
-afterEach(() => {
-  store.close();
-  cleanup();
-});
+const world = perTestWorld();
 
 const TAGS = ['kernel', 'docs', 'ops'];
 
 describe('incremental view compiles', () => {
   for (const seed of [1, 2, 3, 4, 5, 6]) {
     it(`leave what a full compile writes after every change (seed ${seed})`, () => {
+      const { store, clock, dir } = world;
       const prng = createSeededPrng(seed);
       const random = () => prng.nextUint32() / 2 ** 32;
       const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
