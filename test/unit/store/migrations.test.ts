@@ -107,12 +107,12 @@ describe('opening a database', () => {
 });
 
 describe.skipIf(SCHEMA_VERSION < 2)('upgrading an older database', () => {
-  /** A database at the previous schema version, with one need, as an older mlos would leave it. */
-  function olderDatabase(): string {
+  /** A database at schema `version` (by default the previous one), with one need, as an older mlos would leave it. */
+  function olderDatabase(version = SCHEMA_VERSION - 1): string {
     const path = tempPath();
     const raw = openRaw(path);
     raw.transaction(() => {
-      for (const m of MIGRATIONS.slice(0, -1)) raw.exec(m.sql);
+      for (const m of MIGRATIONS.slice(0, version)) raw.exec(m.sql);
       const insert = raw.prepare('INSERT INTO transitions VALUES (@kind, @from, @to)');
       for (const row of transitionRows()) insert.run(row);
       raw
@@ -120,7 +120,7 @@ describe.skipIf(SCHEMA_VERSION < 2)('upgrading an older database', () => {
           "INSERT INTO needs (id, title, created_at, updated_at) VALUES ('need_01JAAAAAAAAAAAAAAAAAAAAAAA', 'old', 0, 0)",
         )
         .run();
-      raw.pragma(`user_version = ${SCHEMA_VERSION - 1}`);
+      raw.pragma(`user_version = ${version}`);
     })();
     raw.close();
     return path;
@@ -135,38 +135,35 @@ describe.skipIf(SCHEMA_VERSION < 2)('upgrading an older database', () => {
     expect(store.needs.list().map((n) => n.title)).toEqual(['old']);
   });
 
-  it.skipIf(SCHEMA_VERSION !== 4)(
-    'sums the budget entries an older mlos wrote into the day and run totals',
-    () => {
-      const path = olderDatabase();
-      const raw = openRaw(path);
-      raw.transaction(() => {
-        raw
-          .prepare("INSERT INTO identity_pins (name, hash, content, pinned_at) VALUES ('janitor', ?, 'j', 0)")
-          .run('a'.repeat(64));
-        raw.prepare("INSERT INTO runs (id, started_at) VALUES ('run_old', 0)").run();
-        raw
-          .prepare(
-            "INSERT INTO tasks (id, need_id, identity, status, attempt, created_at) VALUES ('task_01JAAAAAAAAAAAAAAAAAAAAAAA', 'need_01JAAAAAAAAAAAAAAAAAAAAAAA', 'janitor', 'queued', 1, 0)",
-          )
-          .run();
-        const entry = raw.prepare(
-          `INSERT INTO budget_entries (task_id, identity, day, run_id, state, reserved_tokens, used_tokens, created_at)
+  it('sums the budget entries an mlos before migration 4 wrote into the day and run totals', () => {
+    const path = olderDatabase(3);
+    const raw = openRaw(path);
+    raw.transaction(() => {
+      raw
+        .prepare("INSERT INTO identity_pins (name, hash, content, pinned_at) VALUES ('janitor', ?, 'j', 0)")
+        .run('a'.repeat(64));
+      raw.prepare("INSERT INTO runs (id, started_at) VALUES ('run_old', 0)").run();
+      raw
+        .prepare(
+          "INSERT INTO tasks (id, need_id, identity, status, attempt, created_at) VALUES ('task_01JAAAAAAAAAAAAAAAAAAAAAAA', 'need_01JAAAAAAAAAAAAAAAAAAAAAAA', 'janitor', 'queued', 1, 0)",
+        )
+        .run();
+      const entry = raw.prepare(
+        `INSERT INTO budget_entries (task_id, identity, day, run_id, state, reserved_tokens, used_tokens, created_at)
          VALUES ('task_01JAAAAAAAAAAAAAAAAAAAAAAA', 'janitor', ?, ?, ?, ?, ?, 0)`,
-        );
-        entry.run('2026-01-01', 'run_old', 'reserved', 500, 0);
-        entry.run('2026-01-01', 'run_old', 'settled', 900, 120);
-        entry.run('2026-01-01', null, 'released', 300, 0);
-        entry.run('2026-01-02', 'run_old', 'settled', 100, 40);
-      })();
-      raw.close();
-      const store = Store.open(path);
-      cleanups.push(() => store.close());
-      expect(store.budgets.used('day', '2026-01-01', 'janitor')).toBe(500 + 120);
-      expect(store.budgets.used('day', '2026-01-02', 'janitor')).toBe(40);
-      expect(store.budgets.used('run', 'run_old')).toBe(500 + 120 + 40);
-    },
-  );
+      );
+      entry.run('2026-01-01', 'run_old', 'reserved', 500, 0);
+      entry.run('2026-01-01', 'run_old', 'settled', 900, 120);
+      entry.run('2026-01-01', null, 'released', 300, 0);
+      entry.run('2026-01-02', 'run_old', 'settled', 100, 40);
+    })();
+    raw.close();
+    const store = Store.open(path);
+    cleanups.push(() => store.close());
+    expect(store.budgets.used('day', '2026-01-01', 'janitor')).toBe(500 + 120);
+    expect(store.budgets.used('day', '2026-01-02', 'janitor')).toBe(40);
+    expect(store.budgets.used('run', 'run_old')).toBe(500 + 120 + 40);
+  });
 
   it('applies nothing when refused before migrating: the upgrade is one transaction', () => {
     const path = olderDatabase();
