@@ -3,6 +3,7 @@ import { sql as progress } from './0002-progress.js';
 import { sql as openReservations } from './0003-open-reservations.js';
 import { sql as budgetTotals } from './0004-budget-totals.js';
 import { sql as eventLookups } from './0005-event-lookups.js';
+import { sql as dependencyIndex } from './0006-dependency-index.js';
 
 export interface Migration {
   readonly version: number;
@@ -17,6 +18,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'open-reservations', sql: openReservations },
   { version: 4, name: 'budget-totals', sql: budgetTotals },
   { version: 5, name: 'event-lookups', sql: eventLookups },
+  { version: 6, name: 'dependency-index', sql: dependencyIndex },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

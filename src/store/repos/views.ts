@@ -78,11 +78,12 @@ export interface EventLine {
 
 /** What an edge's far end is, for labels: a need's title and status, an artifact's title, a task's identity. */
 /**
- * The views' lookups in the event log, one need (or workspace) at a time through an index, so a
- * compile costs as much as the graph it shows, not as the log, which a long run grows without
- * bound (see migration 5). Exported for the test that checks their query plans.
+ * The views' lookups in the tables a long run grows without bound (the event log, and the edges
+ * each task adds): through indexes, one need (or workspace) at a time, so a compile costs as much
+ * as the graph it shows, not as the run's history (see migrations 5 and 6). Exported for the test
+ * that checks their query plans.
  */
-export const EVENT_LOOKUPS = {
+export const VIEW_LOOKUPS = {
   /** Per need id: its latest event, and its latest as the target of an edge event. */
   needSeqs: `SELECT j.value,
       (SELECT max(seq) FROM events WHERE need_id = j.value),
@@ -99,6 +100,9 @@ export const EVENT_LOOKUPS = {
       SELECT seq FROM events WHERE need_id = j.value ORDER BY seq DESC LIMIT ?
     )
     ORDER BY e.need_id, e.seq DESC`,
+  /** Every `depends_on` edge with its target's status: through the index of those edges alone. */
+  dependencies: `SELECT e.from_id, e.to_id, d.status FROM edges e JOIN needs d ON d.id = e.to_id
+    WHERE e.rel = 'depends_on' ORDER BY e.from_id, e.to_id`,
 } as const;
 
 export interface NodeLabel {
@@ -196,13 +200,7 @@ export class ViewRepository {
 
   /** Every `depends_on` edge with the status of its target, by from then to. */
   dependencies(): Dependency[] {
-    const rows = this.#ctx
-      .prepare<[], unknown[]>(
-        `SELECT e.from_id, e.to_id, d.status FROM edges e JOIN needs d ON d.id = e.to_id
-         WHERE e.rel = 'depends_on' ORDER BY e.from_id, e.to_id`,
-      )
-      .raw()
-      .all();
+    const rows = this.#ctx.prepare<[], unknown[]>(VIEW_LOOKUPS.dependencies).raw().all();
     return rows.map((r) => ({ from: r[0] as string, to: r[1] as string, toStatus: r[2] as NeedStatus }));
   }
 
@@ -213,7 +211,7 @@ export class ViewRepository {
    */
   needSeqs(needIds: readonly string[]): Map<string, number> {
     const rows = this.#ctx
-      .prepare<[string], [string, number | null, number | null]>(EVENT_LOOKUPS.needSeqs)
+      .prepare<[string], [string, number | null, number | null]>(VIEW_LOOKUPS.needSeqs)
       .raw()
       .all(JSON.stringify(needIds));
     const seqs = new Map<string, number>();
@@ -226,14 +224,12 @@ export class ViewRepository {
 
   /** The seq of the latest event carrying one of the given need ids (0 when none). */
   maxSeq(needIds: readonly string[]): number {
-    return (
-      this.#ctx.prepare<[string], number>(EVENT_LOOKUPS.maxSeq).pluck().get(JSON.stringify(needIds)) ?? 0
-    );
+    return this.#ctx.prepare<[string], number>(VIEW_LOOKUPS.maxSeq).pluck().get(JSON.stringify(needIds)) ?? 0;
   }
 
   /** The seq of the latest `workspace.*` event about the named workspace (0 when none). */
   workspaceSeq(name: string): number {
-    return this.#ctx.prepare<[string], number>(EVENT_LOOKUPS.workspaceSeq).pluck().get(name) ?? 0;
+    return this.#ctx.prepare<[string], number>(VIEW_LOOKUPS.workspaceSeq).pluck().get(name) ?? 0;
   }
 
   /** Every edge leaving or arriving at one of `ids`, by from, rel, to. */
@@ -291,7 +287,7 @@ export class ViewRepository {
    */
   recentEvents(needIds: readonly string[], perNeed: number): EventLine[] {
     return this.#ctx
-      .prepare<[string, number], EventLine>(EVENT_LOOKUPS.recentEvents)
+      .prepare<[string, number], EventLine>(VIEW_LOOKUPS.recentEvents)
       .all(JSON.stringify(needIds), perNeed);
   }
 }
