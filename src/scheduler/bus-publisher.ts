@@ -1,10 +1,19 @@
 import type { BusEvent, NeedBus } from '../roundtable/need-bus.js';
 import type { Clock, Store } from '../store/index.js';
+import type { Timers } from './logger.js';
+
+export interface PublishResult {
+  readonly published: number;
+  readonly takeovers: number;
+}
 
 /**
  * Publishes the store's event log on the need bus in seq order, from a cursor kept in a table
  * that writes no events, and a snapshot of the need state every `snapshotEvery` events (and
  * whenever asked, e.g. after a Redis restart lost it). Counts takeovers on the way, for metrics.
+ * One publication runs at a time: a call made while one runs waits for it, then publishes what
+ * is left. `publishSoon` defers one to a moment later; what it published is collected by
+ * `takeDeferred`.
  */
 export class BusPublisher {
   readonly #store: Store;
@@ -25,7 +34,51 @@ export class BusPublisher {
     this.#sinceSnapshot = Number.POSITIVE_INFINITY;
   }
 
-  async publish(): Promise<{ published: number; takeovers: number }> {
+  #running: Promise<PublishResult> | undefined;
+  #soon: { cancel(): void } | undefined;
+  #deferred = { published: 0, takeovers: 0 };
+
+  /** Publishes every event past the cursor (after the publication in flight, if any). */
+  async publish(): Promise<PublishResult> {
+    while (this.#running) await this.#running.catch(() => undefined);
+    const run = this.#publishNow();
+    this.#running = run;
+    try {
+      return await run;
+    } finally {
+      if (this.#running === run) this.#running = undefined;
+    }
+  }
+
+  /**
+   * Publishes `delayMs` from now, unless one is already scheduled; `onError` hears a failure (the
+   * cursor stays, so the next publication sends the same events).
+   */
+  publishSoon(delayMs: number, timers: Timers, onError: (error: unknown) => void): void {
+    if (this.#soon) return;
+    this.#soon = timers.setTimeout(() => {
+      this.#soon = undefined;
+      this.publish().then((r) => {
+        this.#deferred.published += r.published;
+        this.#deferred.takeovers += r.takeovers;
+      }, onError);
+    }, delayMs);
+  }
+
+  /** Drops the scheduled publication, if any (the next `publish` sends its events). */
+  cancelSoon(): void {
+    this.#soon?.cancel();
+    this.#soon = undefined;
+  }
+
+  /** What deferred publications published since the last call. */
+  takeDeferred(): PublishResult {
+    const deferred = this.#deferred;
+    this.#deferred = { published: 0, takeovers: 0 };
+    return deferred;
+  }
+
+  async #publishNow(): Promise<PublishResult> {
     const store = this.#store;
     let published = 0;
     let takeovers = 0;

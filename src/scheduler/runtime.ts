@@ -63,13 +63,20 @@ export interface RuntimeConfig {
 
 export type GuardHttpServerExtraRoute = ConstructorParameters<typeof GuardHttpServer>[1]['extraRoutes'];
 
+/** A supervisor lock whose heartbeat is older than this is presumed dead. */
+const LOCK_STALE_MS = 15_000;
+
+/**
+ * With embedded workers on BullMQ, how long after an enqueue the bus publication waits (see
+ * SupervisorOptions.publishDelayMs): an idle pickup takes ~2–5 ms, and the round table's delays
+ * are seconds, so 5 ms costs nothing a watcher of the bus could notice.
+ */
+const PUBLISH_AFTER_ENQUEUE_MS = 5;
+
 /**
  * The composition root of `mlos run`: store, guard, supervisor, queue, bus, identity watcher and
  * (embedded) workers, wired once. CLI files only parse flags and call this.
  */
-/** A supervisor lock whose heartbeat is older than this is presumed dead. */
-const LOCK_STALE_MS = 15_000;
-
 export class Runtime {
   readonly store: Store;
   readonly supervisor: Supervisor;
@@ -114,6 +121,9 @@ export class Runtime {
       loopMs: config.loopMs,
       maxAttempts: config.maxAttempts,
       deadAfterMs: Math.max(3 * config.heartbeatMs, 1000),
+      // Workers in this process on Redis: let them pick a job up before the bus publication.
+      ...(config.embeddedWorkers &&
+        config.queue.kind === 'bullmq' && { publishDelayMs: PUBLISH_AFTER_ENQUEUE_MS }),
       log: this.#log,
       afterTick: (stats) => {
         this.#views?.maybeCompile();

@@ -32,6 +32,13 @@ export interface SupervisorOptions {
    * replays the stream after it, which keeps far more events (10,000 in memory, ~100,000 in Redis).
    */
   readonly snapshotEvery?: number;
+  /**
+   * After a tick that enqueued jobs, publish on the bus this many ms later instead of at once
+   * (default 0: at once). For workers in this process on a remote queue: their queue client wakes
+   * for the job just enqueued, and the publication, and the round table's reading of it, would
+   * run on the same thread in the meantime (the pickup took ~1 ms longer at p50).
+   */
+  readonly publishDelayMs?: number;
   /** Called after each tick (views compilation, metrics, progress display). */
   readonly afterTick?: (stats: TickStats) => void;
   /** Called when the supervisor must stop (another process took its lock); the loop has stopped. */
@@ -87,6 +94,7 @@ export class Supervisor {
       maxAttempts: 3,
       deadAfterMs: 15_000,
       snapshotEvery: 1000,
+      publishDelayMs: 0,
       ...options,
     };
     this.#publisher = new BusPublisher(this.#o.store, this.#o.bus, this.#o.clock, this.#o.snapshotEvery);
@@ -155,6 +163,7 @@ export class Supervisor {
     this.#state = 'closing';
     this.#timer?.cancel();
     await this.#ticking;
+    this.#publisher.cancelSoon();
     try {
       await this.#publisher.publish();
       this.#o.store.scheduling.releaseLock();
@@ -198,7 +207,11 @@ export class Supervisor {
     const orphaned = this.#markUnmet(now);
     const { graduated, escalated, unroutable, routable, budgetBlocked } = this.#graduation.pass(now);
     const enqueued = await this.#drainOutbox();
-    const { published, takeovers } = await this.#publisher.publish();
+    let { published, takeovers } =
+      enqueued > 0 && this.#o.publishDelayMs > 0 ? this.#publishSoon() : await this.#publisher.publish();
+    const late = this.#publisher.takeDeferred();
+    published += late.published;
+    takeovers += late.takeovers;
     const work = store.scheduling.pendingWork(now);
     const stats: TickStats = {
       graduated,
@@ -214,6 +227,15 @@ export class Supervisor {
     this.#lastStats = stats;
     this.#o.afterTick?.(stats);
     return stats;
+  }
+
+  /** Schedules the publication (see `publishDelayMs`); nothing is published by this tick itself. */
+  #publishSoon(): { published: number; takeovers: number } {
+    this.#publisher.publishSoon(this.#o.publishDelayMs, this.#o.timers, (error) => {
+      this.#o.log.warn({ err: error }, 'bus publication failed; the next tick publishes again');
+      this.kick();
+    });
+    return { published: 0, takeovers: 0 };
   }
 
   /** Running tasks whose lease expired become lost; the need is unmet again and will be retried. */
