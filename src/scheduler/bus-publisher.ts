@@ -21,6 +21,11 @@ export class BusPublisher {
   readonly #clock: Clock;
   readonly #snapshotEvery: number;
   #sinceSnapshot = Number.POSITIVE_INFINITY;
+  /** The publication in flight: one at a time. */
+  #running: Promise<PublishResult> | undefined;
+  #soon: { cancel(): void } | undefined;
+  /** What deferred publications published, until `takeDeferred`. */
+  #deferred = { published: 0, takeovers: 0 };
 
   constructor(store: Store, bus: NeedBus, clock: Clock, snapshotEvery: number) {
     this.#store = store;
@@ -33,10 +38,6 @@ export class BusPublisher {
   forceSnapshot(): void {
     this.#sinceSnapshot = Number.POSITIVE_INFINITY;
   }
-
-  #running: Promise<PublishResult> | undefined;
-  #soon: { cancel(): void } | undefined;
-  #deferred = { published: 0, takeovers: 0 };
 
   /** Publishes every event past the cursor (after the publication in flight, if any). */
   async publish(): Promise<PublishResult> {
