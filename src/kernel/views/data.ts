@@ -38,8 +38,9 @@ export interface ProblemInput {
    */
   readonly closed: { readonly resolved: number; readonly dropped: number } | null;
   /**
-   * The latest event about a shown need, a need one depends on, or the workspace; when nothing is
-   * open, about any need of the workspace (the closed counts depend on them all).
+   * The latest event about any need of the workspace's tags and scope, whatever its status (a need
+   * resolved or dropped leaves the file with that event), about a need a shown one depends on, or
+   * about the workspace.
    */
   readonly seq: number;
 }
@@ -111,14 +112,16 @@ function closedPart(
   const summary = store.views.summary(selection);
   return {
     closed: { resolved: summary.counts.resolved ?? 0, dropped: summary.counts.dropped ?? 0 },
-    seq: Math.max(seq, summary.seq),
+    seq,
   };
 }
 
 /**
- * The seq PROBLEM.md reflects: the latest event carrying the id of a shown need or of a need
- * one depends on (its status decides the blocker list), or about the workspace. Computed the
- * same way by both loaders, so the fast path and a full compile write the same header.
+ * The seq PROBLEM.md reflects: the latest event about a need of the workspace's tags and scope in
+ * any status (the file shows the open and active ones, counts the closed ones, and a need that
+ * closes leaves it with its closing event), about a need one of the shown needs depends on (its
+ * status decides the blocker list), or about the workspace. Computed the same way by both loaders,
+ * so the fast path and a full compile write the same header.
  */
 function problemSeq(
   store: Store,
@@ -126,12 +129,13 @@ function problemSeq(
   needs: readonly NeedHead[],
   dependencies: ReadonlyMap<string, readonly Dependency[]>,
 ): number {
-  const ids = new Set<string>();
-  for (const n of needs) {
-    ids.add(n.id);
-    for (const d of dependencies.get(n.id) ?? []) ids.add(d.to);
-  }
-  return Math.max(store.views.workspaceSeq(workspace.name), store.views.maxSeq([...ids]));
+  const blockers = new Set<string>();
+  for (const n of needs) for (const d of dependencies.get(n.id) ?? []) blockers.add(d.to);
+  return Math.max(
+    store.views.workspaceSeq(workspace.name),
+    store.views.latestSeq(workspace),
+    store.views.maxSeq([...blockers]),
+  );
 }
 
 export interface LoadOptions {

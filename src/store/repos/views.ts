@@ -188,6 +188,26 @@ export class ViewRepository {
     return { counts, seq: seq ?? 0 };
   }
 
+  /**
+   * The seq of the latest event carrying the id of a need that the selection's tags and scope
+   * match, whatever its status (0 when none). Without tags or scope, that is the latest need event
+   * of the log, read from its end (NOT INDEXED keeps that plan: a walk back that stops at the first
+   * need event); otherwise one index lookup per matching need.
+   */
+  latestSeq(selection: Pick<NeedSelection, 'tagsAny' | 'tagsAll' | 'scope'>): number {
+    const { where, params } = selectionWhere({ ...selection, statuses: [] });
+    const sql =
+      where === ''
+        ? 'SELECT seq FROM events NOT INDEXED WHERE need_id IS NOT NULL ORDER BY seq DESC LIMIT 1'
+        : `SELECT max((SELECT max(seq) FROM events e WHERE e.need_id = n.id)) FROM needs n ${where}`;
+    return (
+      this.#ctx
+        .prepare<unknown[], number | null>(sql)
+        .pluck()
+        .get(...params) ?? 0
+    );
+  }
+
   /** Every held lease with its task's identity, by need id. */
   leaseHolders(): LeaseHolder[] {
     return this.#ctx

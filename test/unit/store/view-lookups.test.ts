@@ -64,6 +64,25 @@ describe('view lookups over the event log and the edges', () => {
     expect(needOrder).toEqual([...needOrder].sort());
   });
 
+  it('latestSeq is the latest event about a need of the tags and scope, whatever its status', () => {
+    const { store, b } = world();
+    const other = store.needs.create({ title: 'other', tags: ['docs'], scope: 'sprint' }).id;
+    const all = { tagsAny: [], tagsAll: [], scope: null };
+    expect(store.views.latestSeq(all)).toBe(store.events.headSeq());
+    const kernel = { ...all, tagsAny: ['kernel'] };
+    const kernelHead = store.events.headSeq() - 1;
+    expect(store.views.latestSeq(kernel)).toBe(kernelHead);
+    store.needs.resolve(b);
+    expect(store.views.latestSeq(kernel)).toBe(store.events.headSeq());
+    store.needs.drop(other);
+    expect(store.views.latestSeq({ ...all, scope: 'sprint' })).toBe(store.events.headSeq());
+    expect(store.views.latestSeq({ ...all, tagsAny: ['none'] })).toBe(0);
+    // A non-need event at the end of the log is not counted.
+    const needHead = store.events.headSeq();
+    store.workspaces.add({ name: 'w', outDir: 'w' });
+    expect(store.views.latestSeq(all)).toBe(needHead);
+  });
+
   it('workspaceSeq is the latest event about the workspace', () => {
     const { store } = world();
     expect(store.views.workspaceSeq('docs')).toBe(0);

@@ -110,6 +110,26 @@ describe('PROBLEM.md', () => {
     expect(parseHeader(problem.content)?.seq).toBe(resolvedSeq);
   });
 
+  it('never names an earlier seq when a shown need closes: it leaves the file with that event', () => {
+    const problemSeq = (ws = defaultWorkspace(store)) => renderProblemFile(store, ws).seq;
+    store.needs.create({ title: 'Stays', tags: ['kernel'] });
+    const leaving = store.needs.create({ title: 'Leaves', tags: ['kernel'] });
+    store.workspaces.add({ name: 'kernel', outDir: 'kernel', tagsAny: ['kernel'] });
+    const kernel = () => store.workspaces.require('kernel');
+    const before = { all: problemSeq(), kernel: problemSeq(kernel()) };
+    store.needs.resolve(leaving.id);
+    const resolved = store.events.headSeq();
+    expect(problemSeq()).toBe(resolved);
+    expect(problemSeq(kernel())).toBe(resolved);
+    expect(resolved).toBeGreaterThan(Math.max(before.all, before.kernel));
+    // A need of other tags is not an input of the kernel workspace's file.
+    store.needs.drop(store.needs.create({ title: 'Elsewhere', tags: ['docs'] }).id);
+    expect(problemSeq(kernel())).toBe(resolved);
+    expect(problemSeq()).toBe(store.events.headSeq());
+    // Both paths name it alike.
+    expect(files('kernel').get('PROBLEM.md')?.seq).toBe(resolved);
+  });
+
   it('is the same file whether compiled alone or with the whole workspace', () => {
     const a = store.needs.create({ title: 'A', tags: ['kernel'] });
     store.needs.create({ title: 'B', dependsOn: [a.id], scope: 'S' });
