@@ -109,11 +109,8 @@ function closedPart(
   if (needs.length > 0) return { closed: null, seq };
   const selection = narrow(workspace, CLOSED_STATUSES);
   if (selection.statuses.length === 0) return { closed: { resolved: 0, dropped: 0 }, seq };
-  const summary = store.views.summary(selection);
-  return {
-    closed: { resolved: summary.counts.resolved ?? 0, dropped: summary.counts.dropped ?? 0 },
-    seq,
-  };
+  const counts = store.views.statusCounts(selection);
+  return { closed: { resolved: counts.resolved ?? 0, dropped: counts.dropped ?? 0 }, seq };
 }
 
 /**

@@ -165,11 +165,8 @@ export class ViewRepository {
     }));
   }
 
-  /**
-   * How many needs a selection matches by status, and the seq of the latest event carrying one of
-   * their ids (0 when none), counted in SQL: resolved needs pile up.
-   */
-  summary(selection: NeedSelection): { counts: Partial<Record<NeedStatus, number>>; seq: number } {
+  /** How many needs a selection matches, by status, counted in SQL: resolved needs pile up. */
+  statusCounts(selection: NeedSelection): Partial<Record<NeedStatus, number>> {
     const { where, params } = selectionWhere(selection);
     const counts: Partial<Record<NeedStatus, number>> = {};
     const rows = this.#ctx
@@ -179,13 +176,7 @@ export class ViewRepository {
       .raw()
       .all(...params);
     for (const [status, count] of rows) counts[status] = count;
-    const seq = this.#ctx
-      .prepare<unknown[], number>(
-        `SELECT coalesce(max((SELECT max(seq) FROM events e WHERE e.need_id = n.id)), 0) FROM needs n ${where}`,
-      )
-      .pluck()
-      .get(...params);
-    return { counts, seq: seq ?? 0 };
+    return counts;
   }
 
   /**
