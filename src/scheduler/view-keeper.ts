@@ -9,8 +9,8 @@ export interface ViewKeeperOptions {
   readonly minIntervalMs?: number;
   /**
    * The share of the process's time views may take (default 0.1): after a compile that took T ms,
-   * the next waits at least T / share. A compile renders the whole workspace, so its cost grows
-   * with the graph; without this a large graph would leave the supervisor no time for its work.
+   * the next waits at least T / share. A compile still reads every need of the workspace, so its
+   * cost grows with the graph; without this a large graph would leave the supervisor no time.
    */
   readonly maxShare?: number;
   /**

@@ -76,7 +76,6 @@ export interface EventLine {
   readonly needId: string;
 }
 
-/** What an edge's far end is, for labels: a need's title and status, an artifact's title, a task's identity. */
 /**
  * The views' lookups in the tables a long run grows without bound (the event log, and the edges
  * each task adds): through indexes, one need (or workspace) at a time, so a compile costs as much
@@ -105,6 +104,7 @@ export const VIEW_LOOKUPS = {
     WHERE e.rel = 'depends_on' ORDER BY e.from_id, e.to_id`,
 } as const;
 
+/** What an edge's far end is, for labels: a need's title and status, an artifact's title, a task's identity. */
 export interface NodeLabel {
   readonly id: string;
   readonly kind: 'need' | 'task' | 'artifact';
