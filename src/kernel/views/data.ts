@@ -39,8 +39,8 @@ export interface ProblemInput {
   readonly closed: { readonly resolved: number; readonly dropped: number } | null;
   /**
    * The latest event about any need of the workspace's tags and scope, whatever its status (a need
-   * resolved or dropped leaves the file with that event), about a need a shown one depends on, or
-   * about the workspace.
+   * resolved or dropped leaves the file with that event) or about one those tags and scope matched
+   * until it was retagged or moved, about a need a shown one depends on, or about the workspace.
    */
   readonly seq: number;
 }
@@ -56,6 +56,12 @@ export interface WorkspaceInput {
   /** Latest event seq per need, counting edge events that name it as their target. */
   readonly seqs: ReadonlyMap<string, number>;
   readonly workspaceSeq: number;
+  /**
+   * The latest event about a need the workspace's tags and scope match, or matched until a change
+   * of its tags or scope, in any status (ViewRepository.latestSeq): a need that leaves the
+   * workspace leaves its files with that event, so their seq never goes back.
+   */
+  readonly selectionSeq: number;
   /** PROBLEM.md's closed counts and seq (see ProblemInput). */
   readonly problem: Pick<ProblemInput, 'closed' | 'seq'>;
   /** Every edge touching a need of the workspace, by need id (each edge listed under both ends). */
@@ -91,7 +97,7 @@ export function loadProblemInput(store: Store, workspace: Workspace): ProblemInp
     needs,
     holders: byKey(store.views.leaseHolders(), (h) => h.needId),
     dependencies,
-    ...closedPart(store, workspace, needs, dependencies),
+    ...closedPart(store, workspace, needs, dependencies, store.views.latestSeq(workspace)),
   };
 }
 
@@ -104,8 +110,9 @@ function closedPart(
   workspace: Workspace,
   needs: readonly NeedHead[],
   dependencies: ReadonlyMap<string, readonly Dependency[]>,
+  selectionSeq: number,
 ): Pick<ProblemInput, 'closed' | 'seq'> {
-  const seq = problemSeq(store, workspace, needs, dependencies);
+  const seq = problemSeq(store, workspace, needs, dependencies, selectionSeq);
   if (needs.length > 0) return { closed: null, seq };
   const selection = narrow(workspace, CLOSED_STATUSES);
   if (selection.statuses.length === 0) return { closed: { resolved: 0, dropped: 0 }, seq };
@@ -116,7 +123,8 @@ function closedPart(
 /**
  * The seq PROBLEM.md reflects: the latest event about a need of the workspace's tags and scope in
  * any status (the file shows the open and active ones, counts the closed ones, and a need that
- * closes leaves it with its closing event), about a need one of the shown needs depends on (its
+ * closes leaves it with its closing event, one retagged or moved out with that change: see
+ * selectionSeq), about a need one of the shown needs depends on (its
  * status decides the blocker list), or about the workspace. Computed the same way by both loaders,
  * so the fast path and a full compile write the same header.
  */
@@ -125,14 +133,11 @@ function problemSeq(
   workspace: Workspace,
   needs: readonly NeedHead[],
   dependencies: ReadonlyMap<string, readonly Dependency[]>,
+  selectionSeq: number,
 ): number {
   const blockers = new Set<string>();
   for (const n of needs) for (const d of dependencies.get(n.id) ?? []) blockers.add(d.to);
-  return Math.max(
-    store.views.workspaceSeq(workspace.name),
-    store.views.latestSeq(workspace),
-    store.views.maxSeq([...blockers]),
-  );
+  return Math.max(store.views.workspaceSeq(workspace.name), selectionSeq, store.views.maxSeq([...blockers]));
 }
 
 export interface LoadOptions {
@@ -190,6 +195,7 @@ export function loadWorkspaceInput(
   const shown = [...ids, ...[...labels.values()].filter((l) => l.kind === 'need').map((l) => l.id)];
   const seqs = store.views.needSeqs(shown);
   const workspaceSeq = store.views.workspaceSeq(workspace.name);
+  const selectionSeq = store.views.latestSeq(workspace);
   const skip = options.skipPage;
   const unrendered = new Set<string>();
   if (skip) {
@@ -204,7 +210,8 @@ export function loadWorkspaceInput(
     dependencies,
     seqs,
     workspaceSeq,
-    problem: closedPart(store, workspace, problemNeeds(workspace, needs), dependencies),
+    selectionSeq,
+    problem: closedPart(store, workspace, problemNeeds(workspace, needs), dependencies, selectionSeq),
     edges: byNeed,
     labels,
     tasks: groupBy(store.views.tasksOf(rendered), (t) => t.needId),

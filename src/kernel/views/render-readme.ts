@@ -57,9 +57,12 @@ export function renderReadme(input: WorkspaceInput): ViewFile {
   return viewFile(README_FILE, workspaceSeq(input), out.join('\n'));
 }
 
-/** The latest event about any need of the workspace, or about the workspace itself. */
+/**
+ * The latest event about any need of the workspace (or one that left it: see selectionSeq), or
+ * about the workspace itself.
+ */
 export function workspaceSeq(input: WorkspaceInput): number {
-  let seq = input.workspaceSeq;
+  let seq = Math.max(input.workspaceSeq, input.selectionSeq);
   for (const n of input.needs) seq = Math.max(seq, input.seqs.get(n.id) ?? 0);
   return seq;
 }

@@ -4,6 +4,7 @@ import { sql as openReservations } from './0003-open-reservations.js';
 import { sql as budgetTotals } from './0004-budget-totals.js';
 import { sql as eventLookups } from './0005-event-lookups.js';
 import { sql as dependencyIndex } from './0006-dependency-index.js';
+import { sql as needMoves } from './0007-need-moves.js';
 
 export interface Migration {
   readonly version: number;
@@ -19,6 +20,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'budget-totals', sql: budgetTotals },
   { version: 5, name: 'event-lookups', sql: eventLookups },
   { version: 6, name: 'dependency-index', sql: dependencyIndex },
+  { version: 7, name: 'need-moves', sql: needMoves },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

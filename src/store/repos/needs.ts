@@ -172,11 +172,18 @@ export class NeedRepository {
           `UPDATE needs SET ${[...sets, 'version = version + 1', 'updated_at = @now'].join(', ')} WHERE id = @id`,
         )
         .run(params);
+      // A need whose tags or scope change may leave a workspace's selection: its tags and scope
+      // before the change stay in the log, so that workspace's views can still count the event.
+      const moved = 'tags' in changed || 'scope' in changed;
       this.#ctx.emit({
         kind: 'need.updated',
         entity: id,
         needId: id,
-        payload: { changed, version: need.version + 1 },
+        payload: {
+          changed,
+          ...(moved && { previous: { tags: need.tags, scope: need.scope } }),
+          version: need.version + 1,
+        },
       });
       return this.require(id);
     });

@@ -180,22 +180,30 @@ export class ViewRepository {
   }
 
   /**
-   * The seq of the latest event carrying the id of a need that the selection's tags and scope
-   * match, whatever its status (0 when none). Without tags or scope, that is the latest need event
-   * of the log, read from its end (NOT INDEXED keeps that plan: a walk back that stops at the first
-   * need event); otherwise one index lookup per matching need.
+   * The seq of the latest event about a need that the selection's tags and scope match, or matched
+   * until a change of its tags or scope took it out, whatever its status (0 when none). Without
+   * tags or scope, that is the latest need event of the log, read from its end (NOT INDEXED keeps
+   * that plan: a walk back that stops at the first need event), and no need can leave. Otherwise
+   * one index lookup per matching need, and a pass over the tag and scope changes alone (the
+   * partial index events_need_moves), whose payloads name the tags and scope before the change.
    */
   latestSeq(selection: Pick<NeedSelection, 'tagsAny' | 'tagsAll' | 'scope'>): number {
     const { where, params } = selectionWhere({ ...selection, statuses: [] });
-    const sql =
-      where === ''
-        ? 'SELECT seq FROM events NOT INDEXED WHERE need_id IS NOT NULL ORDER BY seq DESC LIMIT 1'
-        : `SELECT max((SELECT max(seq) FROM events e WHERE e.need_id = n.id)) FROM needs n ${where}`;
-    return (
+    if (where === '') {
+      const sql = 'SELECT seq FROM events NOT INDEXED WHERE need_id IS NOT NULL ORDER BY seq DESC LIMIT 1';
+      return this.#ctx.prepare<[], number>(sql).pluck().get() ?? 0;
+    }
+    const matching = `SELECT max((SELECT max(seq) FROM events e WHERE e.need_id = n.id)) FROM needs n ${where}`;
+    const left = movesOutOf(selection);
+    return Math.max(
       this.#ctx
-        .prepare<unknown[], number | null>(sql)
+        .prepare<unknown[], number | null>(matching)
         .pluck()
-        .get(...params) ?? 0
+        .get(...params) ?? 0,
+      this.#ctx
+        .prepare<unknown[], number | null>(left.sql)
+        .pluck()
+        .get(...left.params) ?? 0,
     );
   }
 
@@ -301,6 +309,35 @@ export class ViewRepository {
       .prepare<[string, number], EventLine>(VIEW_LOOKUPS.recentEvents)
       .all(JSON.stringify(needIds), perNeed);
   }
+}
+
+/**
+ * The latest `need.updated` event that changed a need's tags or scope while the selection's tags
+ * and scope matched the need: its payload's `previous` holds the tags and scope before the change.
+ * The first two conditions are those of the partial index events_need_moves, so the query reads
+ * that index alone.
+ */
+export function movesOutOf(s: Pick<NeedSelection, 'tagsAny' | 'tagsAll' | 'scope'>): {
+  sql: string;
+  params: unknown[];
+} {
+  const where = ["kind = 'need.updated'", "json_type(payload, '$.previous') IS NOT NULL"];
+  const params: unknown[] = [];
+  if (s.scope !== null) {
+    where.push("json_extract(payload, '$.previous.scope') = ?");
+    params.push(s.scope);
+  }
+  const hasTag = (test: string) =>
+    `EXISTS (SELECT 1 FROM json_each(payload, '$.previous.tags') t WHERE t.value ${test})`;
+  if (s.tagsAny.length) {
+    where.push(hasTag(`IN (${s.tagsAny.map(() => '?').join(', ')})`));
+    params.push(...s.tagsAny);
+  }
+  for (const tag of s.tagsAll) {
+    where.push(hasTag('= ?'));
+    params.push(tag);
+  }
+  return { sql: `SELECT max(seq) FROM events WHERE ${where.join(' AND ')}`, params };
 }
 
 function selectionWhere(s: NeedSelection): { where: string; params: unknown[] } {

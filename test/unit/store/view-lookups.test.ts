@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { VIEW_LOOKUPS } from '../../../src/store/repos/views.js';
+import { movesOutOf, VIEW_LOOKUPS } from '../../../src/store/repos/views.js';
 import { makeTempDir, openTestStore } from '../../helpers/store.js';
 
 /**
@@ -83,6 +83,36 @@ describe('view lookups over the event log and the edges', () => {
     expect(store.views.latestSeq(all)).toBe(needHead);
   });
 
+  it('latestSeq still counts a need that a change of its tags or scope took out of the selection', () => {
+    const { store, a, quiet } = world();
+    const none = { tagsAny: [], tagsAll: [], scope: null };
+    const kernel = { ...none, tagsAny: ['kernel'] };
+    const kernelAndOps = { ...none, tagsAll: ['kernel', 'ops'] };
+    store.needs.update(a, { tags: ['kernel', 'ops'] });
+    expect(store.views.latestSeq(kernelAndOps)).toBe(store.events.headSeq());
+    // Retagged out of both: the retag is the latest event about a need they showed.
+    store.needs.update(a, { tags: ['docs'] });
+    const retag = store.events.headSeq();
+    expect(store.views.latestSeq(kernel)).toBe(retag);
+    expect(store.views.latestSeq(kernelAndOps)).toBe(retag);
+    // Its later events belong to the selections it matches now.
+    store.needs.update(a, { title: 'a, in docs' });
+    expect(store.views.latestSeq(kernel)).toBe(retag);
+    expect(store.views.latestSeq({ ...none, tagsAny: ['docs'] })).toBe(store.events.headSeq());
+    // A move to another scope counts for the one it left; an update of other fields moves nothing.
+    store.needs.update(quiet, { scope: 'sprint' });
+    const moved = store.events.headSeq();
+    store.needs.update(quiet, { priority: 0 });
+    expect(store.views.latestSeq({ ...none, scope: 'default' })).toBe(moved);
+    expect(store.views.latestSeq({ ...none, scope: 'sprint' })).toBe(store.events.headSeq());
+    // The payload keeps the tags and scope before the change.
+    const event = store.events.since(moved - 1, 1)[0]!;
+    expect(event.payload).toMatchObject({
+      changed: { scope: 'sprint' },
+      previous: { tags: [], scope: 'default' },
+    });
+  });
+
   it('workspaceSeq is the latest event about the workspace', () => {
     const { store } = world();
     expect(store.views.workspaceSeq('docs')).toBe(0);
@@ -111,8 +141,16 @@ describe('view lookups over the event log and the edges', () => {
       // A scan of events or edges is a read of the run's history; the one allowed goes through
       // the index that holds the depends_on edges alone.
       const history = /^SCAN (events|edges|e)\b/;
-      for (const [name, sql] of Object.entries(VIEW_LOOKUPS)) {
-        const steps = plan(sql, params[name as keyof typeof VIEW_LOOKUPS]);
+      const moves = movesOutOf({ tagsAny: ['kernel', 'docs'], tagsAll: ['ops'], scope: 'default' });
+      const lookups: [string, string, unknown[]][] = [
+        ...Object.entries(VIEW_LOOKUPS).map(
+          ([name, sql]) =>
+            [name, sql, params[name as keyof typeof VIEW_LOOKUPS]] as [string, string, unknown[]],
+        ),
+        ['movesOutOf', moves.sql, moves.params],
+      ];
+      for (const [name, sql, bound] of lookups) {
+        const steps = plan(sql, bound);
         const reads = steps.filter((s) => history.test(s) && !s.includes('INDEX edges_depends_on'));
         expect(reads, `${name}: ${steps.join(' | ')}`).toEqual([]);
         expect(

@@ -2,9 +2,15 @@
  * The view keeper's compiles render a need page only when its seq moved (see needPageSeq). That is
  * sound only if a page's seq covers everything the page shows. Random runs of graph changes check
  * it: after every change an incremental compile (with `known`) must leave exactly what a compile
- * that renders every page would write, which `check` compares byte for byte.
+ * that renders every page would write, which `check` compares byte for byte. The same runs check
+ * that the seq the workspace-wide files name never goes back, whether a need closes, leaves the
+ * workspace by a change of its tags, or the workspace's filter changes.
  */
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseHeader } from '../../../../src/kernel/views/header.js';
 import { compileWorkspace } from '../../../../src/kernel/views/index.js';
 import { createSeededPrng } from '../../../../src/store/index.js';
 import { defaultWorkspace, perTestWorld, startTask } from './fixture.js';
@@ -12,6 +18,9 @@ import { defaultWorkspace, perTestWorld, startTask } from './fixture.js';
 const world = perTestWorld();
 
 const TAGS = ['kernel', 'docs', 'ops'];
+
+/** The files that speak for the whole workspace: their seq covers every need it shows or showed. */
+const WORKSPACE_FILES = ['PROBLEM.md', 'README.md', 'graph.md'];
 
 describe('incremental view compiles', () => {
   for (const seed of [1, 2, 3, 4, 5, 6]) {
@@ -23,6 +32,8 @@ describe('incremental view compiles', () => {
       const ids: string[] = [];
       /** Per workspace, what the incremental compiles wrote (as the view keeper keeps it). */
       const known = new Map<string, Map<string, string>>();
+      /** Per workspace and file, the seq its header named after the last compile. */
+      const lastSeq = new Map<string, number>();
       // A workspace that shows part of the graph: needs leave and join it as their tags change.
       store.workspaces.add({ name: 'part', outDir: `${dir}/part`, tagsAny: ['kernel', 'docs'] });
       const workspaces = () => [defaultWorkspace(store), store.workspaces.require('part')];
@@ -63,6 +74,12 @@ describe('incremental view compiles', () => {
           compileWorkspace(store, ws, { known: known.get(ws.name)! });
           const check = compileWorkspace(store, ws, { check: true });
           expect(check.problems, `step ${step}, workspace ${ws.name}`).toEqual([]);
+          for (const file of WORKSPACE_FILES) {
+            const key = `${ws.name}/${file}`;
+            const seq = parseHeader(readFileSync(join(ws.outDir, file), 'utf8'))!.seq;
+            expect(seq, `step ${step}: ${key} went back`).toBeGreaterThanOrEqual(lastSeq.get(key) ?? 0);
+            lastSeq.set(key, seq);
+          }
         }
       }
       expect(applied).toBeGreaterThan(30);
