@@ -134,7 +134,7 @@ export function syncViews(outDir: string, files: readonly ViewFile[], options: S
   for (const file of toWrite) writeAtomically(join(outDir, file.path), file.content);
   for (const path of toRemove) rmSync(join(outDir, path), { force: true });
   if (known !== undefined) {
-    for (const file of [...inPlace, ...toWrite]) known.set(file.path, headerLineOf(file.content));
+    for (const file of [...inPlace, ...toWrite]) known.set(file.path, copyOf(headerLineOf(file.content)));
     for (const path of known.keys()) if (!expected.has(path)) known.delete(path);
   }
   return { outDir, written: toWrite.map((f) => f.path), unchanged, removed: toRemove, problems };
@@ -144,6 +144,15 @@ export function syncViews(outDir: string, files: readonly ViewFile[], options: S
 function headerLineOf(content: string): string {
   const newline = content.indexOf('\n');
   return newline < 0 ? content : content.slice(0, newline);
+}
+
+/**
+ * A string that shares no storage with `text`. V8 makes a slice of a long string a view into it, so
+ * a header line sliced from a file's content would keep the whole file alive in `known`, which
+ * holds one per page for as long as the view keeper runs.
+ */
+function copyOf(text: string): string {
+  return Buffer.from(text, 'utf8').toString('utf8');
 }
 
 function readIfFile(path: string): string | undefined {
