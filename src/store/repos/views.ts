@@ -184,7 +184,7 @@ export class ViewRepository {
    * until a change of its tags or scope took it out, whatever its status (0 when none). Without
    * tags or scope, that is the latest need event of the log, read from its end (NOT INDEXED keeps
    * that plan: a walk back that stops at the first need event), and no need can leave. Otherwise
-   * one index lookup per matching need, and a pass over the tag and scope changes alone (the
+   * one index lookup per matching need, and a walk back over the tag and scope changes alone (the
    * partial index events_need_moves), whose payloads name the tags and scope before the change.
    */
   latestSeq(selection: Pick<NeedSelection, 'tagsAny' | 'tagsAll' | 'scope'>): number {
@@ -314,8 +314,9 @@ export class ViewRepository {
 /**
  * The latest `need.updated` event that changed a need's tags or scope while the selection's tags
  * and scope matched the need: its payload's `previous` holds the tags and scope before the change.
- * The first two conditions are those of the partial index events_need_moves, so the query reads
- * that index alone.
+ * The first two conditions are those of the partial index events_need_moves, so the query walks
+ * that index back from its newest entry and stops at the first match: its cost grows with the
+ * number of retags and moves since the last one out of the selection, not with the log.
  */
 export function movesOutOf(s: Pick<NeedSelection, 'tagsAny' | 'tagsAll' | 'scope'>): {
   sql: string;
@@ -337,7 +338,7 @@ export function movesOutOf(s: Pick<NeedSelection, 'tagsAny' | 'tagsAll' | 'scope
     where.push(hasTag('= ?'));
     params.push(tag);
   }
-  return { sql: `SELECT max(seq) FROM events WHERE ${where.join(' AND ')}`, params };
+  return { sql: `SELECT seq FROM events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT 1`, params };
 }
 
 function selectionWhere(s: NeedSelection): { where: string; params: unknown[] } {
