@@ -19,7 +19,8 @@ const STATUS_STYLE: Readonly<Record<NeedStatus, string>> = {
  * on such an edge; each node shows its title (escaped), status and priority, and is styled by
  * status. Nodes by priority, age, id; edges by source then target.
  *
- * The seq is the latest event about any need of the workspace, or about the workspace.
+ * The seq is that of workspaceSeq: the latest event about any need of the workspace, about one
+ * its tags and scope match in a status it does not show or that left them, or about the workspace.
  */
 export function renderGraph(input: WorkspaceInput): ViewFile {
   const members = new Map(input.needs.map((n) => [n.id, n]));

@@ -9,7 +9,8 @@ export const README_FILE = 'README.md';
  * README.md: the workspace's filter, counts of its needs by scope and status, and a link to the
  * page of every need, grouped by scope and ordered by priority, age, id.
  *
- * The seq is the latest event about any need of the workspace, or about the workspace.
+ * The seq is that of workspaceSeq: the latest event about any need of the workspace, about one
+ * its tags and scope match in a status it does not show or that left them, or about the workspace.
  */
 export function renderReadme(input: WorkspaceInput): ViewFile {
   const { workspace, needs } = input;
@@ -58,7 +59,9 @@ export function renderReadme(input: WorkspaceInput): ViewFile {
 }
 
 /**
- * The latest event about any need of the workspace (or one that left it: see selectionSeq), or
+ * The latest event about any need of the workspace, about one of its tags and scope in another
+ * status or that a retag or move took out of them (selectionSeq: so the seq never goes back when a
+ * need leaves; such a need's later events still count for a workspace that filters by status), or
  * about the workspace itself.
  */
 export function workspaceSeq(input: WorkspaceInput): number {

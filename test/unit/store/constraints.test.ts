@@ -543,6 +543,21 @@ function cases(w: World, head: { seq: number; hash: string }): RefusedWrite[] {
     },
     { name: 'cursors.seq -1', sql: "INSERT INTO cursors VALUES ('views', -1)", error: CHECK },
 
+    // need_moves: filed by the events trigger, under a tag or a scope, for an existing event
+    {
+      name: 'need_moves.key untyped',
+      sql: 'INSERT INTO need_moves VALUES (?, 1)',
+      params: ['kernel'],
+      error: CHECK,
+    },
+    { name: 'need_moves.key empty tag', sql: "INSERT INTO need_moves VALUES ('tag:', 1)", error: CHECK },
+    {
+      name: 'need_moves.seq of no event',
+      sql: "INSERT INTO need_moves VALUES ('tag:kernel', ?)",
+      params: [head.seq + 100],
+      error: FK,
+    },
+
     // events: append-only, chained, well-formed
     {
       name: 'events updated',
@@ -639,6 +654,7 @@ describe('the database refuses malformed writes by itself', () => {
       },
       { sql: "INSERT INTO workspaces (name, out_dir, created_at) VALUES ('w', 'v', 0)", params: [] },
       { sql: "INSERT INTO cursors VALUES ('views', 0)", params: [] },
+      { sql: "INSERT INTO need_moves VALUES ('scope:sprint', 1)", params: [] },
     ];
     expect(() =>
       raw.transaction(() => {
@@ -843,13 +859,14 @@ const TRIGGER_MESSAGES: Record<string, RegExp> = {
   events_no_delete: /^events are append-only: DELETE/,
   budget_entries_no_delete: /^budget entries are never deleted/,
 };
-/** Triggers that keep derived rows (nodes, budget totals) rather than refuse writes. */
+/** Triggers that keep derived rows (nodes, budget totals, need moves) rather than refuse writes. */
 const REGISTRATION_TRIGGERS = [
   'needs_node',
   'tasks_node',
   'artifacts_node',
   'budget_totals_insert',
   'budget_totals_update',
+  'need_moves_file',
 ];
 
 describe('coverage of the schema by the refused writes above', () => {

@@ -3,8 +3,9 @@
  * sound only if a page's seq covers everything the page shows. Random runs of graph changes check
  * it: after every change an incremental compile (with `known`) must leave exactly what a compile
  * that renders every page would write, which `check` compares byte for byte. The same runs check
- * that the seq the workspace-wide files name never goes back, whether a need closes, leaves the
- * workspace by a change of its tags, or the workspace's filter changes.
+ * that the seq the workspace-wide files name never goes back, whether a need closes, leaves a
+ * workspace (filtered by any tags, all tags, scope or status) by a change of its tags, scope or
+ * status, or the workspace's filter changes.
  */
 
 import { readFileSync } from 'node:fs';
@@ -34,13 +35,22 @@ describe('incremental view compiles', () => {
       const known = new Map<string, Map<string, string>>();
       /** Per workspace and file, the seq its header named after the last compile. */
       const lastSeq = new Map<string, number>();
-      // A workspace that shows part of the graph: needs leave and join it as their tags change.
+      // Workspaces that show part of the graph: needs leave and join them as their tags, scope
+      // and status change.
       store.workspaces.add({ name: 'part', outDir: `${dir}/part`, tagsAny: ['kernel', 'docs'] });
-      const workspaces = () => [defaultWorkspace(store), store.workspaces.require('part')];
+      store.workspaces.add({ name: 'both', outDir: `${dir}/both`, tagsAll: ['kernel', 'ops'] });
+      store.workspaces.add({ name: 'sprint', outDir: `${dir}/sprint`, scope: 'sprint', tagsAny: ['docs'] });
+      store.workspaces.add({ name: 'open', outDir: `${dir}/open`, tagsAny: ['kernel'], statuses: ['open'] });
+      const workspaces = () => [
+        defaultWorkspace(store),
+        ...['part', 'both', 'sprint', 'open'].map((name) => store.workspaces.require(name)),
+      ];
       const changes: (() => void)[] = [
         () => ids.push(store.needs.create({ title: `n${ids.length}`, tags: [pick(TAGS)] }).id),
         () => store.needs.update(pick(ids), { title: `renamed ${random().toFixed(4)}` }),
         () => store.needs.update(pick(ids), { tags: [pick(TAGS)] }),
+        () => store.needs.update(pick(ids), { tags: [pick(TAGS), pick(TAGS)] }),
+        () => store.needs.update(pick(ids), { scope: pick(['default', 'sprint']) }),
         () => store.needs.update(pick(ids), { priority: Math.floor(random() * 4) }),
         () => store.edges.link(pick(ids), 'depends_on', pick(ids)),
         () => store.edges.link(pick(ids), 'relates_to', pick(ids)),
