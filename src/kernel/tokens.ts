@@ -1,5 +1,17 @@
-import { countTokens, isWithinTokenLimit } from 'gpt-tokenizer';
+import { createRequire } from 'node:module';
 import type { ModelSpec } from './identity/schema.js';
+
+type Tokenizer = Pick<typeof import('gpt-tokenizer'), 'countTokens' | 'isWithinTokenLimit'>;
+let tokenizer: Tokenizer | undefined;
+
+/**
+ * gpt-tokenizer, loaded on the first count: its o200k tables take ~150 ms and ~50 MB to load, which
+ * every CLI command would otherwise pay at start, counting or not.
+ */
+function o200k(): Tokenizer {
+  tokenizer ??= createRequire(import.meta.url)('gpt-tokenizer') as Tokenizer;
+  return tokenizer;
+}
 
 /**
  * Token counting for budgets: gpt-tokenizer's `o200k_base` is the local estimator for every
@@ -24,14 +36,14 @@ const AS_TEXT = { disallowedSpecial: new Set<string>() };
 
 /** o200k tokens in `text`, special-token strings counted as text. */
 export function countRawTokens(text: string): number {
-  return text.length === 0 ? 0 : countTokens(text, AS_TEXT);
+  return text.length === 0 ? 0 : o200k().countTokens(text, AS_TEXT);
 }
 
 /** The o200k count of `text` when it is at most `limit`, else false; stops early on long texts. */
 export function rawTokensWithin(text: string, limit: number): number | false {
   if (limit < 0) return false;
   if (text.length === 0) return 0;
-  return isWithinTokenLimit(text, limit, AS_TEXT);
+  return o200k().isWithinTokenLimit(text, limit, AS_TEXT);
 }
 
 /**

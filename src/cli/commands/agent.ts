@@ -1,15 +1,8 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { createProvider } from '../../agents/providers/index.js';
-import { runAgentSession, type SessionEvent } from '../../agents/session.js';
+import type { SessionEvent } from '../../agents/session.js';
 import { syncIdentities } from '../../kernel/identity/index.js';
-import {
-  connectInMemory,
-  createGuardDeps,
-  createGuardServer,
-  createKernelCompiler,
-} from '../../mcp/index.js';
 import { Store, UserError } from '../../store/index.js';
 import { globalOptions, parseDuration, parseIntFlag } from '../context.js';
 
@@ -43,6 +36,16 @@ export function registerAgentCommands(program: Command): void {
     .option('--identities <dir>', 'identities folder to pin first, if present', 'identities')
     .option('--json', 'print each session event as a JSON line')
     .action(async (flags: AgentRunFlags, command: Command) => {
+      // Loaded here, not at the CLI's start (see mlos run).
+      const [
+        { createProvider },
+        { runAgentSession },
+        { connectInMemory, createGuardDeps, createGuardServer, createKernelCompiler },
+      ] = await Promise.all([
+        import('../../agents/providers/index.js'),
+        import('../../agents/session.js'),
+        import('../../mcp/index.js'),
+      ]);
       const { db, durable } = globalOptions(command);
       const store = Store.open(db, { durable, actor: 'cli' });
       try {

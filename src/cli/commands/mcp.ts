@@ -1,14 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { Command } from 'commander';
-import {
-  createGuardDeps,
-  createGuardServer,
-  createKernelCompiler,
-  GuardHttpServer,
-  notifyOnChange,
-  OPERATOR,
-} from '../../mcp/index.js';
 import { Store, UserError } from '../../store/index.js';
 import { globalOptions, parseDuration } from '../context.js';
 import { VERSION } from '../version.js';
@@ -20,6 +11,21 @@ export function registerMcpCommand(program: Command): void {
     .option('--http <host:port>', 'serve Streamable HTTP at /mcp instead of stdio (e.g. 127.0.0.1:7411)')
     .option('--lease <duration>', 'how long a claimed lease lasts without progress', '3m')
     .action(async (flags: { http?: string; lease: string }, command: Command) => {
+      // Loaded here, not at the CLI's start (see mlos run).
+      const [
+        { StdioServerTransport },
+        {
+          createGuardDeps,
+          createGuardServer,
+          createKernelCompiler,
+          GuardHttpServer,
+          notifyOnChange,
+          OPERATOR,
+        },
+      ] = await Promise.all([
+        import('@modelcontextprotocol/sdk/server/stdio.js'),
+        import('../../mcp/index.js'),
+      ]);
       const { db, durable } = globalOptions(command);
       const store = Store.open(db, { durable, actor: 'mcp' });
       const deps = createGuardDeps(store, {

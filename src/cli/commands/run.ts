@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { createAdapters } from '../../scheduler/adapters.js';
 import { seedDemo } from '../../scheduler/demo.js';
 import { type RuntimeCounters, renderMetrics } from '../../scheduler/metrics.js';
-import { Runtime } from '../../scheduler/runtime.js';
+import type { Runtime } from '../../scheduler/runtime.js';
 import { Store, UserError } from '../../store/index.js';
 import { globalOptions, parseDuration, parseIntFlag } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
@@ -73,6 +72,12 @@ export function registerRunCommand(program: Command): void {
     .option('--no-views', 'do not keep the workspaces’ views compiled')
     .option('--no-takeover', 'embedded agents take no unmet needs over (the round-table loop stays off)')
     .action(async (flags: RunFlags, command: Command) => {
+      // Loaded here, not at the CLI's start: every other command starts without the scheduler,
+      // the agents' SDKs and BullMQ.
+      const [{ createAdapters }, { Runtime }] = await Promise.all([
+        import('../../scheduler/adapters.js'),
+        import('../../scheduler/runtime.js'),
+      ]);
       const { db, durable } = globalOptions(command);
       const format: LogFormat = flags.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
       if (format !== 'json' && format !== 'pretty') throw new UserError('--log-format is json or pretty');

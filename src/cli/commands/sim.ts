@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
-import { runSeeds } from '../../scheduler/simulation/batch.js';
 import { FAULT_HELP, parseFaults, type SimFaults } from '../../scheduler/simulation/faults.js';
 import type { SimProgress, SimReport, SimScheduler } from '../../scheduler/simulation/run.js';
 import { MlosError, UserError } from '../../store/index.js';
@@ -48,6 +47,8 @@ export function registerSimCommand(program: Command): void {
       `\nFaults (each a probability in [0, 1]):\n${FAULT_HELP.map(([k, v]) => `  ${k.padEnd(19)} ${v}`).join('\n')}\n\nExits 1 when a seed breaks an invariant or does not drain; a failing seed reproduces with --seed <it> --seeds 1.`,
     )
     .action(async (flags: SimFlags) => {
+      // Loaded here, not at the CLI's start (see mlos run).
+      const { runSeeds } = await import('../../scheduler/simulation/batch.js');
       if (flags.scheduler !== 'roundtable' && flags.scheduler !== 'central')
         throw new UserError(`--scheduler must be roundtable or central, not ${flags.scheduler}`);
       if (flags.agents < 1 || flags.needs < 1 || flags.seeds < 1 || flags.maxVirtualMinutes < 1)

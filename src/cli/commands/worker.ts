@@ -1,11 +1,6 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import type { LlmProvider } from '../../agents/provider.js';
-import { createProvider } from '../../agents/providers/index.js';
-import { RedisNeedBus } from '../../roundtable/redis-need-bus.js';
-import { BullmqTaskQueue } from '../../scheduler/bullmq-task-queue.js';
-import { RemoteConnector } from '../../scheduler/remote-connector.js';
-import { takeoverSeats, Worker } from '../../scheduler/worker.js';
 import { UserError } from '../../store/index.js';
 import { collectList, parseDuration, parseIntFlag } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
@@ -44,6 +39,20 @@ export function registerWorkerCommand(program: Command): void {
     .action(async (flags: WorkerFlags) => {
       const token = flags.token ?? process.env['MLOS_WORKER_TOKEN'];
       if (!token) throw new UserError('a worker needs the worker token: --token T or MLOS_WORKER_TOKEN');
+      // Loaded here, not at the CLI's start (see mlos run).
+      const [
+        { createProvider },
+        { RedisNeedBus },
+        { BullmqTaskQueue },
+        { RemoteConnector },
+        { takeoverSeats, Worker },
+      ] = await Promise.all([
+        import('../../agents/providers/index.js'),
+        import('../../roundtable/redis-need-bus.js'),
+        import('../../scheduler/bullmq-task-queue.js'),
+        import('../../scheduler/remote-connector.js'),
+        import('../../scheduler/worker.js'),
+      ]);
       const log = createLogger(flags.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json'));
       const connector = new RemoteConnector({ mcpUrl: flags.mcp, workerToken: token });
       const { data: info } = await connector.request<{ namespace: string | null }>('/worker/identities');
