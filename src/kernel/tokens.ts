@@ -34,6 +34,11 @@ const EXACT_RATIO = { num: 1, den: 1 } as const;
  */
 const AS_TEXT = { disallowedSpecial: new Set<string>() };
 
+/** Loads the tokenizer now, so that the first count (say, the first session's boot) does not wait. */
+export function preloadTokenizer(): void {
+  o200k();
+}
+
 /** o200k tokens in `text`, special-token strings counted as text. */
 export function countRawTokens(text: string): number {
   return text.length === 0 ? 0 : o200k().countTokens(text, AS_TEXT);

@@ -3,6 +3,7 @@ import type { LlmProvider } from '../agents/provider.js';
 import { createProvider, type ProviderOverrides } from '../agents/providers/index.js';
 import { IdentityWatcher, resolveRunnableIdentities, syncIdentities } from '../kernel/identity/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
+import { preloadTokenizer } from '../kernel/tokens.js';
 import {
   createGuardDeps,
   createKernelCompiler,
@@ -155,6 +156,8 @@ export class Runtime {
 
   async start(): Promise<void> {
     const { queue, listen } = this.#config;
+    // The guard counts tokens for every boot payload: load the tokenizer before the first one.
+    preloadTokenizer();
     if (this.#config.backgroundCheckpoints && this.store.path !== ':memory:') {
       this.store.deferCheckpoints();
       this.#checkpointer = Checkpointer.start(this.store.path, {

@@ -53,6 +53,8 @@ export function registerWorkerCommand(program: Command): void {
         import('../../scheduler/remote-connector.js'),
         import('../../scheduler/worker.js'),
       ]);
+      // Providers count the tokens of every request: load the tokenizer before the first session.
+      (await import('../../kernel/tokens.js')).preloadTokenizer();
       const log = createLogger(flags.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json'));
       const connector = new RemoteConnector({ mcpUrl: flags.mcp, workerToken: token });
       const { data: info } = await connector.request<{ namespace: string | null }>('/worker/identities');
