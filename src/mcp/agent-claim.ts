@@ -1,6 +1,6 @@
 import type { Identity } from '../kernel/identity/schema.js';
 import { claimEligibility } from '../roundtable/protocol.js';
-import { type Claim, NotClaimableError, type Store } from '../store/index.js';
+import { type Claim, NotClaimableError, type Store, utcDay } from '../store/index.js';
 import { inView } from './principal.js';
 import { GuardRefusal } from './result.js';
 
@@ -12,7 +12,7 @@ import { GuardRefusal } from './result.js';
  * and by the embedded worker's takeover loop, so both apply the same rules.
  *
  * Throws `GuardRefusal` (out of view, drifted, paused) or `NotClaimableError` (held, not unmet,
- * not eligible yet, with the time it becomes eligible when known): refusals, not bugs.
+ * not eligible yet, budget-blocked, with the time to ask again when known): refusals, not bugs.
  */
 export function claimAsAgent(
   store: Store,
@@ -36,6 +36,15 @@ export function claimAsAgent(
     }
     assertRunnable(store, identity.name);
     const now = store.clock.now();
+    const blocked = budgetBlock(store, identity, now);
+    if (blocked) {
+      // Graduation gives such an identity no task; a takeover must not either: its session would
+      // be refused its first model call and fail, burning an attempt of the need.
+      throw new NotClaimableError(
+        `${blocked.message}; leave the need to another identity`,
+        now + BUDGET_RECHECK_MS,
+      );
+    }
     const state = store.scheduling.needState(needId, now)!;
     const verdict = claimEligibility(identity, state, now, agentId);
     if (!verdict.eligible) {
@@ -50,6 +59,32 @@ export function claimAsAgent(
       roundTable: true,
     });
   });
+}
+
+/** How long a budget-blocked identity's takeover loop waits before asking again (a raised budget counts then). */
+const BUDGET_RECHECK_MS = 60_000;
+
+/**
+ * Whether `identity`'s budget left today (UTC) cannot cover one more task (`budgets.per_task`):
+ * a task started now could be cut short, and failing it would burn an attempt of its need. Then
+ * the figures and a sentence saying so; else null. Graduation and claims apply the same test.
+ */
+export function budgetBlock(
+  store: Store,
+  identity: Identity,
+  now: number,
+): { day: string; used: number; perDay: number; perTask: number; message: string } | null {
+  const { perDay, perTask } = identity.budgets;
+  const day = utcDay(now);
+  const used = store.budgets.used('day', day, identity.name);
+  if (perDay - used >= perTask) return null;
+  return {
+    day,
+    used,
+    perDay,
+    perTask,
+    message: `identity ${identity.name} is budget-blocked until the next UTC day: ${used} of its ${perDay} tokens for ${day} are used or reserved, less than one task (${perTask}) is left`,
+  };
 }
 
 /** Refuses new work for an identity that drifted from its pin or is paused. */

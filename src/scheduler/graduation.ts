@@ -1,5 +1,6 @@
 import type { Identity } from '../kernel/identity/schema.js';
-import { type GraduationCandidate, type Store, utcDay } from '../store/index.js';
+import { budgetBlock } from '../mcp/agent-claim.js';
+import type { GraduationCandidate, Store } from '../store/index.js';
 import type { Logger } from './logger.js';
 import { type RoutingSlot, routeNeed } from './routing.js';
 
@@ -42,6 +43,8 @@ export class Graduation {
   #last: GraduationPass | undefined;
   readonly #escalated = new Set<string>();
   readonly #warnedUnroutable = new Set<string>();
+  /** Needs found unroutable for the first time in the current pass, warned about at its end. */
+  #newlyUnroutable: { id: string; tags: readonly string[] }[] = [];
   readonly #warnedBudget = new Set<string>();
 
   constructor(options: GraduationOptions) {
@@ -107,7 +110,36 @@ export class Graduation {
       );
     });
     this.#last = counts;
+    this.#warnUnroutable();
     return counts;
+  }
+
+  /**
+   * One warning per pass for the needs it found unroutable for the first time (each need is
+   * warned about once): a backlog of thousands behind drifted identities is one line, not one per
+   * need, with how many carry each tag and the first few ids.
+   */
+  #warnUnroutable(): void {
+    const fresh = this.#newlyUnroutable;
+    if (fresh.length === 0) return;
+    this.#newlyUnroutable = [];
+    const fix = (whose: string) =>
+      `add or resume an identity whose scope covers ${whose} tags, or accept a drifted one (mlos identity accept)`;
+    const [first] = fresh;
+    if (fresh.length === 1 && first) {
+      this.#o.log.warn(
+        { need: first.id, tags: first.tags },
+        `no runnable identity's scope covers need ${first.id}: ${fix('its')}`,
+      );
+      return;
+    }
+    const tags: Record<string, number> = {};
+    for (const n of fresh)
+      for (const t of n.tags.length ? n.tags : ['(untagged)']) tags[t] = (tags[t] ?? 0) + 1;
+    this.#o.log.warn(
+      { needs: fresh.length, tags, first: fresh.slice(0, 5).map((n) => n.id) },
+      `no runnable identity's scope covers ${fresh.length} needs: ${fix('their')}`,
+    );
   }
 
   /** Routes `candidates` in order: graduates into free slots, escalates, counts what waits. */
@@ -148,7 +180,7 @@ export class Graduation {
         counts.unroutable++;
         if (!this.#warnedUnroutable.has(need.id)) {
           this.#warnedUnroutable.add(need.id);
-          log.warn({ need: need.id, tags: need.tags }, "no runnable identity's scope covers this need");
+          this.#newlyUnroutable.push({ id: need.id, tags: need.tags });
         }
         continue;
       }
@@ -176,19 +208,18 @@ export class Graduation {
    */
   #budgetBlocked(now: number): ReadonlySet<string> {
     const { store, log } = this.#o;
-    const day = utcDay(now);
     const blocked = new Set<string>();
     for (const { identity } of this.#o.slots()) {
-      const { perDay, perTask } = identity.budgets;
-      const used = store.budgets.used('day', day, identity.name);
-      if (perDay - used >= perTask) continue;
+      const block = budgetBlock(store, identity, now);
+      if (!block) continue;
       blocked.add(identity.name);
-      const key = `${identity.name}\u0000${day}`;
+      const key = `${identity.name}\u0000${block.day}`;
       if (this.#warnedBudget.has(key)) continue;
       this.#warnedBudget.add(key);
+      const { day, used, perDay, perTask } = block;
       log.warn(
         { identity: identity.name, day, used, perDay, perTask },
-        `identity ${identity.name} is budget-blocked until the next UTC day: ${used} of its ${perDay} tokens for ${day} are used or reserved, less than one task (${perTask}) is left, so its needs wait (raise budgets.per_day to go on today)`,
+        `${block.message}, so its needs wait (raise budgets.per_day to go on today)`,
       );
     }
     return blocked;

@@ -156,6 +156,13 @@ export class Runtime {
 
   async start(): Promise<void> {
     const { queue, listen } = this.#config;
+    // A run with nothing to run refuses at once, before it starts anything or goes over the backlog.
+    const identities = this.#config.embeddedWorkers ? resolveRunnableIdentities(this.store).identities : [];
+    if (this.#config.embeddedWorkers && identities.length === 0) {
+      throw new UserError(
+        'no runnable identity: add identity files (mlos init) and accept drifted ones (mlos identity accept)',
+      );
+    }
     // The guard counts tokens for every boot payload: load the tokenizer before the first one.
     preloadTokenizer();
     if (this.#config.backgroundCheckpoints && this.store.path !== ':memory:') {
@@ -184,12 +191,6 @@ export class Runtime {
     }
     await this.supervisor.start();
     if (this.#config.embeddedWorkers) {
-      const identities = resolveRunnableIdentities(this.store).identities;
-      if (identities.length === 0) {
-        throw new UserError(
-          'no runnable identity: add identity files (mlos init) and accept drifted ones (mlos identity accept)',
-        );
-      }
       for (const identity of identities) {
         const agent = this.store.agents.register(identity.name, identity.hash, 'embedded', identity.capacity);
         this.#agents.push({ id: agent.id, identity: identity.name });

@@ -88,6 +88,40 @@ describe('claim_need under the round-table protocol', () => {
     expect(world.store.tasks.require(late.taskId).identity).toBe('context-manager');
   });
 
+  it('an identity whose budget left today cannot cover a task claims nothing; another identity can', async () => {
+    // Spend architect's day down to less than one task, as a finished task of its would have.
+    const { perDay, perTask } = world.identity('architect').budgets;
+    const spender = await createNeed('Spent the day');
+    const { task } = world.store.claims.claim(spender, { identity: 'architect', leaseMs: 60_000 });
+    const spent = perDay - perTask + 1;
+    const reservation = world.store.budgets.reserve(task.id, spent, { task: null, day: null, run: null });
+    world.store.budgets.settle(reservation.id, {
+      inputTokens: spent,
+      outputTokens: 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      costUsd: 0,
+    });
+    const id = await createNeed('Unmet kernel work');
+    const marked = world.clock.now();
+    markUnmet(id);
+    world.clock.set(marked + 3_600 * S);
+    const head = world.store.events.headSeq();
+    const day = iso(world.clock.now()).slice(0, 10);
+    const refused = await call(await world.client(agent('architect')), 'claim_need', { need_id: id });
+    expect(refused.isError).toBe(true);
+    expect(text(refused)).toBe(
+      `claim_need refused: identity architect is budget-blocked until the next UTC day: ${spent} of its ${perDay} tokens for ${day} are used or reserved, less than one task (${perTask}) is left; leave the need to another identity`,
+    );
+    // Nothing written: no task to fail, no attempt of the need burned.
+    expect(world.store.events.headSeq()).toBe(head);
+    expect(world.store.tasks.forNeed(id)).toEqual([]);
+    const other = data<{ taskId: string }>(
+      await call(await world.client(agent('context-manager')), 'claim_need', { need_id: id }),
+    );
+    expect(world.store.tasks.require(other.taskId).identity).toBe('context-manager');
+  });
+
   it('a brand-new need (not marked unmet): a primary agent claims at once, a peripheral one waits for the mark', async () => {
     const id = await createNeed('Fresh kernel work');
     const contextManager = await world.client(agent('context-manager'));

@@ -12,12 +12,17 @@ describe('graduation passes', () => {
   let world: ReturnType<typeof createGuardWorld>;
   let graduation: Graduation;
   let capacity: number;
+  let warnings: { obj: Record<string, unknown>; msg: string }[];
   beforeEach(() => {
     world = createGuardWorld();
     capacity = 1;
+    warnings = [];
     graduation = new Graduation({
       store: world.store.as('supervisor'),
-      log: silentLogger,
+      log: {
+        ...silentLogger,
+        warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' }),
+      },
       maxAttempts: 3,
       loopMs: 500,
       slots: () => [{ identity: world.identity('architect'), capacity }],
@@ -68,6 +73,29 @@ describe('graduation passes', () => {
     expect(graduation.pass(t0)).toMatchObject({ graduated: 0, routable: 1, unroutable: 20 });
     // The supervisor calls the run idle when nothing is routable: the short page must not hide it.
     expect(graduation.pass(t0 + 1)).toMatchObject({ graduated: 0, routable: 1, unroutable: 20 });
+  });
+
+  it('warns once about the needs nobody can take: one line for a backlog, never again for the same need', () => {
+    for (let i = 0; i < 7; i++) {
+      world.store.needs.create({ title: `n${i}`, tags: i < 4 ? ['nobody'] : ['nobody', 'ops'] });
+    }
+    const t0 = world.clock.now();
+    expect(graduation.pass(t0).unroutable).toBe(7);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.obj).toMatchObject({ needs: 7, tags: { nobody: 7, ops: 3 } });
+    expect(warnings[0]!.obj['first']).toHaveLength(5);
+    expect(warnings[0]!.msg).toBe(
+      "no runnable identity's scope covers 7 needs: add or resume an identity whose scope covers their tags, or accept a drifted one (mlos identity accept)",
+    );
+    // A full pass later: the same needs are not warned about again; a new one alone names its id.
+    expect(graduation.pass(t0 + 1000).unroutable).toBe(7);
+    expect(warnings).toHaveLength(1);
+    const late = world.store.needs.create({ title: 'late', tags: ['ops'] });
+    expect(graduation.pass(t0 + 2000).unroutable).toBe(8);
+    expect(warnings[1]).toEqual({
+      obj: { need: late.id, tags: ['ops'] },
+      msg: `no runnable identity's scope covers need ${late.id}: add or resume an identity whose scope covers its tags, or accept a drifted one (mlos identity accept)`,
+    });
   });
 
   it('reports the last full counts for the needs a short pass did not reach', () => {
