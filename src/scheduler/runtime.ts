@@ -93,6 +93,8 @@ export class Runtime {
   #agents: { id: string; identity: string }[] = [];
   #agentTimer: NodeJS.Timeout | undefined;
   readonly #views: ViewKeeper | undefined;
+  /** Whether the supervisor started: a run refused at start has no views to bring up to date. */
+  #supervised = false;
   #closed = false;
 
   constructor(config: RuntimeConfig) {
@@ -190,6 +192,7 @@ export class Runtime {
       this.#watcher.start();
     }
     await this.supervisor.start();
+    this.#supervised = true;
     if (this.#config.embeddedWorkers) {
       for (const identity of identities) {
         const agent = this.store.agents.register(identity.name, identity.hash, 'embedded', identity.capacity);
@@ -262,7 +265,7 @@ export class Runtime {
     await this.#config.bus.close();
     this.store.budgets.stopRun(this.runId);
     this.store.scheduling.releaseLock();
-    this.#views?.maybeCompile(true);
+    if (this.#supervised) this.#views?.maybeCompile(true);
     await this.#checkpointer?.close();
   }
 }
