@@ -79,4 +79,30 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
     expect(stopped.supervisor).toBeNull();
     expect(stopped.agents).toEqual([]);
   });
+
+  it('--until-idle stops when what is left waits for an identity, and says how many wait and for what', () => {
+    const { dir: own, cleanup: done } = tempDir();
+    try {
+      const here = (...args: string[]) => runCli(args, { cwd: own });
+      expect(here('init').code).toBe(0);
+      expect(here('need', 'add', 'Nobody watches this', '--tags', 'astronomy').code).toBe(0);
+      const run = here(
+        'run',
+        '--until-idle',
+        '--log-format',
+        'json',
+        '--provider',
+        'scripted',
+        '--model',
+        'noop',
+      );
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain(
+        'idle: no need any runnable identity can work on now; 1 need waits for a runnable identity whose scope covers it',
+      );
+      expect(run.stdout).toContain('mlos run stopped (idle): 0 needs resolved, 1 open or active');
+    } finally {
+      done();
+    }
+  });
 });

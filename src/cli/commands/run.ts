@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { seedDemo } from '../../scheduler/demo.js';
 import { type RuntimeCounters, renderMetrics } from '../../scheduler/metrics.js';
 import type { Runtime } from '../../scheduler/runtime.js';
+import type { TickStats } from '../../scheduler/supervisor.js';
 import { Store, UserError } from '../../store/index.js';
 import { globalOptions, parseDuration, parseIntFlag } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
@@ -131,6 +132,7 @@ export function registerRunCommand(program: Command): void {
           listen = { host, port, operatorToken, workerToken, tokensConfigured, namespace };
         }
         let idleTicks = 0;
+        let lastStats: TickStats | undefined;
         let finishIdle: (() => void) | undefined;
         let fatal: ((reason: string) => void) | undefined;
         const lockLost = new Promise<string>((r) => {
@@ -167,6 +169,7 @@ export function registerRunCommand(program: Command): void {
           },
           onFatal: () => fatal?.('lock lost'),
           afterTick: (stats) => {
+            lastStats = stats;
             counters.graduated += stats.graduated;
             counters.leaseExpiries += stats.expired;
             counters.takeovers += stats.takeovers;
@@ -203,19 +206,28 @@ export function registerRunCommand(program: Command): void {
         const reason = await Promise.race([signalled, lockLost, idle.then(() => 'idle')]);
         if (reason === 'lock lost') process.exitCode = 1;
         progress?.clear();
+        const waiting = (lastStats?.budgetBlocked ?? 0) + (lastStats?.unroutable ?? 0);
         log.info(
-          { reason },
-          reason === 'idle' ? 'idle: no actionable or active need remains' : `${reason}: draining`,
+          {
+            reason,
+            ...(reason === 'idle' &&
+              waiting > 0 && { budgetBlocked: lastStats?.budgetBlocked, unroutable: lastStats?.unroutable }),
+          },
+          reason !== 'idle'
+            ? `${reason}: draining`
+            : waiting === 0
+              ? 'idle: no actionable or active need remains'
+              : `idle: no need any runnable identity can work on now; ${idleWaits(lastStats!)}`,
         );
         await runtime.close(timing.drainMs);
         progress?.clear();
-        const resolved = store.needs
-          .counts()
-          .filter((c) => c.status === 'resolved')
-          .reduce((n, c) => n + c.count, 0);
+        const counts = store.needs.counts();
+        const of = (status: string) =>
+          counts.filter((c) => c.status === status).reduce((n, c) => n + c.count, 0);
+        const unfinished = of('open') + of('active');
         const tokens = store.budgets.totals(runtime.runId);
         process.stdout.write(
-          `mlos run stopped (${reason}): ${resolved} needs resolved, ${tokens.tokens} tokens, $${tokens.costUsd.toFixed(4)} in this run\n`,
+          `mlos run stopped (${reason}): ${of('resolved')} needs resolved${unfinished ? `, ${unfinished} open or active` : ''}, ${tokens.tokens} tokens, $${tokens.costUsd.toFixed(4)} in this run\n`,
         );
       } finally {
         if (runtime) await runtime.close(0).catch(() => undefined);
@@ -233,4 +245,18 @@ function namespaceOf(db: string): string {
   let h = 0;
   for (const c of resolve(db)) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
   return `db${h.toString(36)}`;
+}
+
+/** What an idle run leaves waiting, and why, in words. */
+function idleWaits(stats: TickStats): string {
+  const parts: string[] = [];
+  if (stats.budgetBlocked > 0)
+    parts.push(
+      `${stats.budgetBlocked} ${stats.budgetBlocked === 1 ? 'need waits' : 'needs wait'} for an identity budget-blocked until the next UTC day (raise its budgets.per_day)`,
+    );
+  if (stats.unroutable > 0)
+    parts.push(
+      `${stats.unroutable} ${stats.unroutable === 1 ? 'need waits' : 'needs wait'} for a runnable identity whose scope covers ${stats.unroutable === 1 ? 'it' : 'them'} (add one, or accept or resume a drifted or paused one)`,
+    );
+  return parts.join('; ');
 }
