@@ -21,6 +21,8 @@ export function claimAsAgent(
     readonly needId: string;
     readonly agentId?: string;
     readonly leaseMs: number;
+    /** The run whose sessions would spend the tokens: its budget counts too, when it has one. */
+    readonly runId?: string | null;
   },
 ): Claim {
   const { identity, needId, agentId } = options;
@@ -36,7 +38,7 @@ export function claimAsAgent(
     }
     assertRunnable(store, identity.name);
     const now = store.clock.now();
-    const blocked = budgetBlock(store, identity, now);
+    const blocked = budgetBlock(store, identity, now, options.runId ?? null);
     if (blocked) {
       // Graduation gives such an identity no task; a takeover must not either: its session would
       // be refused its first model call and fail, burning an attempt of the need.
@@ -65,26 +67,51 @@ export function claimAsAgent(
 const BUDGET_RECHECK_MS = 60_000;
 
 /**
- * Whether `identity`'s budget left today (UTC) cannot cover one more task (`budgets.per_task`):
- * a task started now could be cut short, and failing it would burn an attempt of its need. Then
- * the figures and a sentence saying so; else null. Graduation and claims apply the same test.
+ * Whether `identity`'s budget left cannot cover one more task (`budgets.per_task`): its budget of
+ * today (UTC), or the token budget of the run `runId` when it has one. A task started now could be
+ * cut short, and failing it would burn an attempt of its need. Then the figures and a sentence
+ * saying so; else null. Graduation and claims apply the same test.
  */
 export function budgetBlock(
   store: Store,
   identity: Identity,
   now: number,
-): { day: string; used: number; perDay: number; perTask: number; message: string } | null {
+  runId: string | null = null,
+): BudgetBlock | null {
   const { perDay, perTask } = identity.budgets;
   const day = utcDay(now);
   const used = store.budgets.used('day', day, identity.name);
-  if (perDay - used >= perTask) return null;
-  return {
-    day,
-    used,
-    perDay,
-    perTask,
-    message: `identity ${identity.name} is budget-blocked until the next UTC day: ${used} of its ${perDay} tokens for ${day} are used or reserved, less than one task (${perTask}) is left`,
-  };
+  if (perDay - used < perTask) {
+    return {
+      scope: 'day',
+      key: day,
+      message: `identity ${identity.name} is budget-blocked until the next UTC day: ${used} of its ${perDay} tokens for ${day} are used or reserved, less than one task (${perTask}) is left`,
+      fix: 'raise budgets.per_day to go on today',
+    };
+  }
+  const limit = runId === null ? null : store.budgets.runLimit(runId);
+  if (runId !== null && limit !== null) {
+    const spent = store.budgets.used('run', runId);
+    if (limit - spent < perTask) {
+      return {
+        scope: 'run',
+        key: runId,
+        message: `identity ${identity.name} is budget-blocked for the rest of this run: ${spent} of the run's ${limit} tokens (--run-tokens) are used or reserved, less than one task of ${identity.name} (${perTask}) is left`,
+        fix: 'start a run with a larger --run-tokens, or lower budgets.per_task',
+      };
+    }
+  }
+  return null;
+}
+
+export interface BudgetBlock {
+  /** The budget that blocks: today's of the identity, or the run's. */
+  readonly scope: 'day' | 'run';
+  /** The day or the run id: a block is warned about once per key. */
+  readonly key: string;
+  readonly message: string;
+  /** What the operator can do about it. */
+  readonly fix: string;
 }
 
 /** Refuses new work for an identity that drifted from its pin or is paused. */

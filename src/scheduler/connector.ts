@@ -86,6 +86,7 @@ export class EmbeddedConnector implements GuardConnector {
         needId,
         agentId,
         leaseMs: this.#deps.leaseMs,
+        runId: this.#deps.runId,
       });
     } catch (error) {
       if (!(error instanceof MlosError)) throw error;

@@ -17,6 +17,8 @@ export interface GraduationOptions {
   readonly maxAttempts: number;
   /** While every slot is full, the candidates are gone over at most once per this many ms. */
   readonly loopMs: number;
+  /** The run the tasks belong to: its token budget, when it has one, blocks like a daily one. */
+  readonly runId?: string | null;
 }
 
 export interface GraduationPass {
@@ -202,24 +204,22 @@ export class Graduation {
   }
 
   /**
-   * Identities whose daily budget left cannot cover one more task (`budgets.per_task`): a task
-   * started now could be cut short, and failing it would burn an attempt of its need. Each is
-   * logged once per day.
+   * Identities whose budget left (today's, or the run's) cannot cover one more task (see
+   * budgetBlock). Each is logged once per day or run.
    */
   #budgetBlocked(now: number): ReadonlySet<string> {
     const { store, log } = this.#o;
     const blocked = new Set<string>();
     for (const { identity } of this.#o.slots()) {
-      const block = budgetBlock(store, identity, now);
+      const block = budgetBlock(store, identity, now, this.#o.runId ?? null);
       if (!block) continue;
       blocked.add(identity.name);
-      const key = `${identity.name}\u0000${block.day}`;
+      const key = `${identity.name}\u0000${block.scope}\u0000${block.key}`;
       if (this.#warnedBudget.has(key)) continue;
       this.#warnedBudget.add(key);
-      const { day, used, perDay, perTask } = block;
       log.warn(
-        { identity: identity.name, day, used, perDay, perTask },
-        `${block.message}, so its needs wait (raise budgets.per_day to go on today)`,
+        { identity: identity.name, budget: block.scope },
+        `${block.message}, so its needs wait (${block.fix})`,
       );
     }
     return blocked;

@@ -123,6 +123,7 @@ export class Runtime {
       slots: () => this.slots(),
       loopMs: config.loopMs,
       maxAttempts: config.maxAttempts,
+      runId: this.runId,
       deadAfterMs: Math.max(3 * config.heartbeatMs, 1000),
       // Workers in this process on Redis: let them pick a job up before the bus publication.
       ...(config.embeddedWorkers &&
@@ -144,6 +145,18 @@ export class Runtime {
   }
 
   /** The identities runnable now, each with the capacity its live agents offer (0 without one). */
+  /**
+   * Whether this run's token budget (`runTokenLimit`) cannot cover one more task of any runnable
+   * identity (`budgets.per_task`): nothing more can graduate or be taken over in this run.
+   */
+  runBudgetSpent(): boolean {
+    const limit = this.store.budgets.runLimit(this.runId);
+    if (limit === null) return false;
+    const left = limit - this.store.budgets.used('run', this.runId);
+    const identities = resolveRunnableIdentities(this.store).identities;
+    return identities.length > 0 && identities.every((i) => i.budgets.perTask > left);
+  }
+
   slots(): { identity: Identity; capacity: number }[] {
     const runnable = resolveRunnableIdentities(this.store).identities;
     const since = this.store.clock.now() - Math.max(5 * this.#config.heartbeatMs, 5000);

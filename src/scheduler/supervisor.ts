@@ -39,6 +39,8 @@ export interface SupervisorOptions {
    * run on the same thread in the meantime (the pickup took ~1 ms longer at p50).
    */
   readonly publishDelayMs?: number;
+  /** The run the tasks belong to: its token budget, when it has one, parks needs like a daily one. */
+  readonly runId?: string | null;
   /** Called after each tick (views compilation, metrics, progress display). */
   readonly afterTick?: (stats: TickStats) => void;
   /** Called when the supervisor must stop (another process took its lock); the loop has stopped. */
@@ -95,6 +97,7 @@ export class Supervisor {
       deadAfterMs: 15_000,
       snapshotEvery: 1000,
       publishDelayMs: 0,
+      runId: null,
       ...options,
     };
     this.#publisher = new BusPublisher(this.#o.store, this.#o.bus, this.#o.clock, this.#o.snapshotEvery);
@@ -104,6 +107,7 @@ export class Supervisor {
       slots: this.#o.slots,
       maxAttempts: this.#o.maxAttempts,
       loopMs: this.#o.loopMs,
+      runId: this.#o.runId,
     });
   }
 

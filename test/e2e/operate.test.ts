@@ -105,4 +105,26 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       done();
     }
   });
+
+  it('--run-tokens: needs wait rather than fail when no task fits in what is left, and the run stops', () => {
+    const { dir: own, cleanup: done } = tempDir();
+    try {
+      // The demo's identities allow 100,000 to 200,000 tokens per task: none fits in 20,000.
+      const run = runCli(['run', '--demo', '--run-tokens', '20000', '--log-format', 'json'], { cwd: own });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toContain('identity architect is budget-blocked for the rest of this run');
+      expect(run.stdout).toContain(
+        'mlos run stopped (run token budget cannot cover another task): 0 needs resolved',
+      );
+      const store = Store.open(join(own, 'mlos.db'));
+      try {
+        expect(store.tasks.listByStatus(['failed', 'lost'])).toEqual([]);
+        expect(store.needs.list().filter((n) => n.orphaned)).toEqual([]);
+      } finally {
+        store.close();
+      }
+    } finally {
+      done();
+    }
+  });
 });

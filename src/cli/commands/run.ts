@@ -141,6 +141,10 @@ export function registerRunCommand(program: Command): void {
         const idle = new Promise<void>((r) => {
           finishIdle = r;
         });
+        let finishSpent: (() => void) | undefined;
+        const spent = new Promise<void>((r) => {
+          finishSpent = r;
+        });
         runtime = new Runtime({
           store,
           queue,
@@ -174,6 +178,14 @@ export function registerRunCommand(program: Command): void {
             counters.leaseExpiries += stats.expired;
             counters.takeovers += stats.takeovers;
             progress?.render(store, runtime!.runningSessions, runtime!.runId);
+            // --run-tokens spent down to less than any identity's task: the run is over.
+            if (
+              flags.runTokens !== undefined &&
+              runtime!.runningSessions === 0 &&
+              runtime!.runBudgetSpent()
+            ) {
+              finishSpent?.();
+            }
             if (flags.untilIdle && stats.idle && runtime!.runningSessions === 0) {
               if (++idleTicks >= 2) finishIdle?.();
             } else {
@@ -203,7 +215,12 @@ export function registerRunCommand(program: Command): void {
           process.on('SIGINT', () => onSignal('SIGINT'));
           process.on('SIGTERM', () => onSignal('SIGTERM'));
         });
-        const reason = await Promise.race([signalled, lockLost, idle.then(() => 'idle')]);
+        const reason = await Promise.race([
+          signalled,
+          lockLost,
+          idle.then(() => 'idle'),
+          spent.then(() => 'run token budget cannot cover another task'),
+        ]);
         if (reason === 'lock lost') process.exitCode = 1;
         progress?.clear();
         const waiting = (lastStats?.budgetBlocked ?? 0) + (lastStats?.unroutable ?? 0);
@@ -252,7 +269,7 @@ function idleWaits(stats: TickStats): string {
   const parts: string[] = [];
   if (stats.budgetBlocked > 0)
     parts.push(
-      `${stats.budgetBlocked} ${stats.budgetBlocked === 1 ? 'need waits' : 'needs wait'} for an identity budget-blocked until the next UTC day (raise its budgets.per_day)`,
+      `${stats.budgetBlocked} ${stats.budgetBlocked === 1 ? 'need waits' : 'needs wait'} for an identity whose budget left (today's, or this run's --run-tokens) cannot cover another task`,
     );
   if (stats.unroutable > 0)
     parts.push(

@@ -140,6 +140,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
               identity,
               needId: need_id,
               leaseMs: deps.leaseMs,
+              runId: deps.runId,
               ...(session.principal.agentId && { agentId: session.principal.agentId }),
             })
           : // The operator claims regardless of the round table (it stays bound by the store's

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { claimAsAgent } from '../../../src/mcp/agent-claim.js';
 import { OPERATOR, type Principal } from '../../../src/mcp/index.js';
 import { MemoryNeedBus } from '../../../src/roundtable/memory-need-bus.js';
 import { claimJitter } from '../../../src/roundtable/protocol.js';
@@ -120,6 +121,26 @@ describe('claim_need under the round-table protocol', () => {
       await call(await world.client(agent('context-manager')), 'claim_need', { need_id: id }),
     );
     expect(world.store.tasks.require(other.taskId).identity).toBe('context-manager');
+  });
+
+  it("nor does one whose task no longer fits in the run's token budget (the takeover loops' claim)", async () => {
+    const { perTask } = world.identity('architect').budgets;
+    const runId = world.store.budgets.startRun(perTask - 1);
+    const id = await createNeed('Unmet kernel work');
+    markUnmet(id);
+    world.clock.advance(3_600 * S);
+    const store = world.store.as('agent:architect');
+    const claim = (identity: string) =>
+      claimAsAgent(store, { identity: world.identity(identity), needId: id, leaseMs: 60_000, runId });
+    expect(() => claim('architect')).toThrow(
+      `identity architect is budget-blocked for the rest of this run: 0 of the run's ${perTask - 1} tokens (--run-tokens) are used or reserved, less than one task of architect (${perTask}) is left; leave the need to another identity`,
+    );
+    expect(world.store.tasks.forNeed(id)).toEqual([]);
+    // Without the run (as the operator's claims and other runs are), the day's budget alone counts.
+    expect(
+      claimAsAgent(store, { identity: world.identity('architect'), needId: id, leaseMs: 60_000 }).task
+        .identity,
+    ).toBe('architect');
   });
 
   it('a brand-new need (not marked unmet): a primary agent claims at once, a peripheral one waits for the mark', async () => {

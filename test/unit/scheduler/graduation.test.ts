@@ -98,6 +98,39 @@ describe('graduation passes', () => {
     });
   });
 
+  it("parks the needs of an identity whose task no longer fits in the run's token budget, and says so once", () => {
+    const runId = world.store.budgets.startRun(world.identity('architect').budgets.perTask + 10);
+    graduation = new Graduation({
+      store: world.store.as('supervisor'),
+      log: {
+        ...silentLogger,
+        warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' }),
+      },
+      maxAttempts: 3,
+      loopMs: 500,
+      slots: () => [{ identity: world.identity('architect'), capacity: 5 }],
+      runId,
+    });
+    const first = world.store.needs.create({ title: 'fits', tags: ['kernel'] });
+    const t0 = world.clock.now();
+    expect(graduation.pass(t0)).toMatchObject({ graduated: 1, budgetBlocked: 0 });
+    endLive(first.id);
+    // A session's call reserves 11 tokens of the run: less than one task is left.
+    const spender = world.store.needs.create({ title: 'spends', tags: ['kernel'] });
+    const { task } = world.store.claims.claim(spender.id, { identity: 'architect', leaseMs: 60_000 });
+    world.store.budgets.reserve(task.id, 11, { task: null, day: null, run: null }, runId);
+    world.store.tasks.cancel(task.id, 'done for the test');
+    world.store.needs.drop(spender.id);
+    const second = world.store.needs.create({ title: 'waits', tags: ['kernel'] });
+    expect(graduation.pass(t0 + 1000)).toMatchObject({ graduated: 0, budgetBlocked: 1 });
+    expect(world.store.tasks.liveFor(second.id)).toBeUndefined();
+    expect(graduation.pass(t0 + 2000)).toMatchObject({ graduated: 0, budgetBlocked: 1 });
+    const budget = warnings.filter((w) => w.obj['budget'] === 'run');
+    expect(budget).toHaveLength(1);
+    expect(budget[0]!.msg).toContain('identity architect is budget-blocked for the rest of this run');
+    expect(budget[0]!.msg).toContain('start a run with a larger --run-tokens');
+  });
+
   it('reports the last full counts for the needs a short pass did not reach', () => {
     const kernel = Array.from({ length: 30 }, (_, i) =>
       world.store.needs.create({ title: `k${i}`, tags: ['kernel'], priority: 1 }),
