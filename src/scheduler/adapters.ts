@@ -29,7 +29,7 @@ export async function createAdapters(options: AdapterOptions): Promise<{ queue: 
     bus: new RedisNeedBus({
       url: options.redisUrl,
       namespace: options.namespace,
-      onError: (error) => options.log.warn({ err: error }, 'need bus'),
+      onError: (error, context) => options.log.warn({ err: error, context }, `need bus: ${context}`),
     }),
   };
 }

@@ -54,18 +54,30 @@ export class RemoteConnector implements GuardConnector {
 
   /**
    * POST (with a body) or GET a worker route with the worker token; throws an MlosError with the
-   * guard's reason for any status of 400 or more not in `accept` (default: 409, superseded).
+   * guard's reason for any status of 400 or more not in `accept` (default: 409, superseded), and
+   * one naming the address and the reason when the guard cannot be reached.
    */
   async request<T>(
     path: string,
     body?: unknown,
     accept: readonly number[] = [409],
   ): Promise<{ status: number; data: T }> {
-    const res = await this.#fetch(new URL(path, this.#base), {
-      method: body === undefined ? 'GET' : 'POST',
-      headers: { authorization: `Bearer ${this.#o.workerToken}`, 'content-type': 'application/json' },
-      ...(body !== undefined && { body: JSON.stringify(body) }),
-    });
+    let res: Response;
+    try {
+      res = await this.#fetch(new URL(path, this.#base), {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { authorization: `Bearer ${this.#o.workerToken}`, 'content-type': 'application/json' },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+    } catch (error) {
+      // fetch says only "fetch failed"; the reason (ECONNREFUSED, a DNS failure…) is its cause.
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (error as Error).message;
+      throw new MlosError(
+        'guard_unreachable',
+        `cannot reach the supervisor's guard at ${this.#base.origin} (${why}): is \`mlos run --listen ${this.#base.host}\` running, and does --mcp name it?`,
+      );
+    }
     const data = (await res.json().catch(() => ({}))) as T & { error?: string };
     if (res.status >= 400 && !accept.includes(res.status)) {
       throw new MlosError(

@@ -6,6 +6,7 @@ import type { StartedTask } from '../../src/scheduler/connector.js';
 import { RemoteConnector } from '../../src/scheduler/remote-connector.js';
 import { tempDir } from '../helpers/cli.js';
 import { call, createGuardWorld, data, text } from '../helpers/guard.js';
+import { freePort } from '../helpers/redis-server.js';
 
 const OPERATOR_TOKEN = 'op-secret-token';
 const WORKER_TOKEN = 'worker-secret-token';
@@ -67,6 +68,15 @@ describe('the guard over Streamable HTTP', () => {
     expect(worker.status).toBe(401);
     expect(await worker.text()).toContain('exchange it for an agent token');
     expect((await fetch(new URL('/healthz', url))).status).toBe(200);
+  });
+
+  it('a worker that cannot reach the guard is told where it looked and why', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}/mcp`;
+    const connector = new RemoteConnector({ mcpUrl: closed, workerToken: WORKER_TOKEN });
+    const origin = new URL(closed).origin;
+    await expect(connector.request('/worker/identities')).rejects.toThrow(
+      `cannot reach the supervisor's guard at ${origin} (ECONNREFUSED): is \`mlos run --listen ${new URL(closed).host}\` running, and does --mcp name it?`,
+    );
   });
 
   it('exchanges the worker token for an agent token whose tools and scope are the identity’s', async () => {

@@ -87,7 +87,7 @@ export function registerWorkerCommand(program: Command): void {
         ? new RedisNeedBus({
             url: flags.redis,
             namespace: info.namespace,
-            onError: (error) => log.warn({ err: error }, 'need bus'),
+            onError: (error, context) => log.warn({ err: error, context }, `need bus: ${context}`),
           })
         : undefined;
       const worker = new Worker({
