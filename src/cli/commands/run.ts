@@ -234,7 +234,7 @@ export function registerRunCommand(program: Command): void {
             ? `${reason}: draining`
             : waiting === 0
               ? 'idle: no actionable or active need remains'
-              : `idle: no need any runnable identity can work on now; ${idleWaits(lastStats!)}`,
+              : `idle: no need any runnable identity can work on now; ${idleWaits(lastStats!, openNow(store))}`,
         );
         await runtime.close(timing.drainMs);
         progress?.clear();
@@ -264,8 +264,16 @@ function namespaceOf(db: string): string {
   return `db${h.toString(36)}`;
 }
 
-/** What an idle run leaves waiting, and why, in words. */
-function idleWaits(stats: TickStats): string {
+/** Open needs (an idle run has no active one). */
+function openNow(store: Store): number {
+  return store.needs
+    .counts()
+    .filter((c) => c.status === 'open')
+    .reduce((n, c) => n + c.count, 0);
+}
+
+/** What an idle run leaves waiting, and why, in words; `open` counts the open needs. */
+function idleWaits(stats: TickStats, open: number): string {
   const parts: string[] = [];
   if (stats.budgetBlocked > 0)
     parts.push(
@@ -274,6 +282,11 @@ function idleWaits(stats: TickStats): string {
   if (stats.unroutable > 0)
     parts.push(
       `${stats.unroutable} ${stats.unroutable === 1 ? 'need waits' : 'needs wait'} for a runnable identity whose scope covers ${stats.unroutable === 1 ? 'it' : 'them'} (add one, or accept or resume a drifted or paused one)`,
+    );
+  const others = open - stats.budgetBlocked - stats.unroutable;
+  if (others > 0)
+    parts.push(
+      `${others} more ${others === 1 ? 'waits' : 'wait'} on dependencies or a later start (mlos need list --status open)`,
     );
   return parts.join('; ');
 }
