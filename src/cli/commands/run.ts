@@ -244,7 +244,7 @@ export function registerRunCommand(program: Command): void {
         const unfinished = of('open') + of('active');
         const tokens = store.budgets.totals(runtime.runId);
         process.stdout.write(
-          `mlos run stopped (${reason}): ${of('resolved')} needs resolved${unfinished ? `, ${unfinished} open or active` : ''}, ${tokens.tokens} tokens, $${tokens.costUsd.toFixed(4)} in this run\n`,
+          `mlos run stopped (${reason}): ${of('resolved')} ${of('resolved') === 1 ? 'need' : 'needs'} resolved${unfinished ? `, ${unfinished} open or active` : ''}, ${tokens.tokens} tokens, $${tokens.costUsd.toFixed(4)} in this run\n`,
         );
       } finally {
         if (runtime) await runtime.close(0).catch(() => undefined);
