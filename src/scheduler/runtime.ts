@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { LlmProvider } from '../agents/provider.js';
-import { createProvider, type ProviderOverrides } from '../agents/providers/index.js';
+import { createProvider, createProviders, type ProviderOverrides } from '../agents/providers/index.js';
 import { IdentityWatcher, resolveRunnableIdentities, syncIdentities } from '../kernel/identity/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
 import { preloadTokenizer } from '../kernel/tokens.js';
@@ -178,6 +177,8 @@ export class Runtime {
         'no runnable identity: add identity files (mlos init) and accept drifted ones (mlos identity accept)',
       );
     }
+    // Each model set up now: a missing API key refuses the run here, not in every session.
+    const providers = createProviders(identities, this.#config.env, this.#config.providerOverrides);
     // The guard counts tokens for every boot payload: load the tokenizer before the first one.
     preloadTokenizer();
     if (this.#config.backgroundCheckpoints && this.store.path !== ':memory:') {
@@ -215,7 +216,6 @@ export class Runtime {
         for (const a of this.#agents) this.store.agents.heartbeat(a.id, 0);
       }, this.#config.heartbeatMs);
       this.#agentTimer.unref();
-      const providers = new Map<string, { provider: LlmProvider; model: string }>();
       this.#worker = new Worker({
         queue,
         connector: new EmbeddedConnector(this.deps),

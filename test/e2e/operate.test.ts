@@ -127,4 +127,28 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       done();
     }
   });
+
+  it('refuses to start when a model cannot be set up (a missing API key), naming the identities', () => {
+    const { dir: own, cleanup: done } = tempDir();
+    try {
+      expect(runCli(['init'], { cwd: own }).code).toBe(0);
+      const run = runCli(['run', '--until-idle', '--provider', 'anthropic', '--model', 'claude-test'], {
+        cwd: own,
+        env: { ANTHROPIC_API_KEY: '' },
+      });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(
+        "mlos: cannot set up the agents' models: architect, context-manager, janitor: anthropic:claude-test needs an API key: set ANTHROPIC_API_KEY in the environment",
+      );
+      // Refused before the supervisor ran: no task was created, so no attempt was spent.
+      const store = Store.open(join(own, 'mlos.db'));
+      try {
+        expect(store.tasks.listByStatus(['queued', 'running', 'failed', 'lost'])).toEqual([]);
+      } finally {
+        store.close();
+      }
+    } finally {
+      done();
+    }
+  });
 });

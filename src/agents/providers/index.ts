@@ -1,4 +1,4 @@
-import type { ModelSpec } from '../../kernel/identity/schema.js';
+import type { Identity, ModelSpec } from '../../kernel/identity/schema.js';
 import { UserError } from '../../store/errors.js';
 import type { LlmProvider } from '../provider.js';
 import type { Sleep } from '../retry.js';
@@ -134,4 +134,33 @@ export function createProvider(
       };
     }
   }
+}
+
+/**
+ * Creates each identity's provider now, keyed by `${name}:${hash}`, so that a setup error (a
+ * missing API key, `--provider` without `--model`, an unknown script) refuses the run or the
+ * worker at start, naming every identity it stops, instead of crashing each of their sessions
+ * later while their needs wait for leases to expire.
+ */
+export function createProviders(
+  identities: readonly Identity[],
+  env: Readonly<Record<string, string | undefined>>,
+  overrides: ProviderOverrides = {},
+): Map<string, { provider: LlmProvider; model: string }> {
+  const providers = new Map<string, { provider: LlmProvider; model: string }>();
+  /** Identity names by problem: one entry for identities that share a model and a missing key. */
+  const problems = new Map<string, string[]>();
+  for (const identity of identities) {
+    try {
+      providers.set(`${identity.name}:${identity.hash}`, createProvider(identity.model, env, overrides));
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      problems.set(error.message, [...(problems.get(error.message) ?? []), identity.name]);
+    }
+  }
+  if (problems.size > 0) {
+    const lines = [...problems].map(([problem, names]) => `${names.join(', ')}: ${problem}`);
+    throw new UserError(`cannot set up the agents' models: ${lines.join('; ')}`, { code: 'provider_setup' });
+  }
+  return providers;
 }

@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import type { LlmProvider } from '../../agents/provider.js';
 import { UserError } from '../../store/index.js';
 import { collectList, parseDuration, parseIntFlag } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
@@ -41,7 +40,7 @@ export function registerWorkerCommand(program: Command): void {
       if (!token) throw new UserError('a worker needs the worker token: --token T or MLOS_WORKER_TOKEN');
       // Loaded here, not at the CLI's start (see mlos run).
       const [
-        { createProvider },
+        { createProvider, createProviders },
         { RedisNeedBus },
         { BullmqTaskQueue },
         { RemoteConnector },
@@ -69,6 +68,9 @@ export function registerWorkerCommand(program: Command): void {
         identities = identities.filter((i) => flags.identities!.includes(i.name));
       }
       if (identities.length === 0) throw new UserError('the guard has no runnable identity for this worker');
+      // Each model set up now: a missing API key stops the worker here, not in every session.
+      const overrides = { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl };
+      const providers = createProviders(identities, process.env, overrides);
       const name = `${hostname()}:${process.pid}`;
       const agents: { id: string; identity: string }[] = [];
       for (const identity of identities) {
@@ -80,7 +82,6 @@ export function registerWorkerCommand(program: Command): void {
         agents.push({ id: data.agent_id, identity: identity.name });
       }
       const queue = new BullmqTaskQueue({ url: flags.redis, namespace: info.namespace, log });
-      const providers = new Map<string, { provider: LlmProvider; model: string }>();
       const heartbeatMs = parseDuration(flags.heartbeat, '--heartbeat');
       // The round table watches the need bus the supervisor publishes on the same Redis.
       const bus = flags.takeover
@@ -101,14 +102,11 @@ export function registerWorkerCommand(program: Command): void {
         agentIdFor: (identity) => agents.find((a) => a.identity === identity)?.id,
         ...(bus && { takeover: { bus, seats: takeoverSeats(identities, agents, log) } }),
         providerFor: (identity) => {
-          let entry = providers.get(identity.name);
+          const key = `${identity.name}:${identity.hash}`;
+          let entry = providers.get(key);
           if (!entry) {
-            entry = createProvider(identity.model, process.env, {
-              provider: flags.provider,
-              model: flags.model,
-              baseUrl: flags.baseUrl,
-            });
-            providers.set(identity.name, entry);
+            entry = createProvider(identity.model, process.env, overrides);
+            providers.set(key, entry);
           }
           return entry;
         },
