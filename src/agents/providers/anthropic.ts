@@ -17,7 +17,7 @@ import { costUsd, priceOf } from '../pricing.js';
 import type { ContentPart, LlmMessage, LlmProvider, LlmRequest, LlmResponse, LlmUsage } from '../provider.js';
 import { LlmCallError } from '../provider-error.js';
 import { redactKeyPatterns, redactValues } from './redact.js';
-import { sdkCallError } from './sdk-error.js';
+import { sdkCallError, withRequestSignal } from './sdk-error.js';
 import { isObject, toolCallFromValue } from './tool-input.js';
 
 export interface AnthropicProviderOptions {
@@ -78,11 +78,13 @@ export class AnthropicProvider implements LlmProvider {
     const params = toParams(request);
     let raw: unknown;
     try {
-      raw = await this.#client.messages.create(params, {
-        timeout: request.timeoutMs,
-        maxRetries: 0,
-        ...(request.signal && { signal: request.signal }),
-      });
+      raw = await withRequestSignal(request.signal, (signal) =>
+        this.#client.messages.create(params, {
+          timeout: request.timeoutMs,
+          maxRetries: 0,
+          ...(signal && { signal }),
+        }),
+      );
     } catch (error) {
       throw this.#callError(error, request);
     }

@@ -16,7 +16,7 @@ import type { ContentPart, LlmMessage, LlmProvider, LlmRequest, LlmResponse, Llm
 import { LlmCallError } from '../provider-error.js';
 import { estimateUsage } from './estimate-usage.js';
 import { redactKeyPatterns, redactValues } from './redact.js';
-import { sdkCallError } from './sdk-error.js';
+import { sdkCallError, withRequestSignal } from './sdk-error.js';
 import { toolCallFromJson } from './tool-input.js';
 
 export interface OpenAIProviderOptions {
@@ -113,11 +113,13 @@ export class OpenAIProvider implements LlmProvider {
     if (tools.length > 0) params.tools = tools;
     let raw: unknown;
     try {
-      raw = await this.#client.chat.completions.create(params, {
-        timeout: request.timeoutMs,
-        maxRetries: 0,
-        ...(request.signal && { signal: request.signal }),
-      });
+      raw = await withRequestSignal(request.signal, (signal) =>
+        this.#client.chat.completions.create(params, {
+          timeout: request.timeoutMs,
+          maxRetries: 0,
+          ...(signal && { signal }),
+        }),
+      );
     } catch (error) {
       throw this.#callError(error, request);
     }

@@ -63,3 +63,25 @@ export function sdkCallError(
   }
   return error;
 }
+
+/**
+ * Runs one SDK request with an abort signal of its own that follows `signal`. The Anthropic and
+ * OpenAI SDKs add an abort listener to the signal of every request and never remove it: given a
+ * session's or a worker's long-lived signal, they piled up one per model call for the life of the
+ * run (Node warns past ten). The request's own signal is dropped with the request.
+ */
+export async function withRequestSignal<T>(
+  signal: AbortSignal | undefined,
+  request: (signal: AbortSignal | undefined) => Promise<T>,
+): Promise<T> {
+  if (!signal) return request(undefined);
+  const own = new AbortController();
+  const follow = () => own.abort(signal.reason);
+  if (signal.aborted) follow();
+  else signal.addEventListener('abort', follow, { once: true });
+  try {
+    return await request(own.signal);
+  } finally {
+    signal.removeEventListener('abort', follow);
+  }
+}

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LlmRequest } from '../../../../src/agents/provider.js';
 import { LlmCallError } from '../../../../src/agents/provider-error.js';
@@ -93,6 +94,13 @@ describe('AnthropicProvider request', () => {
       '$.system[0].cache_control',
       '$.system[1].cache_control',
     ]);
+  });
+
+  it('leaves no listener on the caller’s signal after its calls (the SDK adds one per request)', async () => {
+    const session = new AbortController();
+    server.reply(...Array.from({ length: 12 }, () => fake.text('ok')));
+    for (let i = 0; i < 12; i++) await provider.complete(request({ signal: session.signal }));
+    expect(getEventListeners(session.signal, 'abort')).toHaveLength(0);
   });
 
   it('sends the same bytes before the first breakpoint for two tasks of one identity', async () => {

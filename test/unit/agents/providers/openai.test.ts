@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LlmRequest } from '../../../../src/agents/provider.js';
 import { LlmCallError } from '../../../../src/agents/provider-error.js';
@@ -67,6 +68,14 @@ describe('OpenAIProvider', () => {
     expect(response.content).toMatchObject([
       { type: 'tool_call', name: 'get_need', input: { id: 'need_1' } },
     ]);
+  });
+
+  it('leaves no listener on the caller’s signal after its calls (the SDK adds one per request)', async () => {
+    const provider = new OpenAIProvider({ apiKey: 'local', baseUrl: server.openaiBaseUrl });
+    const session = new AbortController();
+    server.reply(...Array.from({ length: 12 }, () => fake.text('ok')));
+    for (let i = 0; i < 12; i++) await provider.complete(request({ signal: session.signal }));
+    expect(getEventListeners(session.signal, 'abort')).toHaveLength(0);
   });
 
   it('sends system, tool calls and tool results in chat form', async () => {
