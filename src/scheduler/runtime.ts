@@ -54,6 +54,8 @@ export interface RuntimeConfig {
   /** The takeover loop's longest pause between evaluations, in ms (default 1000). */
   readonly takeoverCheckMs?: number;
   readonly runTokenLimit: number | null;
+  /** The wait before a failed need's next attempt, doubled per failure (default 0: at once). */
+  readonly retryDelayMs?: number;
   readonly log?: Logger;
   readonly afterTick?: (stats: TickStats) => void;
   /** The run must stop: another process took the supervisor lock. */
@@ -123,6 +125,7 @@ export class Runtime {
       loopMs: config.loopMs,
       maxAttempts: config.maxAttempts,
       runId: this.runId,
+      retryDelayMs: config.retryDelayMs ?? 0,
       deadAfterMs: Math.max(3 * config.heartbeatMs, 1000),
       // Workers in this process on Redis: let them pick a job up before the bus publication.
       ...(config.embeddedWorkers &&

@@ -41,6 +41,8 @@ export interface SupervisorOptions {
   readonly publishDelayMs?: number;
   /** The run the tasks belong to: its token budget, when it has one, parks needs like a daily one. */
   readonly runId?: string | null;
+  /** The wait before a failed need's next attempt, doubled per failure (default 0: at once). */
+  readonly retryDelayMs?: number;
   /** Called after each tick (views compilation, metrics, progress display). */
   readonly afterTick?: (stats: TickStats) => void;
   /** Called when the supervisor must stop (another process took its lock); the loop has stopped. */
@@ -98,6 +100,7 @@ export class Supervisor {
       snapshotEvery: 1000,
       publishDelayMs: 0,
       runId: null,
+      retryDelayMs: 0,
       ...options,
     };
     this.#publisher = new BusPublisher(this.#o.store, this.#o.bus, this.#o.clock, this.#o.snapshotEvery);
@@ -108,6 +111,7 @@ export class Supervisor {
       maxAttempts: this.#o.maxAttempts,
       loopMs: this.#o.loopMs,
       runId: this.#o.runId,
+      retryDelayMs: this.#o.retryDelayMs,
     });
   }
 

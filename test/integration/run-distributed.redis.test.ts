@@ -56,6 +56,8 @@ describe.skipIf(!inject('redisAvailable'))('mlos run (distributed, Redis)', { ti
         '2s',
         '--loop',
         '100ms',
+        '--retry-delay',
+        '200ms',
         '--heartbeat',
         '500ms',
         '--log-format',

@@ -23,6 +23,8 @@ const RUN_FLAGS = [
   '500ms',
   '--loop',
   '100ms',
+  '--retry-delay',
+  '200ms',
   '--concurrency',
   '6',
   '--log-format',

@@ -24,6 +24,7 @@ interface RunFlags {
   heartbeat: string;
   loop: string;
   maxAttempts: number;
+  retryDelay: string;
   drain: string;
   identities: string;
   provider?: string;
@@ -60,6 +61,11 @@ export function registerRunCommand(program: Command): void {
       'failed or lost attempts before a need is escalated',
       parseIntFlag('--max-attempts'),
       3,
+    )
+    .option(
+      '--retry-delay <duration>',
+      'wait before a failed or lost need is tried again, doubled per failure (0 retries at once)',
+      '30s',
     )
     .option('--drain <duration>', 'on SIGINT/SIGTERM, how long running sessions may finish', '30s')
     .option(
@@ -109,6 +115,8 @@ export function registerRunCommand(program: Command): void {
           heartbeatMs: parseDuration(flags.heartbeat, '--heartbeat'),
           loopMs: parseDuration(flags.loop, '--loop'),
           drainMs: parseDuration(flags.drain, '--drain'),
+          retryDelayMs:
+            flags.retryDelay.trim() === '0' ? 0 : parseDuration(flags.retryDelay, '--retry-delay'),
         };
         const listenAt = flags.listen ? parseHostPort(flags.listen) : undefined;
         const adapters = await createAdapters({ redisUrl: flags.redis, namespace, log });
@@ -156,6 +164,7 @@ export function registerRunCommand(program: Command): void {
           heartbeatMs: timing.heartbeatMs,
           loopMs: timing.loopMs,
           maxAttempts: flags.maxAttempts,
+          retryDelayMs: timing.retryDelayMs,
           providerOverrides: overrides,
           env: process.env,
           compileViews: flags.views,

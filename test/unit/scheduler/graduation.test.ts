@@ -131,6 +131,35 @@ describe('graduation passes', () => {
     expect(budget[0]!.msg).toContain('start a run with a larger --run-tokens');
   });
 
+  it('waits before the next attempt of a need whose last one failed, twice as long per failure', () => {
+    graduation = new Graduation({
+      store: world.store.as('supervisor'),
+      log: silentLogger,
+      maxAttempts: 5,
+      loopMs: 500,
+      slots: () => [{ identity: world.identity('architect'), capacity: 5 }],
+      retryDelayMs: 1000,
+    });
+    const need = world.store.needs.create({ title: 'flaky', tags: ['kernel'] });
+    const fail = () => {
+      const { task } = world.store.claims.claim(need.id, { identity: 'architect', leaseMs: 60_000 });
+      world.store.tasks.transition(task.id, 'failed', { error: 'the model call failed: could not connect' });
+      return world.clock.now();
+    };
+    const live = () => world.store.tasks.liveFor(need.id);
+    let failedAt = fail();
+    // Waiting for its retry, the need still counts as routable: a run is not idle meanwhile.
+    expect(graduation.pass(failedAt + 999)).toMatchObject({ graduated: 0, routable: 1 });
+    expect(live()).toBeUndefined();
+    expect(graduation.pass(failedAt + 1000).graduated).toBe(1);
+    world.store.tasks.cancel(live()!.id, 'for the test');
+    world.clock.set(failedAt + 1500);
+    failedAt = fail();
+    // Two failures since the last success: twice the delay.
+    expect(graduation.pass(failedAt + 1999)).toMatchObject({ graduated: 0, routable: 1 });
+    expect(graduation.pass(failedAt + 2000).graduated).toBe(1);
+  });
+
   it('reports the last full counts for the needs a short pass did not reach', () => {
     const kernel = Array.from({ length: 30 }, (_, i) =>
       world.store.needs.create({ title: `k${i}`, tags: ['kernel'], priority: 1 }),
