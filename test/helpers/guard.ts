@@ -47,6 +47,30 @@ export function createGuardWorld(options: { leaseMs?: number; path?: string } = 
   };
 }
 
+/**
+ * Spends `identity`'s budget of today down to less than one task (`budgets.per_task`), as a task
+ * of its that used that much would have (a claimed need of its, then dropped). Returns the tokens
+ * spent.
+ */
+export function spendDayBudget(world: ReturnType<typeof createGuardWorld>, identity: string): number {
+  const { store } = world;
+  const { perDay, perTask } = world.identity(identity).budgets;
+  const spender = store.needs.create({ title: `What ${identity} spent the day on`, tags: ['spent'] });
+  const { task } = store.claims.claim(spender.id, { identity, leaseMs: 60_000 });
+  const spent = perDay - perTask + 1;
+  const reservation = store.budgets.reserve(task.id, spent, { task: null, day: null, run: null });
+  store.budgets.settle(reservation.id, {
+    inputTokens: spent,
+    outputTokens: 0,
+    cacheReadTokens: 0,
+    cacheWriteTokens: 0,
+    costUsd: 0,
+  });
+  store.tasks.transition(task.id, 'succeeded');
+  store.needs.drop(spender.id);
+  return spent;
+}
+
 /** A frozen identity from front-matter text (tests that need custom tools or scopes). */
 export function identityFrom(front: string, name = 'tester'): Identity {
   return parseIdentity(`---\nname: ${name}\n${front}\n---\nYou are a tester.\n`, { file: `${name}.md` });

@@ -5,7 +5,7 @@ import { MemoryNeedBus } from '../../../src/roundtable/memory-need-bus.js';
 import { claimJitter } from '../../../src/roundtable/protocol.js';
 import { MemoryTaskQueue } from '../../../src/scheduler/memory-task-queue.js';
 import { Supervisor } from '../../../src/scheduler/supervisor.js';
-import { call, createGuardWorld, data, text } from '../../helpers/guard.js';
+import { call, createGuardWorld, data, spendDayBudget, text } from '../../helpers/guard.js';
 
 type World = ReturnType<typeof createGuardWorld>;
 const S = 1000;
@@ -90,19 +90,8 @@ describe('claim_need under the round-table protocol', () => {
   });
 
   it('an identity whose budget left today cannot cover a task claims nothing; another identity can', async () => {
-    // Spend architect's day down to less than one task, as a finished task of its would have.
     const { perDay, perTask } = world.identity('architect').budgets;
-    const spender = await createNeed('Spent the day');
-    const { task } = world.store.claims.claim(spender, { identity: 'architect', leaseMs: 60_000 });
-    const spent = perDay - perTask + 1;
-    const reservation = world.store.budgets.reserve(task.id, spent, { task: null, day: null, run: null });
-    world.store.budgets.settle(reservation.id, {
-      inputTokens: spent,
-      outputTokens: 0,
-      cacheReadTokens: 0,
-      cacheWriteTokens: 0,
-      costUsd: 0,
-    });
+    const spent = spendDayBudget(world, 'architect');
     const id = await createNeed('Unmet kernel work');
     const marked = world.clock.now();
     markUnmet(id);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Graduation } from '../../../src/scheduler/graduation.js';
+import { Graduation, type GraduationOptions } from '../../../src/scheduler/graduation.js';
 import { silentLogger } from '../../../src/scheduler/logger.js';
 import { createGuardWorld } from '../../helpers/guard.js';
 
@@ -17,7 +17,12 @@ describe('graduation passes', () => {
     world = createGuardWorld();
     capacity = 1;
     warnings = [];
-    graduation = new Graduation({
+    graduation = graduationWith({});
+  });
+
+  /** A Graduation over the world whose warnings land in `warnings`, architect at `capacity` seats. */
+  const graduationWith = (options: Partial<GraduationOptions>) =>
+    new Graduation({
       store: world.store.as('supervisor'),
       log: {
         ...silentLogger,
@@ -26,8 +31,8 @@ describe('graduation passes', () => {
       maxAttempts: 3,
       loopMs: 500,
       slots: () => [{ identity: world.identity('architect'), capacity }],
+      ...options,
     });
-  });
   afterEach(() => world.close());
 
   const endLive = (needId: string) => {
@@ -100,17 +105,8 @@ describe('graduation passes', () => {
 
   it("parks the needs of an identity whose task no longer fits in the run's token budget, and says so once", () => {
     const runId = world.store.budgets.startRun(world.identity('architect').budgets.perTask + 10);
-    graduation = new Graduation({
-      store: world.store.as('supervisor'),
-      log: {
-        ...silentLogger,
-        warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' }),
-      },
-      maxAttempts: 3,
-      loopMs: 500,
-      slots: () => [{ identity: world.identity('architect'), capacity: 5 }],
-      runId,
-    });
+    capacity = 5;
+    graduation = graduationWith({ runId });
     const first = world.store.needs.create({ title: 'fits', tags: ['kernel'] });
     const t0 = world.clock.now();
     expect(graduation.pass(t0)).toMatchObject({ graduated: 1, budgetBlocked: 0 });
@@ -132,14 +128,8 @@ describe('graduation passes', () => {
   });
 
   it('waits before the next attempt of a need whose last one failed, twice as long per failure', () => {
-    graduation = new Graduation({
-      store: world.store.as('supervisor'),
-      log: silentLogger,
-      maxAttempts: 5,
-      loopMs: 500,
-      slots: () => [{ identity: world.identity('architect'), capacity: 5 }],
-      retryDelayMs: 1000,
-    });
+    capacity = 5;
+    graduation = graduationWith({ maxAttempts: 5, retryDelayMs: 1000 });
     const need = world.store.needs.create({ title: 'flaky', tags: ['kernel'] });
     const fail = () => {
       const { task } = world.store.claims.claim(need.id, { identity: 'architect', leaseMs: 60_000 });

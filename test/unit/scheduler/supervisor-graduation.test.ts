@@ -5,7 +5,7 @@ import { silentLogger } from '../../../src/scheduler/logger.js';
 import { MemoryTaskQueue } from '../../../src/scheduler/memory-task-queue.js';
 import { routeNeed } from '../../../src/scheduler/routing.js';
 import { Supervisor } from '../../../src/scheduler/supervisor.js';
-import { createGuardWorld } from '../../helpers/guard.js';
+import { createGuardWorld, spendDayBudget } from '../../helpers/guard.js';
 
 /** The supervisor's tick on a manual clock with the in-process queue and bus. */
 describe('supervisor graduation', () => {
@@ -208,19 +208,8 @@ describe('supervisor graduation', () => {
       log: { ...silentLogger, warn: (_fields: unknown, message: string) => void warnings.push(message) },
       slots: () => [{ identity: world.identity('architect'), capacity: 5 }],
     });
-    const { perDay, perTask } = world.identity('architect').budgets;
     // Today's spend leaves less than one task's budget.
-    const spender = world.store.needs.create({ title: 'Spent the day', tags: ['kernel'] });
-    const { task } = world.store.claims.claim(spender.id, { identity: 'architect', leaseMs: 60_000 });
-    const spent = perDay - perTask + 1;
-    const reservation = world.store.budgets.reserve(task.id, spent, { task: null, day: null, run: null });
-    world.store.budgets.settle(reservation.id, {
-      inputTokens: spent,
-      outputTokens: 0,
-      cacheReadTokens: 0,
-      cacheWriteTokens: 0,
-      costUsd: 0,
-    });
+    spendDayBudget(world, 'architect');
     const waiting = world.store.needs.create({ title: 'Waits for tomorrow', tags: ['kernel'] });
     await supervisor.start();
     const parked = await supervisor.tick();
