@@ -151,4 +151,19 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       done();
     }
   });
+
+  it('drains on SIGHUP (a closed terminal) as on SIGTERM, and exits 0', async () => {
+    const { dir: own, cleanup: done } = tempDir();
+    try {
+      const run = spawnMlos(['run', '--demo', '--log-format', 'json'], own);
+      await waitFor(() => run.output().includes('mlos run started'), 30_000, 'the run to start');
+      run.child.kill('SIGHUP');
+      expect(await run.exited).toBe(0);
+      expect(run.output()).toContain('"msg":"SIGHUP: draining"');
+      expect(run.output()).toContain('mlos run stopped (SIGHUP)');
+      expect(JSON.parse(runCli(['status', '--json'], { cwd: own }).stdout).supervisor).toBeNull();
+    } finally {
+      done();
+    }
+  });
 });

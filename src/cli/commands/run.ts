@@ -221,8 +221,10 @@ export function registerRunCommand(program: Command): void {
             }
             r(signal);
           };
-          process.on('SIGINT', () => onSignal('SIGINT'));
-          process.on('SIGTERM', () => onSignal('SIGTERM'));
+          // SIGHUP too: a run started from a terminal that closes (an ssh session dropped) drains
+          // like one stopped on purpose, instead of dying with its sessions mid-call.
+          for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+            process.on(signal, () => onSignal(signal));
         });
         const reason = await Promise.race([
           signalled,

@@ -132,8 +132,8 @@ export function registerWorkerCommand(program: Command): void {
           if (++count > 1) process.exit(130);
           resolve();
         };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
+        // SIGHUP too (a closed terminal): see mlos run.
+        for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop);
       });
       log.info({}, 'draining');
       clearInterval(beat);
