@@ -82,3 +82,24 @@ export function parseIntFlag(flag: string): (value: string) => number {
     return Number(value);
   };
 }
+
+/** A commander parser for a count that must be at least 1 (sessions, attempts, tokens). */
+export function parsePositiveIntFlag(flag: string): (value: string) => number {
+  const parse = parseIntFlag(flag);
+  return (value) => {
+    const n = parse(value);
+    if (n < 1) throw new UserError(`${flag} must be a whole number of at least 1, not ${n}`);
+    return n;
+  };
+}
+
+/** A commander parser for a Redis URL: redis:// or rediss:// (TLS), e.g. redis://127.0.0.1:6379. */
+export function parseRedisUrl(flag: string): (value: string) => string {
+  return (value) => {
+    if (!/^rediss?:\/\/[^/\s]/.test(value.trim()))
+      throw new UserError(
+        `${flag} ${JSON.stringify(value)} is not a Redis URL: use redis://HOST:PORT or rediss://HOST:PORT (TLS), e.g. redis://127.0.0.1:6379`,
+      );
+    return value.trim();
+  };
+}

@@ -123,6 +123,14 @@ describe('mlos CLI', () => {
       [['need', 'add', 'x', '--cadence', '1h'], /--cadence needs --standing/],
       [['need', 'add', 'x', '--standing', '--cadence', 'soon'], /is not a duration/],
       [['artifact', 'add', join(dir, 'missing.txt')], /no such file/],
+      [['run', '--concurrency', '0'], /--concurrency must be a whole number of at least 1, not 0/],
+      [['run', '--max-attempts', '0'], /--max-attempts must be a whole number of at least 1/],
+      [['run', '--run-tokens', '-5'], /--run-tokens must be a whole number of at least 1, not -5/],
+      [['run', '--redis', 'http://x'], /--redis "http:\/\/x" is not a Redis URL: use redis:\/\/HOST:PORT/],
+      [
+        ['worker', '--redis', 'localhost:6379', '--mcp', 'http://127.0.0.1:1/mcp'],
+        /--redis "localhost:6379" is not a Redis URL/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = mlos(...args);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { SessionEvent } from '../../agents/session.js';
 import { syncIdentities } from '../../kernel/identity/index.js';
 import { Store, UserError } from '../../store/index.js';
-import { globalOptions, parseDuration, parseIntFlag } from '../context.js';
+import { globalOptions, parseDuration, parsePositiveIntFlag } from '../context.js';
 
 interface AgentRunFlags {
   identity: string;
@@ -31,7 +31,7 @@ export function registerAgentCommands(program: Command): void {
     )
     .option('--model <model>', 'override the identity’s model')
     .option('--base-url <url>', 'override the base URL (OpenAI-compatible local servers)')
-    .option('--max-turns <n>', 'model calls at most', parseIntFlag('--max-turns'), 40)
+    .option('--max-turns <n>', 'model calls at most', parsePositiveIntFlag('--max-turns'), 40)
     .option('--lease <duration>', 'how long the lease lasts without progress', '3m')
     .option('--identities <dir>', 'identities folder to pin first, if present', 'identities')
     .option('--json', 'print each session event as a JSON line')

@@ -7,7 +7,7 @@ import { type RuntimeCounters, renderMetrics } from '../../scheduler/metrics.js'
 import type { Runtime } from '../../scheduler/runtime.js';
 import type { TickStats } from '../../scheduler/supervisor.js';
 import { Store, UserError } from '../../store/index.js';
-import { globalOptions, parseDuration, parseIntFlag } from '../context.js';
+import { globalOptions, parseDuration, parsePositiveIntFlag, parseRedisUrl } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
 import { PACKAGE_ROOT } from '../version.js';
 import { parseHostPort } from './mcp.js';
@@ -44,10 +44,19 @@ export function registerRunCommand(program: Command): void {
     )
     .option('--demo', 'seed a demo need graph and play scripted agents: no API key, no Redis')
     .option('--until-idle', 'exit 0 once no actionable or active need remains')
-    .option('--redis <url>', 'distributed mode: BullMQ queues and the need bus on this Redis')
+    .option(
+      '--redis <url>',
+      'distributed mode: BullMQ queues and the need bus on this Redis',
+      parseRedisUrl('--redis'),
+    )
     .option('--listen <host:port>', 'serve the guard over HTTP (+ /healthz, /metrics) for remote workers')
     .option('--no-workers', 'host no agents in this process (remote workers only)')
-    .option('--concurrency <n>', 'agent sessions at once in this process', parseIntFlag('--concurrency'), 4)
+    .option(
+      '--concurrency <n>',
+      'agent sessions at once in this process',
+      parsePositiveIntFlag('--concurrency'),
+      4,
+    )
     .option('--identities <dir>', 'the identities folder to pin and watch', 'identities')
     .option(
       '--lease <duration>',
@@ -59,7 +68,7 @@ export function registerRunCommand(program: Command): void {
     .option(
       '--max-attempts <n>',
       'failed or lost attempts before a need is escalated',
-      parseIntFlag('--max-attempts'),
+      parsePositiveIntFlag('--max-attempts'),
       3,
     )
     .option(
@@ -74,7 +83,7 @@ export function registerRunCommand(program: Command): void {
     )
     .option('--model <model>', 'override every identity’s model')
     .option('--base-url <url>', 'override the provider base URL (OpenAI-compatible local servers)')
-    .option('--run-tokens <n>', 'token budget of this whole run', parseIntFlag('--run-tokens'))
+    .option('--run-tokens <n>', 'token budget of this whole run', parsePositiveIntFlag('--run-tokens'))
     .option('--log-format <format>', 'json or pretty (default: pretty on a TTY, else json)')
     .option('--no-views', 'do not keep the workspaces’ views compiled')
     .option('--no-takeover', 'embedded agents take no unmet needs over (the round-table loop stays off)')

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { UserError } from '../../store/index.js';
-import { collectList, parseDuration, parseIntFlag } from '../context.js';
+import { collectList, parseDuration, parsePositiveIntFlag, parseRedisUrl } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
 
 interface WorkerFlags {
@@ -23,11 +23,11 @@ export function registerWorkerCommand(program: Command): void {
   program
     .command('worker')
     .description('distributed mode: run agents for a remote supervisor (queue on Redis, guard over HTTP)')
-    .requiredOption('--redis <url>', 'the Redis of the supervisor’s queues')
+    .requiredOption('--redis <url>', 'the Redis of the supervisor’s queues', parseRedisUrl('--redis'))
     .requiredOption('--mcp <url>', 'the guard’s MCP endpoint, e.g. http://127.0.0.1:7411/mcp')
     .option('--token <token>', 'the worker token (default $MLOS_WORKER_TOKEN)')
     .option('--identities <a,b>', 'host only these identities (default: every runnable one)', collectList)
-    .option('--concurrency <n>', 'agent sessions at once', parseIntFlag('--concurrency'), 4)
+    .option('--concurrency <n>', 'agent sessions at once', parsePositiveIntFlag('--concurrency'), 4)
     .option('--heartbeat <duration>', 'how often agents and sessions report', '5s')
     .option('--drain <duration>', 'on SIGINT/SIGTERM, how long running sessions may finish', '30s')
     .option('--provider <name>', 'override every identity’s provider')
