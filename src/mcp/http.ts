@@ -78,7 +78,20 @@ export class GuardHttpServer {
       });
     });
     await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
+      http.once('error', (error: NodeJS.ErrnoException) => {
+        const at = `${this.#options.host}:${this.#options.port}`;
+        if (error.code === 'EADDRINUSE')
+          reject(
+            new UserError(`${at} is in use (another mlos run, or another server): listen on another port`),
+          );
+        else if (error.code === 'EADDRNOTAVAIL')
+          reject(
+            new UserError(
+              `${at} is not an address of this machine: listen on one of its own (e.g. 127.0.0.1)`,
+            ),
+          );
+        else reject(error);
+      });
       http.listen(this.#options.port, this.#options.host, () => resolve());
     });
     this.#http = http;

@@ -70,6 +70,14 @@ describe('the guard over Streamable HTTP', () => {
     expect((await fetch(new URL('/healthz', url))).status).toBe(200);
   });
 
+  it('a second server on the same address is refused with what to do', async () => {
+    const port = Number(new URL(url).port);
+    const second = new GuardHttpServer(world.deps, { host: '127.0.0.1', port });
+    await expect(second.start()).rejects.toThrow(
+      `127.0.0.1:${port} is in use (another mlos run, or another server): listen on another port`,
+    );
+  });
+
   it('a worker that cannot reach the guard is told where it looked and why', async () => {
     const closed = `http://127.0.0.1:${await freePort()}/mcp`;
     const connector = new RemoteConnector({ mcpUrl: closed, workerToken: WORKER_TOKEN });
