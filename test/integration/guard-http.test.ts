@@ -72,7 +72,13 @@ describe('the guard over Streamable HTTP', () => {
 
   it('a second server on the same address is refused with what to do', async () => {
     const port = Number(new URL(url).port);
-    const second = new GuardHttpServer(world.deps, { host: '127.0.0.1', port });
+    const second = new GuardHttpServer(world.deps, {
+      host: '127.0.0.1',
+      port,
+      operatorToken: OPERATOR_TOKEN,
+      workerToken: WORKER_TOKEN,
+      tokensConfigured: true,
+    });
     await expect(second.start()).rejects.toThrow(
       `127.0.0.1:${port} is in use (another mlos run, or another server): listen on another port`,
     );
