@@ -23,6 +23,8 @@ export function claimAsAgent(
     readonly leaseMs: number;
     /** The run whose sessions would spend the tokens: its budget counts too, when it has one. */
     readonly runId?: string | null;
+    /** See GuardDeps.maxAttempts: a need that failed this many attempts is not claimed. */
+    readonly maxAttempts?: number | null;
   },
 ): Claim {
   const { identity, needId, agentId } = options;
@@ -38,6 +40,14 @@ export function claimAsAgent(
     }
     assertRunnable(store, identity.name);
     const now = store.clock.now();
+    const failures = options.maxAttempts == null ? 0 : store.scheduling.failures(needId);
+    if (options.maxAttempts != null && failures >= options.maxAttempts) {
+      // Dead-lettered: graduation no longer retries it, and neither may the round table.
+      throw new NotClaimableError(
+        `need ${needId} failed ${failures} attempts (the limit is ${options.maxAttempts}): it is escalated and waits for an operator, who can claim it (claim_need as operator), change it or drop it`,
+        now + DEAD_LETTER_RECHECK_MS,
+      );
+    }
     const blocked = budgetBlock(store, identity, now, options.runId ?? null);
     if (blocked) {
       // Graduation gives such an identity no task; a takeover must not either: its session would
@@ -62,6 +72,9 @@ export function claimAsAgent(
     });
   });
 }
+
+/** How long a takeover loop waits before asking again about a dead-lettered need. */
+const DEAD_LETTER_RECHECK_MS = 10 * 60_000;
 
 /** How long a budget-blocked identity's takeover loop waits before asking again (a raised budget counts then). */
 const BUDGET_RECHECK_MS = 60_000;

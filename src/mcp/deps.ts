@@ -6,6 +6,8 @@ import type { GuardCompiler, GuardDeps } from './session.js';
 export interface GuardDepsOptions {
   readonly leaseMs?: number;
   readonly runId?: string | null;
+  /** See GuardDeps.maxAttempts (default: no limit). */
+  readonly maxAttempts?: number | null;
   readonly compiler?: GuardCompiler;
   readonly log?: (message: string, error?: unknown) => void;
 }
@@ -22,6 +24,7 @@ export function createGuardDeps(store: Store, options: GuardDepsOptions = {}): G
     store,
     leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
     runId: options.runId ?? null,
+    maxAttempts: options.maxAttempts ?? null,
     identityOf: (name) => {
       const pin = store.identities.require(name);
       const key = `${name}:${pin.hash}`;

@@ -10,6 +10,11 @@ export interface GuardDeps {
   readonly leaseMs: number;
   /** The current run (for run budgets), if any. */
   readonly runId: string | null;
+  /**
+   * Failed or lost attempts after which a need is dead-lettered (escalated, not retried): agents'
+   * claims of it are refused until an operator acts. Null: no limit (the guard of `mlos mcp`).
+   */
+  readonly maxAttempts: number | null;
   /** The identity pinned under `name`, built from the pinned bytes (never from the file). */
   readonly identityOf: (name: string) => Identity;
   /** Mints an agent token for a task, when the guard is reachable over HTTP. */

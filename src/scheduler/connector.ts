@@ -87,6 +87,7 @@ export class EmbeddedConnector implements GuardConnector {
         agentId,
         leaseMs: this.#deps.leaseMs,
         runId: this.#deps.runId,
+        maxAttempts: this.#deps.maxAttempts,
       });
     } catch (error) {
       if (!(error instanceof MlosError)) throw error;

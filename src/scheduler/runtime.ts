@@ -114,6 +114,7 @@ export class Runtime {
     this.deps = createGuardDeps(this.store, {
       leaseMs: config.leaseMs,
       runId: this.runId,
+      maxAttempts: config.maxAttempts,
       compiler: createKernelCompiler(this.store, { awarenessMaxAgeMs: DEFAULT_AWARENESS_MAX_AGE_MS }),
       log: (message, error) => this.#log.error({ err: error }, message),
     });

@@ -141,6 +141,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
               needId: need_id,
               leaseMs: deps.leaseMs,
               runId: deps.runId,
+              maxAttempts: deps.maxAttempts,
               ...(session.principal.agentId && { agentId: session.principal.agentId }),
             })
           : // The operator claims regardless of the round table (it stays bound by the store's

@@ -155,9 +155,7 @@ export class SchedulingRepository {
       >(
         `SELECT n.id, n.priority, n.created_at AS createdAt, n.mode, n.cadence_ms AS cadenceMs, n.orphaned,
            (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
-           (SELECT count(*) FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost')
-              AND t.attempt > coalesce((SELECT max(attempt) FROM tasks s WHERE s.need_id = n.id AND s.status = 'succeeded'), 0)
-           ) AS failures,
+           ${FAILURES_SINCE_SUCCESS} AS failures,
            (SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id) AS lastFinishedAt
          FROM ready_needs n
          WHERE (n.not_before IS NULL OR n.not_before <= ?)
@@ -170,6 +168,16 @@ export class SchedulingRepository {
       tags: r.tags ? (JSON.parse(r.tags) as string[]).sort() : [],
       orphaned: r.orphaned === 1,
     }));
+  }
+
+  /** Failed or lost attempts of a need since its last success (what max_attempts counts). */
+  failures(needId: string): number {
+    return (
+      this.#ctx
+        .prepare<[string], number>(`SELECT ${FAILURES_SINCE_SUCCESS} FROM needs n WHERE n.id = ?`)
+        .pluck()
+        .get(needId) ?? 0
+    );
   }
 
   /** Tasks by status. */
@@ -282,6 +290,10 @@ export class SchedulingRepository {
       .map(toNeedStateRow);
   }
 }
+
+/** Per need `n`: its failed or lost attempts after its last successful one. */
+const FAILURES_SINCE_SUCCESS = `(SELECT count(*) FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost')
+   AND t.attempt > coalesce((SELECT max(attempt) FROM tasks s WHERE s.need_id = n.id AND s.status = 'succeeded'), 0))`;
 
 /**
  * The compact need state, one row per need; `@now` decides actionability. The last takeover is the

@@ -132,6 +132,29 @@ describe('claim_need under the round-table protocol', () => {
     ).toBe('architect');
   });
 
+  it('a need that failed its attempts is dead-lettered: agents claim it no more, the operator still can', async () => {
+    const id = await createNeed('Fails every time');
+    for (let i = 0; i < 3; i++) {
+      const { task } = world.store.claims.claim(id, { identity: 'architect', leaseMs: 60_000 });
+      world.store.tasks.transition(task.id, 'failed', { error: 'the model call failed' });
+    }
+    markUnmet(id);
+    world.clock.advance(3_600 * S);
+    const head = world.store.events.headSeq();
+    const refused = await call(await world.client(agent('architect'), { maxAttempts: 3 }), 'claim_need', {
+      need_id: id,
+    });
+    expect(text(refused)).toBe(
+      `claim_need refused: need ${id} failed 3 attempts (the limit is 3): it is escalated and waits for an operator, who can claim it (claim_need as operator), change it or drop it`,
+    );
+    expect(world.store.events.headSeq()).toBe(head);
+    // A guard without the limit (mlos mcp) is not bound by it; nor is the operator's claim, which
+    // skips the round table's rules (see 'the operator claims regardless of the grace').
+    expect(
+      (await call(await world.client(agent('architect')), 'claim_need', { need_id: id })).isError,
+    ).toBeFalsy();
+  });
+
   it('a brand-new need (not marked unmet): a primary agent claims at once, a peripheral one waits for the mark', async () => {
     const id = await createNeed('Fresh kernel work');
     const contextManager = await world.client(agent('context-manager'));
