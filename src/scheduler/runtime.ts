@@ -147,7 +147,6 @@ export class Runtime {
     return this.#url;
   }
 
-  /** The identities runnable now, each with the capacity its live agents offer (0 without one). */
   /**
    * Whether this run's token budget (`runTokenLimit`) cannot cover one more task of any runnable
    * identity (`budgets.per_task`): nothing more can graduate or be taken over in this run.
@@ -160,6 +159,7 @@ export class Runtime {
     return identities.length > 0 && identities.every((i) => i.budgets.perTask > left);
   }
 
+  /** The identities runnable now, each with the capacity its live agents offer (0 without one). */
   slots(): { identity: Identity; capacity: number }[] {
     const runnable = resolveRunnableIdentities(this.store).identities;
     const since = this.store.clock.now() - Math.max(5 * this.#config.heartbeatMs, 5000);
@@ -266,13 +266,12 @@ export class Runtime {
     await this.supervisor.close();
     await this.#worker?.close(drainMs);
     clearInterval(this.#agentTimer);
-    // Sessions that did not finish in time: their tasks are lost (the lease is released with
-    // them), so the next run retries the needs at once instead of waiting for expiry.
+    // Sessions that did not finish in time: their tasks are cancelled (the lease is revoked with
+    // them), so the next run retries the needs at once instead of waiting for expiry. Cancelled,
+    // not lost: a stop is no failure of the need, and must not spend one of its attempts.
     for (const task of this.store.tasks.listByStatus(['running'])) {
       if (this.#agents.some((a) => a.id === task.agentId)) {
-        this.store.tasks.transition(task.id, 'lost', {
-          error: 'the run stopped before the session finished',
-        });
+        this.store.tasks.cancel(task.id, 'the run stopped before the session finished');
       }
     }
     for (const a of this.#agents) this.store.agents.stop(a.id);

@@ -124,8 +124,10 @@ export function registerRunCommand(program: Command): void {
           heartbeatMs: parseDuration(flags.heartbeat, '--heartbeat'),
           loopMs: parseDuration(flags.loop, '--loop'),
           drainMs: parseDuration(flags.drain, '--drain'),
-          retryDelayMs:
-            flags.retryDelay.trim() === '0' ? 0 : parseDuration(flags.retryDelay, '--retry-delay'),
+          // 0, 0s, 0ms…: retry at once (parseDuration refuses a zero duration).
+          retryDelayMs: /^0+(\.0+)?(ms|s|m|h|d|w)?$/.test(flags.retryDelay.trim())
+            ? 0
+            : parseDuration(flags.retryDelay, '--retry-delay'),
         };
         const listenAt = flags.listen ? parseHostPort(flags.listen) : undefined;
         const adapters = await createAdapters({ redisUrl: flags.redis, namespace, log });
@@ -197,8 +199,13 @@ export function registerRunCommand(program: Command): void {
             counters.takeovers += stats.takeovers;
             progress?.render(store, runtime!.runningSessions, runtime!.runId);
             // --run-tokens spent down to less than any identity's task: the run is over.
+            // Only once no task is queued or running anywhere (remote workers' sessions included).
+            const work =
+              flags.runTokens !== undefined ? store.scheduling.pendingWork(store.clock.now()) : null;
             if (
-              flags.runTokens !== undefined &&
+              work !== null &&
+              work.running === 0 &&
+              work.queued === 0 &&
               runtime!.runningSessions === 0 &&
               runtime!.runBudgetSpent()
             ) {
@@ -243,18 +250,22 @@ export function registerRunCommand(program: Command): void {
         ]);
         if (reason === 'lock lost') process.exitCode = 1;
         progress?.clear();
-        const waiting = (lastStats?.budgetBlocked ?? 0) + (lastStats?.unroutable ?? 0);
+        const left = reason === 'idle' ? openNow(store) : { open: 0, escalated: 0 };
+        const waits = lastStats && left.open > 0 ? idleWaits(lastStats, left) : '';
         log.info(
           {
             reason,
-            ...(reason === 'idle' &&
-              waiting > 0 && { budgetBlocked: lastStats?.budgetBlocked, unroutable: lastStats?.unroutable }),
+            ...(waits && {
+              escalated: left.escalated,
+              budgetBlocked: lastStats?.budgetBlocked,
+              unroutable: lastStats?.unroutable,
+            }),
           },
           reason !== 'idle'
             ? `${reason}: draining`
-            : waiting === 0
-              ? 'idle: no actionable or active need remains'
-              : `idle: no need any runnable identity can work on now; ${idleWaits(lastStats!, openNow(store))}`,
+            : waits
+              ? `idle: no need any runnable identity can work on now; ${waits}`
+              : 'idle: no actionable or active need remains',
         );
         await runtime.close(timing.drainMs);
         progress?.clear();
@@ -285,16 +296,18 @@ function namespaceOf(db: string): string {
 }
 
 /** Open needs (an idle run has no active one). */
-function openNow(store: Store): number {
-  return store.needs
-    .counts()
-    .filter((c) => c.status === 'open')
-    .reduce((n, c) => n + c.count, 0);
+function openNow(store: Store): { open: number; escalated: number } {
+  const open = store.needs.list({ status: ['open'] });
+  return { open: open.length, escalated: open.filter((n) => n.orphaned).length };
 }
 
-/** What an idle run leaves waiting, and why, in words; `open` counts the open needs. */
-function idleWaits(stats: TickStats, open: number): string {
+/** What an idle run leaves waiting, and why, in words (empty when nothing is left open). */
+function idleWaits(stats: TickStats, { open, escalated }: { open: number; escalated: number }): string {
   const parts: string[] = [];
+  if (escalated > 0)
+    parts.push(
+      `${escalated} escalated ${escalated === 1 ? 'need waits' : 'needs wait'} for an operator (mlos status lists ${escalated === 1 ? 'it' : 'them'})`,
+    );
   if (stats.budgetBlocked > 0)
     parts.push(
       `${stats.budgetBlocked} ${stats.budgetBlocked === 1 ? 'need waits' : 'needs wait'} for an identity whose budget left (today's, or this run's --run-tokens) cannot cover another task`,
@@ -303,7 +316,7 @@ function idleWaits(stats: TickStats, open: number): string {
     parts.push(
       `${stats.unroutable} ${stats.unroutable === 1 ? 'need waits' : 'needs wait'} for a runnable identity whose scope covers ${stats.unroutable === 1 ? 'it' : 'them'} (add one, or accept or resume a drifted or paused one)`,
     );
-  const others = open - stats.budgetBlocked - stats.unroutable;
+  const others = open - escalated - stats.budgetBlocked - stats.unroutable;
   if (others > 0)
     parts.push(
       `${others} more ${others === 1 ? 'waits' : 'wait'} on dependencies or a later start (mlos need list --status open)`,

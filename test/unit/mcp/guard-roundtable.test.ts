@@ -145,7 +145,7 @@ describe('claim_need under the round-table protocol', () => {
       need_id: id,
     });
     expect(text(refused)).toBe(
-      `claim_need refused: need ${id} failed 3 attempts (the limit is 3): it is escalated and waits for an operator, who can claim it (claim_need as operator), change it or drop it`,
+      `claim_need refused: need ${id} failed 3 attempts (the limit is 3): it is escalated and waits for an operator, who can claim it (claim_need as operator) or drop it`,
     );
     expect(world.store.events.headSeq()).toBe(head);
     // A guard without the limit (mlos mcp) is not bound by it; nor is the operator's claim, which
