@@ -25,6 +25,8 @@ export function claimAsAgent(
     readonly runId?: string | null;
     /** See GuardDeps.maxAttempts: a need that failed this many attempts is not claimed. */
     readonly maxAttempts?: number | null;
+    /** See GuardDeps.retryDelayMs: a need whose last attempt failed is not claimed before its retry. */
+    readonly retryDelayMs?: number;
   },
 ): Claim {
   const { identity, needId, agentId } = options;
@@ -40,12 +42,20 @@ export function claimAsAgent(
     }
     assertRunnable(store, identity.name);
     const now = store.clock.now();
-    const failures = options.maxAttempts == null ? 0 : store.scheduling.failures(needId);
+    const { failures, lastFinishedAt } = store.scheduling.failures(needId);
     if (options.maxAttempts != null && failures >= options.maxAttempts) {
       // Dead-lettered: graduation no longer retries it, and neither may the round table.
       throw new NotClaimableError(
         `need ${needId} failed ${failures} attempts (the limit is ${options.maxAttempts}): it is escalated and waits for an operator, who can claim it (claim_need as operator) or drop it`,
         now + DEAD_LETTER_RECHECK_MS,
+      );
+    }
+    const retry = retryAt(failures, lastFinishedAt, options.retryDelayMs ?? 0);
+    if (retry > now) {
+      // The same wait graduation keeps: a takeover must not retry a failing need sooner.
+      throw new NotClaimableError(
+        `need ${needId} failed its last ${failures === 1 ? 'attempt' : `${failures} attempts`}: it is tried again after a delay, at ${new Date(retry).toISOString()} (in ${((retry - now) / 1000).toFixed(1)}s)`,
+        retry,
       );
     }
     const blocked = budgetBlock(store, identity, now, options.runId ?? null);
@@ -71,6 +81,20 @@ export function claimAsAgent(
       roundTable: true,
     });
   });
+}
+
+/** The longest wait before a failed need's next attempt. */
+const MAX_RETRY_DELAY_MS = 10 * 60_000;
+
+/**
+ * When a need whose last attempts failed may be tried again: `baseMs` after its latest task
+ * ended, doubled per failure since its last success, at most MAX_RETRY_DELAY_MS. Minus infinity
+ * when nothing failed or there is no delay. Graduation and agents' claims keep the same wait, so
+ * a model outage or a flaky tool costs a need an attempt per delay, not every attempt at once.
+ */
+export function retryAt(failures: number, lastFinishedAt: number | null, baseMs: number): number {
+  if (baseMs <= 0 || failures === 0 || lastFinishedAt === null) return Number.NEGATIVE_INFINITY;
+  return lastFinishedAt + Math.min(baseMs * 2 ** (failures - 1), MAX_RETRY_DELAY_MS);
 }
 
 /** How long a takeover loop waits before asking again about a dead-lettered need. */

@@ -8,6 +8,8 @@ export interface GuardDepsOptions {
   readonly runId?: string | null;
   /** See GuardDeps.maxAttempts (default: no limit). */
   readonly maxAttempts?: number | null;
+  /** See GuardDeps.retryDelayMs (default 0: no wait). */
+  readonly retryDelayMs?: number;
   readonly compiler?: GuardCompiler;
   readonly log?: (message: string, error?: unknown) => void;
 }
@@ -25,6 +27,7 @@ export function createGuardDeps(store: Store, options: GuardDepsOptions = {}): G
     leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
     runId: options.runId ?? null,
     maxAttempts: options.maxAttempts ?? null,
+    retryDelayMs: options.retryDelayMs ?? 0,
     identityOf: (name) => {
       const pin = store.identities.require(name);
       const key = `${name}:${pin.hash}`;

@@ -15,6 +15,8 @@ export interface GuardDeps {
    * claims of it are refused until an operator acts. Null: no limit (the guard of `mlos mcp`).
    */
   readonly maxAttempts: number | null;
+  /** The wait before a failed need's next attempt, doubled per failure (see retryAt); 0: none. */
+  readonly retryDelayMs: number;
   /** The identity pinned under `name`, built from the pinned bytes (never from the file). */
   readonly identityOf: (name: string) => Identity;
   /** Mints an agent token for a task, when the guard is reachable over HTTP. */

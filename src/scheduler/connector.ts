@@ -88,6 +88,7 @@ export class EmbeddedConnector implements GuardConnector {
         leaseMs: this.#deps.leaseMs,
         runId: this.#deps.runId,
         maxAttempts: this.#deps.maxAttempts,
+        retryDelayMs: this.#deps.retryDelayMs,
       });
     } catch (error) {
       if (!(error instanceof MlosError)) throw error;

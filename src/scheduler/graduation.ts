@@ -1,11 +1,8 @@
 import type { Identity } from '../kernel/identity/schema.js';
-import { budgetBlock } from '../mcp/agent-claim.js';
+import { budgetBlock, retryAt } from '../mcp/agent-claim.js';
 import type { GraduationCandidate, Store } from '../store/index.js';
 import type { Logger } from './logger.js';
 import { type RoutingSlot, routeNeed } from './routing.js';
-
-/** The longest wait before a failed need's next attempt. */
-const MAX_RETRY_DELAY_MS = 10 * 60_000;
 
 /** Candidates a full pass goes over at most. */
 const FULL_PASS = 500;
@@ -152,19 +149,6 @@ export class Graduation {
     );
   }
 
-  /**
-   * When a need whose last attempts failed may be tried again: `retryDelayMs` after the last one
-   * ended, doubled per failure since its last success (capped at MAX_RETRY_DELAY_MS). A model
-   * outage or a flaky tool then costs an attempt per delay instead of every attempt within
-   * seconds (the need escalated before the outage is over). A need waiting for its retry counts as
-   * routable: the run is not idle.
-   */
-  #retryAt(need: GraduationCandidate): number {
-    const base = this.#o.retryDelayMs ?? 0;
-    if (base <= 0 || need.failures === 0 || need.lastFinishedAt === null) return Number.NEGATIVE_INFINITY;
-    return need.lastFinishedAt + Math.min(base * 2 ** (need.failures - 1), MAX_RETRY_DELAY_MS);
-  }
-
   /** Routes `candidates` in order: graduates into free slots, escalates, counts what waits. */
   #scan(
     candidates: readonly GraduationCandidate[],
@@ -212,7 +196,7 @@ export class Graduation {
         continue;
       }
       counts.routable++;
-      if (this.#retryAt(need) > now) continue;
+      if (retryAt(need.failures, need.lastFinishedAt, this.#o.retryDelayMs ?? 0) > now) continue;
       const slot = routeNeed(need.tags, slots, route);
       if (!slot) continue;
       try {

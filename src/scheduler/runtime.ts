@@ -115,6 +115,7 @@ export class Runtime {
       leaseMs: config.leaseMs,
       runId: this.runId,
       maxAttempts: config.maxAttempts,
+      retryDelayMs: config.retryDelayMs ?? 0,
       compiler: createKernelCompiler(this.store, { awarenessMaxAgeMs: DEFAULT_AWARENESS_MAX_AGE_MS }),
       log: (message, error) => this.#log.error({ err: error }, message),
     });

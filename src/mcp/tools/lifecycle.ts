@@ -142,6 +142,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
               leaseMs: deps.leaseMs,
               runId: deps.runId,
               maxAttempts: deps.maxAttempts,
+              retryDelayMs: deps.retryDelayMs,
               ...(session.principal.agentId && { agentId: session.principal.agentId }),
             })
           : // The operator claims regardless of the round table (it stays bound by the store's

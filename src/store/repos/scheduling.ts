@@ -170,13 +170,19 @@ export class SchedulingRepository {
     }));
   }
 
-  /** Failed or lost attempts of a need since its last success (what max_attempts counts). */
-  failures(needId: string): number {
+  /**
+   * A need's failed or lost attempts since its last success (what max_attempts counts), and when
+   * its latest task ended (what the retry delay counts from).
+   */
+  failures(needId: string): { failures: number; lastFinishedAt: number | null } {
     return (
       this.#ctx
-        .prepare<[string], number>(`SELECT ${FAILURES_SINCE_SUCCESS} FROM needs n WHERE n.id = ?`)
-        .pluck()
-        .get(needId) ?? 0
+        .prepare<[string], { failures: number; lastFinishedAt: number | null }>(
+          `SELECT ${FAILURES_SINCE_SUCCESS} AS failures,
+             (SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id) AS lastFinishedAt
+           FROM needs n WHERE n.id = ?`,
+        )
+        .get(needId) ?? { failures: 0, lastFinishedAt: null }
     );
   }
 

@@ -132,6 +132,22 @@ describe('claim_need under the round-table protocol', () => {
     ).toBe('architect');
   });
 
+  it('a need whose last attempt failed is not taken over before the retry delay graduation keeps', async () => {
+    const id = await createNeed('Failed once');
+    const { task } = world.store.claims.claim(id, { identity: 'architect', leaseMs: 60_000 });
+    world.store.tasks.transition(task.id, 'failed', { error: 'the model call failed' });
+    const failedAt = world.clock.now();
+    markUnmet(id);
+    world.clock.set(failedAt + 45 * S);
+    const architect = await world.client(agent('architect'), { retryDelayMs: 60 * S });
+    const refused = await call(architect, 'claim_need', { need_id: id });
+    expect(text(refused)).toBe(
+      `claim_need refused: need ${id} failed its last attempt: it is tried again after a delay, at ${iso(failedAt + 60 * S)} (in 15.0s)`,
+    );
+    world.clock.set(failedAt + 60 * S);
+    expect((await call(architect, 'claim_need', { need_id: id })).isError).toBeFalsy();
+  });
+
   it('a need that failed its attempts is dead-lettered: agents claim it no more, the operator still can', async () => {
     const id = await createNeed('Fails every time');
     for (let i = 0; i < 3; i++) {
