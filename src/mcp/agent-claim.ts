@@ -84,7 +84,7 @@ export function claimAsAgent(
 }
 
 /** The longest wait before a failed need's next attempt. */
-const MAX_RETRY_DELAY_MS = 10 * 60_000;
+export const MAX_RETRY_DELAY_MS = 10 * 60_000;
 
 /**
  * When a need whose last attempts failed may be tried again: `baseMs` after its latest task

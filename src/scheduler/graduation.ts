@@ -1,6 +1,6 @@
 import type { Identity } from '../kernel/identity/schema.js';
-import { budgetBlock, retryAt } from '../mcp/agent-claim.js';
-import type { GraduationCandidate, Store } from '../store/index.js';
+import { budgetBlock, MAX_RETRY_DELAY_MS, retryAt } from '../mcp/agent-claim.js';
+import type { GraduationCandidate, RetryPolicy, Store } from '../store/index.js';
 import type { Logger } from './logger.js';
 import { type RoutingSlot, routeNeed } from './routing.js';
 
@@ -92,7 +92,7 @@ export class Graduation {
       const short = now - this.#lastFullPassAt < this.#o.loopMs;
       if (short) {
         const limit = Math.max(SHORT_PASS, free * 4);
-        const page = store.scheduling.graduationCandidates(now, limit);
+        const page = store.scheduling.graduationCandidates(now, limit, this.#policy);
         this.#scan(page, now, { slots, anyRoute, openRoute }, counts);
         if (page.length < limit || (counts.graduated > 0 && counts.graduated >= free)) {
           // The page held every candidate, or it filled every free slot: the last full counts stand for
@@ -110,15 +110,27 @@ export class Graduation {
       }
       this.#lastFullPassAt = now;
       this.#scan(
-        store.scheduling.graduationCandidates(now, FULL_PASS),
+        store.scheduling.graduationCandidates(now, FULL_PASS, this.#policy),
         now,
         { slots, anyRoute, openRoute },
         counts,
       );
     });
+    // Needs waiting for their retry are left out of the pages; nothing else routable: count them,
+    // so the run is not idle while a retry is due.
+    if (counts.routable === 0) counts.routable = store.scheduling.retryWaiting(now, this.#policy);
     this.#last = counts;
     this.#warnUnroutable();
     return counts;
+  }
+
+  /** What the candidate pages leave out (see SchedulingRepository.graduationCandidates). */
+  get #policy(): RetryPolicy {
+    return {
+      maxAttempts: this.#o.maxAttempts,
+      retryDelayMs: this.#o.retryDelayMs ?? 0,
+      maxRetryDelayMs: MAX_RETRY_DELAY_MS,
+    };
   }
 
   /**

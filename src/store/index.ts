@@ -15,7 +15,13 @@ export {
   NotClaimableError,
   type Progress,
 } from './repos/claims.js';
-export type { GraduationCandidate, LockHolder, NeedStateRow, OutboxRow } from './repos/scheduling.js';
+export type {
+  GraduationCandidate,
+  LockHolder,
+  NeedStateRow,
+  OutboxRow,
+  RetryPolicy,
+} from './repos/scheduling.js';
 export type {
   ArtifactLine,
   Dependency,

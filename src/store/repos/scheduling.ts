@@ -146,28 +146,45 @@ export class SchedulingRepository {
     this.#ctx.prepare('DELETE FROM supervisor_lock WHERE id = 1 AND pid = ? AND host = ?').run(pid, host);
   }
 
-  /** Actionable needs without a live task, by priority then age, with their retry history. */
-  graduationCandidates(now: number, limit = 500): GraduationCandidate[] {
+  /**
+   * Actionable needs without a live task, by priority then age, with their retry history. With a
+   * `policy`, the needs graduation would only skip are left out in SQL, so they never fill a page
+   * ahead of needs it can place: those escalated after `maxAttempts` failures (the dead letter)
+   * and those waiting for their retry (see retryWaiting).
+   */
+  graduationCandidates(now: number, limit = 500, policy?: RetryPolicy): GraduationCandidate[] {
     const rows = this.#ctx
       .prepare<
-        [number, number],
+        [Record<string, number>],
         Omit<GraduationCandidate, 'tags' | 'orphaned'> & { tags: string | null; orphaned: number }
       >(
-        `SELECT n.id, n.priority, n.created_at AS createdAt, n.mode, n.cadence_ms AS cadenceMs, n.orphaned,
-           (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
-           ${FAILURES_SINCE_SUCCESS} AS failures,
-           (SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id) AS lastFinishedAt
-         FROM ready_needs n
-         WHERE (n.not_before IS NULL OR n.not_before <= ?)
-           AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.need_id = n.id AND t.status IN ('queued', 'running'))
-         ORDER BY n.priority, n.created_at, n.id LIMIT ?`,
+        `SELECT c.* FROM (${CANDIDATES}) c
+         ${policy ? `WHERE NOT ${DEAD_LETTERED} AND NOT ${RETRY_WAITING}` : ''}
+         ORDER BY c.priority, c.createdAt, c.id LIMIT @limit`,
       )
-      .all(now, limit);
+      .all({ now, limit, ...policyParams(policy) });
     return rows.map((r) => ({
       ...r,
       tags: r.tags ? (JSON.parse(r.tags) as string[]).sort() : [],
       orphaned: r.orphaned === 1,
     }));
+  }
+
+  /**
+   * Candidates that wait for their retry: failed since their last success, their latest task ended
+   * less than the retry delay ago (doubled per failure, as retryAt in the guard). Not placed yet,
+   * but not idle either: a run with only these left still has work.
+   */
+  retryWaiting(now: number, policy: RetryPolicy): number {
+    if (policy.retryDelayMs <= 0) return 0;
+    return (
+      this.#ctx
+        .prepare<[Record<string, number>], number>(
+          `SELECT count(*) FROM (${CANDIDATES}) c WHERE NOT ${DEAD_LETTERED} AND ${RETRY_WAITING}`,
+        )
+        .pluck()
+        .get({ now, ...policyParams(policy) }) ?? 0
+    );
   }
 
   /**
@@ -297,9 +314,39 @@ export class SchedulingRepository {
   }
 }
 
+/** What graduation skips in SQL (see graduationCandidates). */
+export interface RetryPolicy {
+  readonly maxAttempts: number;
+  /** The first retry's delay, doubled per failure, capped at `maxRetryDelayMs`; 0: none. */
+  readonly retryDelayMs: number;
+  readonly maxRetryDelayMs: number;
+}
+
+function policyParams(policy: RetryPolicy | undefined): Record<string, number> {
+  return policy
+    ? { max: policy.maxAttempts, base: policy.retryDelayMs, cap: policy.maxRetryDelayMs }
+    : { max: 0, base: 0, cap: 0 };
+}
+
 /** Per need `n`: its failed or lost attempts after its last successful one. */
 const FAILURES_SINCE_SUCCESS = `(SELECT count(*) FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost')
    AND t.attempt > coalesce((SELECT max(attempt) FROM tasks s WHERE s.need_id = n.id AND s.status = 'succeeded'), 0))`;
+
+/** Actionable needs without a live task (columns of GraduationCandidate); `@now` decides. */
+const CANDIDATES = `SELECT n.id, n.priority, n.created_at AS createdAt, n.mode, n.cadence_ms AS cadenceMs, n.orphaned,
+     (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
+     ${FAILURES_SINCE_SUCCESS} AS failures,
+     (SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id) AS lastFinishedAt
+   FROM ready_needs n
+   WHERE (n.not_before IS NULL OR n.not_before <= @now)
+     AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.need_id = n.id AND t.status IN ('queued', 'running'))`;
+
+/** A candidate `c` escalated after @max failures: graduation is done with it. */
+const DEAD_LETTERED = '(c.orphaned = 1 AND c.failures >= @max)';
+
+/** A candidate `c` whose retry delay (@base doubled per failure, at most @cap) has not passed. */
+const RETRY_WAITING = `(@base > 0 AND c.failures > 0 AND c.lastFinishedAt IS NOT NULL
+  AND c.lastFinishedAt + min(@base * (1 << min(c.failures - 1, 30)), @cap) > @now)`;
 
 /**
  * The compact need state, one row per need; `@now` decides actionability. The last takeover is the

@@ -150,6 +150,39 @@ describe('graduation passes', () => {
     expect(graduation.pass(failedAt + 2000).graduated).toBe(1);
   });
 
+  it('never lets dead-lettered needs or needs waiting for their retry fill the pages ahead of others', () => {
+    capacity = 5;
+    graduation = graduationWith({ maxAttempts: 1, retryDelayMs: 60_000 });
+    const fail = (id: string) => {
+      const { task } = world.store.claims.claim(id, { identity: 'architect', leaseMs: 60_000 });
+      world.store.tasks.transition(task.id, 'failed', { error: 'the model call failed' });
+    };
+    // 510 escalated needs at priority 0, more than a full pass reads: they sort first.
+    world.store.transaction(() => {
+      for (let i = 0; i < 510; i++) {
+        const id = world.store.needs.create({ title: `dead ${i}`, tags: ['kernel'], priority: 0 }).id;
+        fail(id);
+        world.store.needs.setFlags(id, { orphaned: true });
+      }
+    });
+    const waiting = world.store.needs.create({ title: 'waits for its retry', tags: ['kernel'], priority: 0 });
+    fail(waiting.id);
+    const healthy = world.store.needs.create({ title: 'healthy', tags: ['kernel'], priority: 4 });
+    const pass = graduation.pass(world.clock.now());
+    expect(pass.graduated).toBe(1);
+    expect(world.store.tasks.liveFor(healthy.id)).toBeDefined();
+    expect(world.store.tasks.liveFor(waiting.id)).toBeUndefined();
+  });
+
+  it('counts needs waiting for their retry as routable when nothing else is: the run is not idle', () => {
+    graduation = graduationWith({ retryDelayMs: 60_000 });
+    const need = world.store.needs.create({ title: 'flaky', tags: ['kernel'] });
+    const { task } = world.store.claims.claim(need.id, { identity: 'architect', leaseMs: 60_000 });
+    world.store.tasks.transition(task.id, 'failed', { error: 'the model call failed' });
+    expect(graduation.pass(world.clock.now() + 1000)).toMatchObject({ graduated: 0, routable: 1 });
+    expect(graduation.pass(world.clock.now() + 60_000)).toMatchObject({ graduated: 1 });
+  });
+
   it('reports the last full counts for the needs a short pass did not reach', () => {
     const kernel = Array.from({ length: 30 }, (_, i) =>
       world.store.needs.create({ title: `k${i}`, tags: ['kernel'], priority: 1 }),
