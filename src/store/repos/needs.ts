@@ -15,28 +15,8 @@ import { assertTransition, type NeedStatus } from '../transitions.js';
 import type { Fence, Need } from '../types.js';
 import type { EdgeRepository } from './edges.js';
 import type { LeaseRepository } from './leases.js';
+import { type NeedRow, SELECT_NEED, toNeed } from './need-rows.js';
 import type { TaskRepository } from './tasks.js';
-
-export interface NeedRow {
-  id: string;
-  title: string;
-  body: string;
-  acceptance: string;
-  status: NeedStatus;
-  priority: number;
-  scope: string;
-  mode: 'once' | 'standing';
-  cadence_ms: number | null;
-  not_before: number | null;
-  unmet_since: number | null;
-  orphaned: number;
-  version: number;
-  created_at: number;
-  updated_at: number;
-  tags: string | null;
-}
-
-const SELECT_NEED = `SELECT n.*, (SELECT json_group_array(tag) FROM (SELECT tag FROM need_tags t WHERE t.need_id = n.id ORDER BY tag)) AS tags FROM needs n`;
 
 export interface StatusChangeOptions {
   readonly fence?: Fence;
@@ -370,27 +350,6 @@ export class NeedRepository {
       )
       .all();
   }
-}
-
-export function toNeed(row: NeedRow): Need {
-  return {
-    id: row.id,
-    title: row.title,
-    body: row.body,
-    acceptance: row.acceptance,
-    status: row.status,
-    priority: row.priority,
-    scope: row.scope,
-    mode: row.mode,
-    cadenceMs: row.cadence_ms,
-    notBefore: row.not_before,
-    unmetSince: row.unmet_since,
-    orphaned: row.orphaned === 1,
-    version: row.version,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    tags: row.tags ? (JSON.parse(row.tags) as string[]) : [],
-  };
 }
 
 /** The repository's statements, prepared once per connection (a repository is built per store handle). */

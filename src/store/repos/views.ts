@@ -1,7 +1,7 @@
 import type { StoreContext } from '../context.js';
 import type { NeedStatus, TaskStatus } from '../transitions.js';
 import type { ArtifactKind, Edge, EdgeRel, Need, TaskOutcome } from '../types.js';
-import { type NeedRow, toNeed } from './needs.js';
+import { type NeedRow, toNeed } from './need-rows.js';
 
 /** The part of a workspace that selects needs: tags any/all, scope, statuses (empty means any). */
 export interface NeedSelection {

@@ -1,0 +1,47 @@
+import type { NeedStatus } from '../transitions.js';
+import type { Need } from '../types.js';
+
+/** A row of `needs` as SELECT_NEED reads it: the columns, and the tags as a JSON array. */
+export interface NeedRow {
+  id: string;
+  title: string;
+  body: string;
+  acceptance: string;
+  status: NeedStatus;
+  priority: number;
+  scope: string;
+  mode: 'once' | 'standing';
+  cadence_ms: number | null;
+  not_before: number | null;
+  unmet_since: number | null;
+  orphaned: number;
+  version: number;
+  created_at: number;
+  updated_at: number;
+  tags: string | null;
+}
+
+/** A need's row with its tags (a JSON array, sorted), for `toNeed`. */
+export const SELECT_NEED = `SELECT n.*, (SELECT json_group_array(tag) FROM (SELECT tag FROM need_tags t WHERE t.need_id = n.id ORDER BY tag)) AS tags FROM needs n`;
+
+/** The Need a row stands for. */
+export function toNeed(row: NeedRow): Need {
+  return {
+    id: row.id,
+    title: row.title,
+    body: row.body,
+    acceptance: row.acceptance,
+    status: row.status,
+    priority: row.priority,
+    scope: row.scope,
+    mode: row.mode,
+    cadenceMs: row.cadence_ms,
+    notBefore: row.not_before,
+    unmetSince: row.unmet_since,
+    orphaned: row.orphaned === 1,
+    version: row.version,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    tags: row.tags ? (JSON.parse(row.tags) as string[]) : [],
+  };
+}
