@@ -1,5 +1,5 @@
 import type { Identity } from '../kernel/identity/schema.js';
-import { budgetBlock, MAX_RETRY_DELAY_MS, retryAt } from '../mcp/agent-claim.js';
+import { budgetBlock, MAX_RETRY_DELAY_MS } from '../mcp/agent-claim.js';
 import type { GraduationCandidate, RetryPolicy, Store } from '../store/index.js';
 import type { Logger } from './logger.js';
 import { type RoutingSlot, routeNeed } from './routing.js';
@@ -208,7 +208,6 @@ export class Graduation {
         continue;
       }
       counts.routable++;
-      if (retryAt(need.failures, need.lastFinishedAt, this.#o.retryDelayMs ?? 0) > now) continue;
       const slot = routeNeed(need.tags, slots, route);
       if (!slot) continue;
       try {

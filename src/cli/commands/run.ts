@@ -198,18 +198,16 @@ export function registerRunCommand(program: Command): void {
             counters.leaseExpiries += stats.expired;
             counters.takeovers += stats.takeovers;
             progress?.render(store, runtime!.runningSessions, runtime!.runId);
-            // --run-tokens spent down to less than any identity's task: the run is over.
-            // Only once no task is queued or running anywhere (remote workers' sessions included).
-            const work =
-              flags.runTokens !== undefined ? store.scheduling.pendingWork(store.clock.now()) : null;
+            // --run-tokens spent down to less than any identity's task: the run is over, once no
+            // task is queued or running anywhere (remote workers' sessions included). Cheapest
+            // checks first: most ticks stop at the budget.
             if (
-              work !== null &&
-              work.running === 0 &&
-              work.queued === 0 &&
+              flags.runTokens !== undefined &&
               runtime!.runningSessions === 0 &&
               runtime!.runBudgetSpent()
             ) {
-              finishSpent?.();
+              const work = store.scheduling.pendingWork(store.clock.now());
+              if (work.running === 0 && work.queued === 0) finishSpent?.();
             }
             if (flags.untilIdle && stats.idle && runtime!.runningSessions === 0) {
               if (++idleTicks >= 2) finishIdle?.();

@@ -195,8 +195,7 @@ export class SchedulingRepository {
     return (
       this.#ctx
         .prepare<[string], { failures: number; lastFinishedAt: number | null }>(
-          `SELECT ${FAILURES_SINCE_SUCCESS} AS failures,
-             (SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id) AS lastFinishedAt
+          `SELECT ${FAILURES_SINCE_SUCCESS} AS failures, ${LAST_FINISHED_AT} AS lastFinishedAt
            FROM needs n WHERE n.id = ?`,
         )
         .get(needId) ?? { failures: 0, lastFinishedAt: null }
@@ -332,11 +331,14 @@ function policyParams(policy: RetryPolicy | undefined): Record<string, number> {
 const FAILURES_SINCE_SUCCESS = `(SELECT count(*) FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost')
    AND t.attempt > coalesce((SELECT max(attempt) FROM tasks s WHERE s.need_id = n.id AND s.status = 'succeeded'), 0))`;
 
+/** Per need `n`: when its latest task ended (what the retry delay counts from). */
+const LAST_FINISHED_AT = '(SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id)';
+
 /** Actionable needs without a live task (columns of GraduationCandidate); `@now` decides. */
 const CANDIDATES = `SELECT n.id, n.priority, n.created_at AS createdAt, n.mode, n.cadence_ms AS cadenceMs, n.orphaned,
      (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
      ${FAILURES_SINCE_SUCCESS} AS failures,
-     (SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id) AS lastFinishedAt
+     ${LAST_FINISHED_AT} AS lastFinishedAt
    FROM ready_needs n
    WHERE (n.not_before IS NULL OR n.not_before <= @now)
      AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.need_id = n.id AND t.status IN ('queued', 'running'))`;
