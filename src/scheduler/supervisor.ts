@@ -83,6 +83,7 @@ export class Supervisor {
   #ticking: Promise<void> | undefined;
   #again = false;
   #lastReconcile = 0;
+  #lastUpkeep = Number.NEGATIVE_INFINITY;
   readonly #publisher: BusPublisher;
   #lastStats: TickStats | undefined;
   readonly #graduation: Graduation;
@@ -183,7 +184,9 @@ export class Supervisor {
 
   async #tickSafely(): Promise<void> {
     try {
-      await this.tick();
+      // A kick (a task ended, a need was written) ticks at once; the round table's marks over
+      // every open need only need the loop's pace.
+      await this.tick({ upkeep: this.#o.clock.now() - this.#lastUpkeep >= this.#o.loopMs });
     } catch (error) {
       if (error instanceof MlosError && error.code === 'supervisor_lock_lost') {
         this.#o.onFatal?.(error);
@@ -193,8 +196,12 @@ export class Supervisor {
     }
   }
 
-  /** One pass of the loop. Public for tests and the simulator. */
-  async tick(): Promise<TickStats> {
+  /**
+   * One pass of the loop. Public for tests and the simulator. `upkeep: false` skips the round
+   * table's marks (unmet since, escalation) over every open need, which the loop runs once per
+   * interval; graduation marks the needs it graduates itself.
+   */
+  async tick(options: { upkeep?: boolean } = {}): Promise<TickStats> {
     const { store, clock, log } = this.#o;
     const now = clock.now();
     // Renewed once a second at most, and at least five times within the staleness limit.
@@ -212,7 +219,11 @@ export class Supervisor {
       // Reservations of ended tasks past their hold: no call of theirs can still be in flight.
       store.budgets.releaseStale(now);
     }
-    const orphaned = this.#markUnmet(now);
+    let orphaned = 0;
+    if (options.upkeep ?? true) {
+      this.#lastUpkeep = now;
+      orphaned = this.#markUnmet(now);
+    }
     const { graduated, escalated, unroutable, routable, budgetBlocked } = this.#graduation.pass(now);
     const enqueued = await this.#drainOutbox();
     let { published, takeovers } =

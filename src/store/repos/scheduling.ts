@@ -37,6 +37,8 @@ export interface GraduationCandidate {
   readonly cadenceMs: number | null;
   readonly tags: readonly string[];
   readonly orphaned: boolean;
+  /** Since when the round table has seen it unmet (null: not marked yet). */
+  readonly unmetSince: number | null;
   /** Failed or lost attempts since the last task that succeeded. */
   readonly failures: number;
   /** When the latest task of the need finished, if any. */
@@ -336,6 +338,7 @@ const LAST_FINISHED_AT = '(SELECT max(finished_at) FROM tasks t WHERE t.need_id 
 
 /** Actionable needs without a live task (columns of GraduationCandidate); `@now` decides. */
 const CANDIDATES = `SELECT n.id, n.priority, n.created_at AS createdAt, n.mode, n.cadence_ms AS cadenceMs, n.orphaned,
+     n.unmet_since AS unmetSince,
      (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
      ${FAILURES_SINCE_SUCCESS} AS failures,
      ${LAST_FINISHED_AT} AS lastFinishedAt

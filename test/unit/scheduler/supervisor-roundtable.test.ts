@@ -158,4 +158,24 @@ describe('supervisor: unmet marks and escalation', () => {
     expect(started.task.id).toBe(task!.id);
     expect(store.needs.require(need.id).unmetSince).toBeNull();
   });
+
+  it('a tick without upkeep leaves the marks alone but still marks what it graduates, before its task', async () => {
+    capacity = 1;
+    const first = store.needs.create({ title: 'Placed', tags: ['kernel'], priority: 1 });
+    const second = store.needs.create({ title: 'Waits for a seat', tags: ['kernel'], priority: 2 });
+    const stats = await supervisor.tick({ upkeep: false });
+    expect(stats.graduated).toBe(1);
+    expect(store.needs.require(first.id).unmetSince).toBe(clock.now());
+    // The upkeep marks the one left waiting, on the loop's pace.
+    expect(store.needs.require(second.id).unmetSince).toBeNull();
+    const kinds = store.events
+      .since(0, 10_000)
+      .filter((e) => e.needId === first.id)
+      .map((e) => e.kind);
+    expect(kinds.indexOf('need.flagged')).toBeLessThan(kinds.indexOf('task.created'));
+    clock.advance(S);
+    await supervisor.tick();
+    expect(store.needs.require(second.id).unmetSince).toBe(clock.now());
+    expect(flagged(first.id)).toHaveLength(1);
+  });
 });
