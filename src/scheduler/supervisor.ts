@@ -231,7 +231,7 @@ export class Supervisor {
     const late = this.#publisher.takeDeferred();
     published += late.published;
     takeovers += late.takeovers;
-    const work = store.scheduling.pendingWork(now);
+    const work = store.scheduling.pendingWork();
     const stats: TickStats = {
       graduated,
       enqueued,

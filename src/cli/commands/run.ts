@@ -206,7 +206,7 @@ export function registerRunCommand(program: Command): void {
               runtime!.runningSessions === 0 &&
               runtime!.runBudgetSpent()
             ) {
-              const work = store.scheduling.pendingWork(store.clock.now());
+              const work = store.scheduling.pendingWork();
               if (work.running === 0 && work.queued === 0) finishSpent?.();
             }
             if (flags.untilIdle && stats.idle && runtime!.runningSessions === 0) {

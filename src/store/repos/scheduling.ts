@@ -252,18 +252,19 @@ export class SchedulingRepository {
       .map(toTask);
   }
 
-  /** Needs that are actionable or active: the run is idle when there are none (standing ones apart). */
-  pendingWork(now: number): { actionable: number; active: number; queued: number; running: number } {
-    const row = this.#ctx
-      .prepare<[number], { actionable: number; active: number; queued: number; running: number }>(
+  /**
+   * Live work: active needs, queued and running tasks (each an index range, so a tick pays for
+   * what runs, not for the backlog). Whether actionable needs wait is graduation's count.
+   */
+  pendingWork(): { active: number; queued: number; running: number } {
+    return this.#ctx
+      .prepare<[], { active: number; queued: number; running: number }>(
         `SELECT
-           (SELECT count(*) FROM ready_needs n WHERE n.mode = 'once' AND n.orphaned = 0 AND (n.not_before IS NULL OR n.not_before <= ?)) AS actionable,
            (SELECT count(*) FROM needs WHERE status = 'active') AS active,
            (SELECT count(*) FROM tasks WHERE status = 'queued') AS queued,
            (SELECT count(*) FROM tasks WHERE status = 'running') AS running`,
       )
-      .get(now)!;
-    return row;
+      .get()!;
   }
 
   /**
