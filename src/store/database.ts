@@ -94,10 +94,26 @@ function migrate(db: Db, path: string, options: OpenDatabaseOptions): void {
       options.beforeMigrate?.(db, from, SCHEMA_VERSION);
     }
     for (const m of MIGRATIONS) if (m.version > from) db.exec(m.sql);
+    // Foreign keys are off while migrating (a rebuilt table is dropped and renamed while others
+    // still reference it); every reference must hold again before the upgrade commits.
+    const broken = db.pragma('foreign_key_check') as { table: string; parent: string }[];
+    if (broken.length > 0) {
+      const [first] = broken;
+      throw new DatabaseError(
+        'db_migration',
+        `migrating ${path} to schema ${SCHEMA_VERSION} left ${broken.length} broken references (first: ${first?.table} → ${first?.parent}); the database is unchanged`,
+      );
+    }
     syncTransitions(db);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   });
-  apply.immediate();
+  // Only settable outside a transaction; restored whatever happens.
+  db.pragma('foreign_keys = OFF');
+  try {
+    apply.immediate();
+  } finally {
+    db.pragma('foreign_keys = ON');
+  }
 }
 
 /** A supervisor heartbeat younger than this means an `mlos run` is alive on the database. */

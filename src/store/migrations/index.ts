@@ -5,6 +5,7 @@ import { sql as budgetTotals } from './0004-budget-totals.js';
 import { sql as eventLookups } from './0005-event-lookups.js';
 import { sql as dependencyIndex } from './0006-dependency-index.js';
 import { sql as needMoves } from './0007-need-moves.js';
+import { sql as leanEventLog } from './0008-lean-event-log.js';
 
 export interface Migration {
   readonly version: number;
@@ -21,6 +22,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'event-lookups', sql: eventLookups },
   { version: 6, name: 'dependency-index', sql: dependencyIndex },
   { version: 7, name: 'need-moves', sql: needMoves },
+  { version: 8, name: 'lean-event-log', sql: leanEventLog },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

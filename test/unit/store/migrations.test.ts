@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { EventLog } from '../../../src/store/event-log.js';
 import { DatabaseError, MlosError, Store, transitionRows } from '../../../src/store/index.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../../src/store/migrations/index.js';
 import { makeTempDir, openRaw, openTestStore, snapshot, thrown } from '../../helpers/store.js';
@@ -163,6 +164,57 @@ describe.skipIf(SCHEMA_VERSION < 2)('upgrading an older database', () => {
     expect(store.budgets.used('day', '2026-01-01', 'janitor')).toBe(500 + 120);
     expect(store.budgets.used('day', '2026-01-02', 'janitor')).toBe(40);
     expect(store.budgets.used('run', 'run_old')).toBe(500 + 120 + 40);
+  });
+
+  it('rebuilds the event log of a database before migration 8 without its hash index, keeping the chain', () => {
+    const path = olderDatabase(7);
+    const need = 'need_01JAAAAAAAAAAAAAAAAAAAAAAA';
+    const raw = openRaw(path);
+    raw.transaction(() => {
+      const log = new EventLog(raw);
+      log.append('cli', 1, { kind: 'need.created', entity: need, needId: need, payload: { title: 'old' } });
+      log.append('cli', 2, {
+        kind: 'need.updated',
+        entity: need,
+        needId: need,
+        payload: { tags: ['b'], previous: { tags: ['a'], scope: null } },
+      });
+    })();
+    raw.close();
+    const store = Store.open(path);
+    cleanups.push(() => store.close());
+    const check = openRaw(path);
+    cleanups.push(() => check.close());
+    expect(store.events.verify().ok).toBe(true);
+    expect(store.events.since(0, 10).map((e) => [e.seq, e.kind])).toEqual([
+      [1, 'need.created'],
+      [2, 'need.updated'],
+    ]);
+    expect(
+      check.prepare("SELECT name FROM sqlite_schema WHERE tbl_name = 'events' ORDER BY name").pluck().all(),
+    ).toEqual([
+      'events',
+      'events_by_edge_target',
+      'events_by_need',
+      'events_by_workspace',
+      'events_chain',
+      'events_no_delete',
+      'events_no_update',
+      'need_moves_file',
+    ]);
+    expect(check.prepare("SELECT count(*) FROM sqlite_sequence WHERE name = 'events'").pluck().get()).toBe(0);
+    // The retag filed before the upgrade is still there, its reference whole, and the trigger files new ones.
+    expect(check.pragma('foreign_key_check')).toEqual([]);
+    store.needs.update(need, { tags: ['c'] });
+    expect(check.prepare('SELECT key, seq FROM need_moves ORDER BY seq, key').all()).toEqual([
+      { key: 'tag:a', seq: 2 },
+      // The raw need had no tags, in the default scope.
+      { key: 'scope:default', seq: 3 },
+    ]);
+    expect(() => check.prepare('DELETE FROM events WHERE seq = 1').run()).toThrow(
+      'events are append-only: DELETE of event 1 refused',
+    );
+    expect(store.events.verify().ok).toBe(true);
   });
 
   it('applies nothing when refused before migrating: the upgrade is one transaction', () => {
