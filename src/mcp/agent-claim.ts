@@ -46,7 +46,7 @@ export function claimAsAgent(
     if (options.maxAttempts != null && failures >= options.maxAttempts) {
       // Dead-lettered: graduation no longer retries it, and neither may the round table.
       throw new NotClaimableError(
-        `need ${needId} failed ${failures} attempts (the limit is ${options.maxAttempts}): it is escalated and waits for an operator, who can claim it (claim_need as operator) or drop it`,
+        `need ${needId} failed ${failures} attempts (the limit is ${options.maxAttempts}): it is escalated and waits for an operator, who can retry it (mlos need retry ${needId}), claim it (claim_need as operator) or drop it`,
         now + DEAD_LETTER_RECHECK_MS,
       );
     }

@@ -48,7 +48,6 @@ export class Graduation {
   #lastPassAt = Number.NEGATIVE_INFINITY;
   #lastFullPassAt = Number.NEGATIVE_INFINITY;
   #last: GraduationPass | undefined;
-  readonly #escalated = new Set<string>();
   readonly #warnedUnroutable = new Set<string>();
   /** Needs found unroutable for the first time in the current pass, warned about at its end. */
   #newlyUnroutable: { id: string; tags: readonly string[] }[] = [];
@@ -179,8 +178,9 @@ export class Graduation {
         continue;
       }
       if (need.failures >= this.#o.maxAttempts) {
-        if (!need.orphaned && !this.#escalated.has(need.id)) {
-          this.#escalated.add(need.id);
+        // Not orphaned yet, or no longer: an operator's retry cleared the mark and its fresh
+        // attempts failed as well.
+        if (!need.orphaned) {
           store.transaction(() => {
             // The unmet mark (set earlier in this tick at the latest) stays: unmet since then.
             store.needs.setFlags(need.id, { orphaned: true });
@@ -189,7 +189,7 @@ export class Graduation {
           counts.escalated++;
           log.warn(
             { need: need.id, failures: need.failures },
-            'need escalated after too many failed attempts',
+            `need escalated after too many failed attempts: it waits for an operator (mlos need retry ${need.id} once the cause is fixed, or drop it)`,
           );
         }
         continue;

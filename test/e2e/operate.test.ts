@@ -35,6 +35,45 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
     after.close();
   });
 
+  it('retries failed needs after an outage: status points at them, retry sets their attempts aside', () => {
+    const failed = mlos('need', 'add', 'Failed while the model was down', '--tags', 'kernel').stdout.trim();
+    const fine = mlos('need', 'add', 'Never failed', '--tags', 'kernel').stdout.trim();
+    const store = Store.open(join(dir, 'mlos.db'));
+    for (let i = 0; i < 3; i++) {
+      const { task } = store.claims.claim(failed, { identity: 'architect', leaseMs: 60_000 });
+      store.tasks.transition(task.id, 'failed', { error: 'model unavailable' });
+    }
+    store.needs.setFlags(failed, { unmetSince: store.clock.now(), orphaned: true });
+    store.close();
+    expect(mlos('status').stdout).toContain(
+      `${failed} ORPHANED "Failed while the model was down", 3 failed attempts (mlos need retry ${failed})`,
+    );
+
+    // A need with nothing to retry, named with one that has: refused, and neither is changed.
+    const mixed = mlos('need', 'retry', failed, fine);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr.trim()).toBe(
+      `mlos: need ${fine} has no failed attempt since its last success or retry: nothing to retry (it graduates as usual)`,
+    );
+    expect(mlos('need', 'retry').stderr.trim()).toBe('mlos: name the needs to retry, or pass --all-failed');
+
+    const r = mlos('need', 'retry', '--all-failed', '--reason', 'endpoint is back');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`${failed} retried: its failed attempts no longer count`);
+    expect(mlos('need', 'retry', '--all-failed').stdout.trim()).toBe(
+      'no open need has a failed attempt: nothing to retry',
+    );
+    expect(mlos('status').stdout).not.toContain(failed);
+    const after = Store.open(join(dir, 'mlos.db'));
+    expect(after.needs.require(failed)).toMatchObject({ orphaned: false, unmetSince: null });
+    expect(after.events.forNeed(failed)[0]?.payload).toEqual({
+      setAside: 3,
+      failuresFrom: 3,
+      reason: 'endpoint is back',
+    });
+    after.close();
+  });
+
   it('pauses and resumes an identity through the guard', () => {
     expect(mlos('identity', 'pause', 'janitor').stdout).toContain('paused janitor');
     expect(mlos('identity', 'list').stdout).toMatch(/janitor.*paused/);

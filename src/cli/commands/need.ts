@@ -184,6 +184,7 @@ export function registerNeedCommands(program: Command): void {
       },
     );
 
+  registerRetry(need);
   for (const [name, to, what] of [
     ['resolve', 'resolved', 'mark a need met'],
     ['drop', 'dropped', 'give up on a need'],
@@ -202,6 +203,44 @@ export function registerNeedCommands(program: Command): void {
         });
       });
   }
+}
+
+/** `mlos need retry`: an operator's fresh start for needs whose attempts failed. */
+function registerRetry(need: Command): void {
+  need
+    .command('retry')
+    .description(
+      'try failed needs again: their failed attempts stop counting (towards --max-attempts and the retry delay) and an escalated one is no longer orphaned',
+    )
+    .argument('[ids...]', 'need ids')
+    .option('--all-failed', 'every open need with a failed attempt since its last success or retry')
+    .option('--reason <text>', 'why, recorded in the event log')
+    .option('--json', 'print the needs as JSON')
+    .action(
+      async (
+        ids: string[],
+        flags: { allFailed?: boolean; reason?: string; json?: boolean },
+        command: Command,
+      ) => {
+        await withStore(command, (store) => {
+          if (flags.allFailed && ids.length > 0)
+            throw new UserError('give need ids or --all-failed, not both');
+          const targets = flags.allFailed ? store.scheduling.failedNeeds() : ids;
+          if (targets.length === 0) {
+            if (!flags.allFailed) throw new UserError('name the needs to retry, or pass --all-failed');
+            output(flags.json, [], () => 'no open need has a failed attempt: nothing to retry');
+            return;
+          }
+          // All or none: a typo in the third id leaves the first two as they were.
+          const retried = store.transaction(() =>
+            targets.map((id) => store.needs.retry(id, flags.reason ? { reason: flags.reason } : {})),
+          );
+          output(flags.json, retried, () =>
+            retried.map((n) => `${n.id} retried: its failed attempts no longer count`).join('\n'),
+          );
+        });
+      },
+    );
 }
 
 export function needLine(n: Need): string {

@@ -32,7 +32,13 @@ export function registerStatusCommands(program: Command): void {
         const flagged = store.needs
           .list({ status: ['open', 'active'] })
           .filter((n) => n.orphaned || n.unmetSince !== null)
-          .map((n) => ({ id: n.id, title: n.title, orphaned: n.orphaned, unmetSince: n.unmetSince }));
+          .map((n) => ({
+            id: n.id,
+            title: n.title,
+            orphaned: n.orphaned,
+            unmetSince: n.unmetSince,
+            failures: store.scheduling.failures(n.id).failures,
+          }));
         const lock = store.scheduling.lockHolder();
         const supervisor = lock
           ? {
@@ -57,7 +63,13 @@ export function registerStatusCommands(program: Command): void {
             `agents: ${agents.length} live`,
             ...agents.map((a) => `  ${a.id} ${a.identity} on ${a.worker}: load ${a.load}/${a.capacity}`),
             `unmet or orphaned: ${flagged.length}`,
-            ...flagged.map((n) => `  ${n.id} ${n.orphaned ? 'ORPHANED' : 'unmet'} "${n.title}"`),
+            ...flagged.map(
+              (n) =>
+                `  ${n.id} ${n.orphaned ? 'ORPHANED' : 'unmet'} "${n.title}"` +
+                (n.failures > 0
+                  ? `, ${n.failures} failed ${n.failures === 1 ? 'attempt' : 'attempts'} (mlos need retry ${n.id})`
+                  : ''),
+            ),
             `budget used: ${budget.tokens} tokens, $${budget.costUsd.toFixed(4)}`,
           ];
           return lines.join('\n');

@@ -6,6 +6,7 @@ import { sql as eventLookups } from './0005-event-lookups.js';
 import { sql as dependencyIndex } from './0006-dependency-index.js';
 import { sql as needMoves } from './0007-need-moves.js';
 import { sql as leanEventLog } from './0008-lean-event-log.js';
+import { sql as needRetries } from './0009-need-retries.js';
 
 export interface Migration {
   readonly version: number;
@@ -23,6 +24,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: 'dependency-index', sql: dependencyIndex },
   { version: 7, name: 'need-moves', sql: needMoves },
   { version: 8, name: 'lean-event-log', sql: leanEventLog },
+  { version: 9, name: 'need-retries', sql: needRetries },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

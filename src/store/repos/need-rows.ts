@@ -1,3 +1,4 @@
+import type { Db } from '../database.js';
 import type { NeedStatus } from '../transitions.js';
 import type { Need } from '../types.js';
 
@@ -43,5 +44,26 @@ export function toNeed(row: NeedRow): Need {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     tags: row.tags ? (JSON.parse(row.tags) as string[]) : [],
+  };
+}
+
+/**
+ * Per need `n`: its failed or lost attempts after its last successful one and after the attempt an
+ * operator's retry counts from (`failures_from`).
+ */
+export const FAILURES_SINCE_SUCCESS = `(SELECT count(*) FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost')
+   AND t.attempt > max(n.failures_from,
+     coalesce((SELECT max(attempt) FROM tasks s WHERE s.need_id = n.id AND s.status = 'succeeded'), 0)))`;
+
+/** The repository's statements, prepared once per connection (a repository is built per store handle). */
+export function prepareNeedStatements(db: Db) {
+  return {
+    get: db.prepare<[string], NeedRow>(`${SELECT_NEED} WHERE n.id = ?`),
+    insert: db.prepare(
+      `INSERT INTO needs (id, title, body, acceptance, priority, scope, mode, cadence_ms, not_before, created_at, updated_at)
+       VALUES (@id, @title, @body, @acceptance, @priority, @scope, @mode, @cadenceMs, @notBefore, @now, @now)`,
+    ),
+    insertTag: db.prepare('INSERT OR IGNORE INTO need_tags (need_id, tag) VALUES (?, ?)'),
+    deleteTags: db.prepare('DELETE FROM need_tags WHERE need_id = ?'),
   };
 }

@@ -1,5 +1,4 @@
 import { checkVersion, type StoreContext } from '../context.js';
-import type { Db } from '../database.js';
 import { IllegalTransitionError, NotFoundError, UserError } from '../errors.js';
 import {
   type NeedFilter,
@@ -15,7 +14,13 @@ import { assertTransition, type NeedStatus } from '../transitions.js';
 import type { Fence, Need } from '../types.js';
 import type { EdgeRepository } from './edges.js';
 import type { LeaseRepository } from './leases.js';
-import { type NeedRow, SELECT_NEED, toNeed } from './need-rows.js';
+import {
+  FAILURES_SINCE_SUCCESS,
+  type NeedRow,
+  prepareNeedStatements,
+  SELECT_NEED,
+  toNeed,
+} from './need-rows.js';
 import type { TaskRepository } from './tasks.js';
 
 export interface StatusChangeOptions {
@@ -313,6 +318,46 @@ export class NeedRepository {
   }
 
   /**
+   * An operator's retry of a need that failed (dead-lettered after `max_attempts`, or waiting for
+   * its retry delay): its failed and lost attempts so far stop counting, towards the limit and the
+   * delay, and its unmet and orphaned marks are cleared, so graduation and the round table take it
+   * up again at once. The attempts stay in its history; a `need.retried` event records how many
+   * were set aside.
+   */
+  retry(id: string, options: { reason?: string } = {}): Need {
+    return this.#ctx.write(() => {
+      const need = this.require(id);
+      if (need.status !== 'open') {
+        throw new UserError(
+          `need ${id} is ${need.status}: only an open need is retried${need.status === 'active' ? ' (its task is still running: cancel it first with mlos task cancel)' : ' (mlos need reopen opens it again)'}`,
+        );
+      }
+      const row = this.#ctx
+        .prepare<[string], { lastAttempt: number; failures: number }>(
+          `SELECT ${FAILURES_SINCE_SUCCESS} AS failures,
+             (SELECT coalesce(max(attempt), 0) FROM tasks WHERE need_id = n.id) AS lastAttempt
+           FROM needs n WHERE n.id = ?`,
+        )
+        .get(id)!;
+      if (row.failures === 0) {
+        throw new UserError(
+          `need ${id} has no failed attempt since its last success or retry: nothing to retry (it graduates as usual)`,
+        );
+      }
+      this.#ctx
+        .prepare('UPDATE needs SET failures_from = ?, unmet_since = NULL, orphaned = 0 WHERE id = ?')
+        .run(row.lastAttempt, id);
+      this.#ctx.emit({
+        kind: 'need.retried',
+        entity: id,
+        needId: id,
+        payload: { setAside: row.failures, failuresFrom: row.lastAttempt, reason: options.reason ?? null },
+      });
+      return this.require(id);
+    });
+  }
+
+  /**
    * Whether a need is actionable at `now` (open, every `depends_on` resolved, not_before passed),
    * and if not, why, in words a caller can act on.
    */
@@ -350,17 +395,4 @@ export class NeedRepository {
       )
       .all();
   }
-}
-
-/** The repository's statements, prepared once per connection (a repository is built per store handle). */
-function prepareNeedStatements(db: Db) {
-  return {
-    get: db.prepare<[string], NeedRow>(`${SELECT_NEED} WHERE n.id = ?`),
-    insert: db.prepare(
-      `INSERT INTO needs (id, title, body, acceptance, priority, scope, mode, cadence_ms, not_before, created_at, updated_at)
-       VALUES (@id, @title, @body, @acceptance, @priority, @scope, @mode, @cadenceMs, @notBefore, @now, @now)`,
-    ),
-    insertTag: db.prepare('INSERT OR IGNORE INTO need_tags (need_id, tag) VALUES (?, ?)'),
-    deleteTags: db.prepare('DELETE FROM need_tags WHERE need_id = ?'),
-  };
 }

@@ -2,6 +2,19 @@ import { hostname } from 'node:os';
 import type { StoreContext } from '../context.js';
 import { DatabaseError } from '../errors.js';
 import type { Task } from '../types.js';
+import { FAILURES_SINCE_SUCCESS } from './need-rows.js';
+import {
+  CANDIDATES,
+  DEAD_LETTERED,
+  LAST_FINISHED_AT,
+  NEED_STATE_SELECT,
+  type NeedStateRow,
+  policyParams,
+  type RawNeedState,
+  RETRY_WAITING,
+  type RetryPolicy,
+  toNeedStateRow,
+} from './scheduling-sql.js';
 import { type TaskRow, toTask } from './tasks.js';
 
 function processAlive(pid: number): boolean {
@@ -189,6 +202,16 @@ export class SchedulingRepository {
     );
   }
 
+  /** Open needs with a failed or lost attempt since their last success or retry, by id. */
+  failedNeeds(): string[] {
+    return this.#ctx
+      .prepare<[], string>(
+        `SELECT n.id FROM needs n WHERE n.status = 'open' AND ${FAILURES_SINCE_SUCCESS} > 0 ORDER BY n.id`,
+      )
+      .pluck()
+      .all();
+  }
+
   /**
    * A need's failed or lost attempts since its last success (what max_attempts counts), and when
    * its latest task ended (what the retry delay counts from).
@@ -316,90 +339,4 @@ export class SchedulingRepository {
   }
 }
 
-/** What graduation skips in SQL (see graduationCandidates). */
-export interface RetryPolicy {
-  readonly maxAttempts: number;
-  /** The first retry's delay, doubled per failure, capped at `maxRetryDelayMs`; 0: none. */
-  readonly retryDelayMs: number;
-  readonly maxRetryDelayMs: number;
-}
-
-function policyParams(policy: RetryPolicy | undefined): Record<string, number> {
-  return policy
-    ? { max: policy.maxAttempts, base: policy.retryDelayMs, cap: policy.maxRetryDelayMs }
-    : { max: 0, base: 0, cap: 0 };
-}
-
-/** Per need `n`: its failed or lost attempts after its last successful one. */
-const FAILURES_SINCE_SUCCESS = `(SELECT count(*) FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost')
-   AND t.attempt > coalesce((SELECT max(attempt) FROM tasks s WHERE s.need_id = n.id AND s.status = 'succeeded'), 0))`;
-
-/** Per need `n`: when its latest task ended (what the retry delay counts from). */
-const LAST_FINISHED_AT = '(SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id)';
-
-/** Actionable needs without a live task (columns of GraduationCandidate); `@now` decides. */
-const CANDIDATES = `SELECT n.id, n.priority, n.created_at AS createdAt, n.mode, n.cadence_ms AS cadenceMs, n.orphaned,
-     n.unmet_since AS unmetSince,
-     (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
-     ${FAILURES_SINCE_SUCCESS} AS failures,
-     ${LAST_FINISHED_AT} AS lastFinishedAt
-   FROM ready_needs n
-   WHERE (n.not_before IS NULL OR n.not_before <= @now)
-     AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.need_id = n.id AND t.status IN ('queued', 'running'))`;
-
-/** A candidate `c` escalated after @max failures: graduation is done with it. */
-const DEAD_LETTERED = '(c.orphaned = 1 AND c.failures >= @max)';
-
-/** A candidate `c` whose retry delay (@base doubled per failure, at most @cap) has not passed. */
-const RETRY_WAITING = `(@base > 0 AND c.failures > 0 AND c.lastFinishedAt IS NOT NULL
-  AND c.lastFinishedAt + min(@base * (1 << min(c.failures - 1, 30)), @cap) > @now)`;
-
-/**
- * The compact need state, one row per need; `@now` decides actionability. The last takeover is the
- * latest `need.claimed` event that took work over from another task or went through the round
- * table; a standing need is due again when its latest task's end plus its cadence has passed.
- */
-const NEED_STATE_SELECT = `SELECT n.id, n.title, n.status, n.priority, n.scope, n.unmet_since AS unmetSince, n.orphaned,
-   (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
-   (n.status = 'open' AND NOT EXISTS (SELECT 1 FROM need_blockers b WHERE b.need_id = n.id)
-     AND (n.not_before IS NULL OR n.not_before <= @now)) AS actionable,
-   l.task_id AS leaseTask, l.expires_at AS leaseExpiresAt, l.fencing_token AS fencingToken,
-   (SELECT max(e.at) FROM events e WHERE e.need_id = n.id AND e.kind = 'need.claimed'
-     AND (json_extract(e.payload, '$.takeover') = 1 OR json_extract(e.payload, '$.roundTable') = 1)) AS lastTakeoverAt,
-   CASE WHEN n.mode = 'standing'
-     THEN (SELECT max(t.finished_at) FROM tasks t WHERE t.need_id = n.id) + coalesce(n.cadence_ms, 0) END AS dueAt
- FROM needs n JOIN leases l ON l.need_id = n.id`;
-
-type RawNeedState = Omit<NeedStateRow, 'tags' | 'actionable' | 'orphaned'> & {
-  tags: string | null;
-  actionable: number;
-  orphaned: number;
-};
-
-function toNeedStateRow(r: RawNeedState): NeedStateRow {
-  return {
-    ...r,
-    tags: r.tags ? (JSON.parse(r.tags) as string[]).sort() : [],
-    actionable: r.actionable === 1,
-    orphaned: r.orphaned === 1,
-  };
-}
-
-export interface NeedStateRow {
-  readonly id: string;
-  readonly title: string;
-  readonly status: 'open' | 'active' | 'resolved' | 'dropped';
-  readonly priority: number;
-  readonly scope: string;
-  readonly tags: readonly string[];
-  readonly actionable: boolean;
-  readonly leaseTask: string | null;
-  readonly leaseExpiresAt: number | null;
-  readonly fencingToken: number;
-  readonly unmetSince: number | null;
-  readonly orphaned: boolean;
-  /** The latest claim that took the need over (from another task, or through the round table). */
-  readonly lastTakeoverAt: number | null;
-  /** A standing need: when its next cadence is due; null otherwise (or never run). */
-  readonly dueAt: number | null;
-}
+export type { NeedStateRow, RetryPolicy } from './scheduling-sql.js';

@@ -161,7 +161,7 @@ describe('claim_need under the round-table protocol', () => {
       need_id: id,
     });
     expect(text(refused)).toBe(
-      `claim_need refused: need ${id} failed 3 attempts (the limit is 3): it is escalated and waits for an operator, who can claim it (claim_need as operator) or drop it`,
+      `claim_need refused: need ${id} failed 3 attempts (the limit is 3): it is escalated and waits for an operator, who can retry it (mlos need retry ${id}), claim it (claim_need as operator) or drop it`,
     );
     expect(world.store.events.headSeq()).toBe(head);
     // A guard without the limit (mlos mcp) is not bound by it; nor is the operator's claim, which
@@ -169,6 +169,24 @@ describe('claim_need under the round-table protocol', () => {
     expect(
       (await call(await world.client(agent('architect')), 'claim_need', { need_id: id })).isError,
     ).toBeFalsy();
+  });
+
+  it("after an operator's retry, agents may claim a dead-lettered need again", async () => {
+    const id = await createNeed('Failed while the model was down');
+    for (let i = 0; i < 3; i++) {
+      const { task } = world.store.claims.claim(id, { identity: 'architect', leaseMs: 60_000 });
+      world.store.tasks.transition(task.id, 'failed', { error: 'the model call failed' });
+    }
+    markUnmet(id);
+    world.clock.advance(3_600 * S);
+    world.store.needs.retry(id, { reason: 'the model endpoint is back' });
+    // Unmet again from the retry on: the round table's grace counts from there.
+    markUnmet(id);
+    world.clock.advance(60 * S);
+    const claimed = await call(await world.client(agent('architect'), { maxAttempts: 3 }), 'claim_need', {
+      need_id: id,
+    });
+    expect(text(claimed)).toMatch(new RegExp(`^claimed ${id}: task task_\\w+, fencing token \\d+`));
   });
 
   it('a brand-new need (not marked unmet): a primary agent claims at once, a peripheral one waits for the mark', async () => {

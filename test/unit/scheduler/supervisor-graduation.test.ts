@@ -108,6 +108,25 @@ describe('supervisor graduation', () => {
     expect(after.priority).toBe(0);
     expect(world.store.tasks.liveFor(need.id)).toBeUndefined();
     expect((await supervisor.tick()).graduated).toBe(0);
+
+    // The operator retries it: two fresh attempts, lost as well, and the same supervisor escalates it again.
+    world.store.needs.retry(need.id, { reason: 'lease settings fixed' });
+    expect(world.store.needs.require(need.id)).toMatchObject({ orphaned: false, unmetSince: null });
+    for (let attempt = 3; attempt <= 4; attempt++) {
+      // The tick that expires one attempt graduates the next.
+      if (attempt === 3) expect((await supervisor.tick()).graduated).toBe(1);
+      const task = world.store.tasks.liveFor(need.id)!;
+      expect(task.attempt).toBe(attempt);
+      world.store.claims.claim(need.id, { identity: 'architect', leaseMs: 1000 });
+      world.clock.advance(5000);
+      expect((await supervisor.tick()).expired).toBe(1);
+    }
+    expect(world.store.needs.require(need.id).orphaned).toBe(true);
+    expect((await supervisor.tick()).graduated).toBe(0);
+    const retried = world.store.events.since(0, 10_000).filter((e) => e.kind === 'need.retried');
+    expect(retried.map((e) => e.payload)).toEqual([
+      { setAside: 2, failuresFrom: 2, reason: 'lease settings fixed' },
+    ]);
   });
 
   it('graduates a standing need again on its cadence', async () => {

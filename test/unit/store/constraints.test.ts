@@ -215,6 +215,7 @@ function cases(w: World, head: { seq: number; hash: string }): RefusedWrite[] {
     need('needs once with a cadence', { mode: 'once', cadence_ms: 1000 }, CHECK),
     need('needs.cadence_ms zero', { mode: 'standing', cadence_ms: 0 }, CHECK),
     need('needs.orphaned outside 0|1', { orphaned: 2 }, CHECK),
+    need('needs.failures_from negative', { failures_from: -1 }, CHECK),
     need('needs.version 0', { version: 0 }, CHECK),
     need('needs created active', { status: 'active' }, /a need is created open, not active/),
     need('needs created resolved', { status: 'resolved' }, /a need is created open, not resolved/),

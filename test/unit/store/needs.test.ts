@@ -532,3 +532,51 @@ describe('fencing', () => {
     );
   });
 });
+
+describe("an operator's retry", () => {
+  /** Fails `n` attempts of `need` as janitor. */
+  function fail(store: Store, need: string, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const { task } = store.claims.claim(need, { identity: IDENTITY, leaseMs: 60_000 });
+      store.tasks.transition(task.id, 'failed', { error: 'the model call failed' });
+    }
+  }
+
+  it('sets the failed attempts aside, clears the marks and records how many, keeping the attempts', () => {
+    const { store, clock, need } = fileStore();
+    fail(store, need, 3);
+    store.needs.setFlags(need, { unmetSince: clock.now(), orphaned: true });
+    expect(store.scheduling.failures(need).failures).toBe(3);
+    expect(store.scheduling.failedNeeds()).toEqual([need]);
+
+    const retried = store.needs.retry(need, { reason: 'endpoint back' });
+    expect(retried).toMatchObject({ status: 'open', orphaned: false, unmetSince: null });
+    expect(store.scheduling.failures(need).failures).toBe(0);
+    expect(store.scheduling.failedNeeds()).toEqual([]);
+    expect(store.tasks.forNeed(need)).toHaveLength(3);
+    expect(store.events.forNeed(need)[0]).toMatchObject({
+      kind: 'need.retried',
+      payload: { setAside: 3, failuresFrom: 3, reason: 'endpoint back' },
+    });
+    // A later failure counts from the retry on.
+    fail(store, need, 1);
+    expect(store.scheduling.failures(need).failures).toBe(1);
+  });
+
+  it('refuses a need with nothing to retry, and one that is not open, changing nothing', () => {
+    const { store, raw, need } = fileStore();
+    expect(refusedUnchanged(raw, store, () => store.needs.retry(need)).message).toBe(
+      `need ${need} has no failed attempt since its last success or retry: nothing to retry (it graduates as usual)`,
+    );
+    fail(store, need, 1);
+    store.claims.claim(need, { identity: IDENTITY, leaseMs: 60_000 });
+    expect(refusedUnchanged(raw, store, () => store.needs.retry(need)).message).toBe(
+      `need ${need} is active: only an open need is retried (its task is still running: cancel it first with mlos task cancel)`,
+    );
+    store.needs.transition(need, 'dropped');
+    expect(refusedUnchanged(raw, store, () => store.needs.retry(need)).message).toBe(
+      `need ${need} is dropped: only an open need is retried (mlos need reopen opens it again)`,
+    );
+    expect(refusedUnchanged(raw, store, () => store.needs.retry(GHOST))).toBeInstanceOf(NotFoundError);
+  });
+});
