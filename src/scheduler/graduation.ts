@@ -211,9 +211,6 @@ export class Graduation {
       const slot = routeNeed(need.tags, slots, route);
       if (!slot) continue;
       try {
-        // Unmet until its task starts: marked before its task exists, as the supervisor's upkeep
-        // would have (it runs once per loop interval, not on every kick).
-        if (need.unmetSince === null) store.needs.setFlags(need.id, { unmetSince: now });
         store.tasks.create(need.id, slot.identity.name, { queue: slot.identity.name });
         (slot as { load: number }).load++;
         counts.graduated++;

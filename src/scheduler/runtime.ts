@@ -306,8 +306,15 @@ export class Runtime {
     await this.#config.bus.close();
     this.store.budgets.stopRun(this.runId);
     this.store.scheduling.releaseLock();
-    if (this.#supervised) this.#views?.maybeCompile(true);
-    await this.#viewThread?.close({ compile: this.#supervised });
+    const thread = await this.#viewThread?.close({ compile: this.#supervised });
+    if (this.#supervised) {
+      // The thread died while the run drained: its last compile is this thread's to do.
+      if (thread === 'dead') this.#views ??= new ViewKeeper({ store: this.store, log: this.#log });
+      if (thread === 'timeout') {
+        this.#log.warn({}, 'the last compile of the views did not finish in time: run mlos compile');
+      }
+      this.#views?.maybeCompile(true);
+    }
     await this.#checkpointer?.close();
   }
 }

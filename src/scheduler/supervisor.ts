@@ -197,9 +197,9 @@ export class Supervisor {
   }
 
   /**
-   * One pass of the loop. Public for tests and the simulator. `upkeep: false` skips the round
-   * table's marks (unmet since, escalation) over every open need, which the loop runs once per
-   * interval; graduation marks the needs it graduates itself.
+   * One pass of the loop. Public for tests and the simulator. `upkeep: false` only marks the
+   * unmet needs not marked yet; clearing marks and escalating, which read the state of every open
+   * need, wait for a tick with upkeep (the loop runs one per interval).
    */
   async tick(options: { upkeep?: boolean } = {}): Promise<TickStats> {
     const { store, clock, log } = this.#o;
@@ -219,11 +219,9 @@ export class Supervisor {
       // Reservations of ended tasks past their hold: no call of theirs can still be in flight.
       store.budgets.releaseStale(now);
     }
-    let orphaned = 0;
-    if (options.upkeep ?? true) {
-      this.#lastUpkeep = now;
-      orphaned = this.#markUnmet(now);
-    }
+    const upkeep = options.upkeep ?? true;
+    if (upkeep) this.#lastUpkeep = now;
+    const orphaned = this.#markUnmet(now, upkeep);
     const { graduated, escalated, unroutable, routable, budgetBlocked } = this.#graduation.pass(now);
     const enqueued = await this.#drainOutbox();
     let { published, takeovers } =
@@ -288,7 +286,7 @@ export class Supervisor {
    * watch its tags (the shortest; the default when nobody watches them) with no claimant is
    * escalated: flagged orphaned and raised to priority 0. Returns how many were escalated.
    */
-  #markUnmet(now: number): number {
+  #markUnmet(now: number, upkeep: boolean): number {
     const { store, log } = this.#o;
     const identities = this.#o.slots().map((s) => s.identity);
     const fallback = { escalation: TAKEOVER_DEFAULTS.escalation };
@@ -296,7 +294,7 @@ export class Supervisor {
     let escalated = 0;
     // One commit for all the marks; each is a savepoint (see Graduation.pass).
     store.transaction(() => {
-      for (const need of store.scheduling.unmetUpkeep(now, now - shortest)) {
+      for (const need of store.scheduling.unmetUpkeep(now, now - shortest, { unmarkedOnly: !upkeep })) {
         try {
           if (!unmet(need, now)) {
             if (need.unmetSince !== null) store.needs.setFlags(need.id, { unmetSince: null });

@@ -21,10 +21,31 @@ const post = (message: ViewThreadMessage) => {
     if (message.type === 'log') port.postMessage({ ...message, obj: {} });
   }
 };
+/**
+ * A log field as it crosses to the parent: an error keeps its class name, code and cause, which
+ * structured cloning drops.
+ */
+function portable(value: unknown): unknown {
+  if (!(value instanceof Error)) return value;
+  const { name, message, stack } = value;
+  const code = (value as { code?: unknown }).code;
+  return {
+    type: name === 'Error' ? value.constructor.name : name,
+    message,
+    ...(code !== undefined && { code }),
+    ...(value.cause !== undefined && { cause: portable(value.cause) }),
+    stack,
+  };
+}
 const line =
   (level: 'info' | 'warn' | 'error' | 'debug') =>
   (obj: object, msg?: string): void =>
-    post({ type: 'log', level, obj: obj as Record<string, unknown>, ...(msg !== undefined && { msg }) });
+    post({
+      type: 'log',
+      level,
+      obj: Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, portable(v)])),
+      ...(msg !== undefined && { msg }),
+    });
 const log: Logger = { info: line('info'), warn: line('warn'), error: line('error'), debug: line('debug') };
 
 const store = Store.open(data.path, { readonly: true, actor: 'views' });

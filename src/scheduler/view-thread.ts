@@ -23,6 +23,17 @@ export type ViewThreadMessage =
       readonly msg?: string;
     };
 
+/** How a views thread ended (see ViewThread.close). */
+export type ViewThreadEnd = 'closed' | 'timeout' | 'dead';
+
+interface ThreadState {
+  closing: boolean;
+  /** It answered `close`: its last compile (if asked for) is done. */
+  compiled: boolean;
+  failed: boolean;
+  timedOut: boolean;
+}
+
 const WORKER = new URL('./view-thread-worker.js', import.meta.url);
 
 /**
@@ -36,11 +47,13 @@ const WORKER = new URL('./view-thread-worker.js', import.meta.url);
 export class ViewThread {
   readonly #worker: Worker;
   readonly #exited: Promise<void>;
-  #closing: Promise<void> | undefined;
+  readonly #state: ThreadState;
+  #closing: Promise<ViewThreadEnd> | undefined;
 
-  private constructor(worker: Worker, exited: Promise<void>) {
+  private constructor(worker: Worker, exited: Promise<void>, state: ThreadState) {
     this.#worker = worker;
     this.#exited = exited;
+    this.#state = state;
   }
 
   /**
@@ -63,42 +76,58 @@ export class ViewThread {
     const worker = new Worker(WORKER, { workerData: data });
     // It must never keep a finished process alive.
     worker.unref();
-    let closed = false;
-    let failed = false;
+    const state = { closing: false, compiled: false, failed: false, timedOut: false };
     const fail = (error: Error) => {
-      if (failed) return;
-      failed = true;
+      if (state.failed) return;
+      state.failed = true;
       options.log.error({ err: error }, 'the views thread failed');
-      options.onFailure?.(error);
+      // While closing, close() reports it (the caller compiles in its own thread then).
+      if (!state.closing) options.onFailure?.(error);
     };
     worker.on('message', (m: ViewThreadMessage) => {
-      if (m.type === 'closed') closed = true;
+      if (m.type === 'closed') state.compiled = true;
       if (m.type === 'log') options.log[m.level]({ ...m.obj, thread: 'views' }, m.msg);
     });
     // An uncaught error in the thread is an 'error' event, then an exit with code 1.
     worker.on('error', fail);
     const exited = new Promise<void>((resolve) =>
       worker.once('exit', (code) => {
-        if (!closed && code !== 0) fail(new Error(`the views thread exited with code ${code}`));
+        // Terminated by close() after its timeout: reported by close(), not as a failure.
+        if (!state.compiled && code !== 0 && !(state.closing && state.timedOut))
+          fail(new Error(`the views thread exited with code ${code}`));
         resolve();
       }),
     );
-    return new ViewThread(worker, exited);
+    return new ViewThread(worker, exited, state);
   }
 
   /**
    * Stops the thread: with `compile`, after one last compile that checks every file. Terminated
    * after `timeoutMs` (a compile of a huge graph is cut short: `mlos compile` writes the views).
+   * Says how it ended: `closed` (its last compile, if asked for, is on disk), `timeout`, or `dead`
+   * (it had failed: nothing compiled it since).
    */
-  close(options: { compile: boolean; timeoutMs?: number }): Promise<void> {
-    this.#closing ??= (async () => {
+  close(options: { compile: boolean; timeoutMs?: number }): Promise<ViewThreadEnd> {
+    this.#closing ??= (async (): Promise<ViewThreadEnd> => {
+      const state = this.#state;
+      state.closing = true;
+      if (state.failed) {
+        await this.#exited;
+        return 'dead';
+      }
       this.#worker.postMessage({ type: 'close', compile: options.compile });
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<'late'>((resolve) => {
         timer = setTimeout(() => resolve('late'), options.timeoutMs ?? 30_000);
       });
-      if ((await Promise.race([this.#exited, late])) === 'late') await this.#worker.terminate();
+      const ended = await Promise.race([this.#exited, late]);
       clearTimeout(timer);
+      if (ended === 'late') {
+        state.timedOut = true;
+        await this.#worker.terminate();
+        return 'timeout';
+      }
+      return state.compiled ? 'closed' : 'dead';
     })();
     return this.#closing;
   }

@@ -93,15 +93,16 @@ function migrate(db: Db, path: string, options: OpenDatabaseOptions): void {
       refuseWhileSupervised(db, path, from);
       options.beforeMigrate?.(db, from, SCHEMA_VERSION);
     }
-    for (const m of MIGRATIONS) if (m.version > from) db.exec(m.sql);
     // Foreign keys are off while migrating (a rebuilt table is dropped and renamed while others
-    // still reference it); every reference must hold again before the upgrade commits.
-    const broken = db.pragma('foreign_key_check') as { table: string; parent: string }[];
-    if (broken.length > 0) {
-      const [first] = broken;
+    // still reference it): the upgrade commits only if it broke no reference. (References broken
+    // before it, say by hand with foreign keys off, are not its to refuse.)
+    const brokenBefore = from > 0 ? brokenReferences(db) : 0;
+    for (const m of MIGRATIONS) if (m.version > from) db.exec(m.sql);
+    const broken = brokenReferences(db);
+    if (broken > brokenBefore) {
       throw new DatabaseError(
         'db_migration',
-        `migrating ${path} to schema ${SCHEMA_VERSION} left ${broken.length} broken references (first: ${first?.table} → ${first?.parent}); the database is unchanged`,
+        `migrating ${path} to schema ${SCHEMA_VERSION} would break ${broken - brokenBefore} references between rows (PRAGMA foreign_key_check lists them): the database is unchanged; report this with the output of mlos audit verify`,
       );
     }
     syncTransitions(db);
@@ -114,6 +115,11 @@ function migrate(db: Db, path: string, options: OpenDatabaseOptions): void {
   } finally {
     db.pragma('foreign_keys = ON');
   }
+}
+
+/** Rows whose foreign key names no row (what PRAGMA foreign_key_check lists). */
+function brokenReferences(db: Db): number {
+  return (db.pragma('foreign_key_check') as unknown[]).length;
 }
 
 /** A supervisor heartbeat younger than this means an `mlos run` is alive on the database. */

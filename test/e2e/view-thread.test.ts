@@ -3,7 +3,7 @@
  * ViewThread). The thread's module is the built one (a worker thread cannot load TypeScript
  * sources), so this suite runs against dist/, as `npm test` builds it first.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/scheduler/logger.js';
@@ -32,7 +32,7 @@ const log: Logger = {
 beforeEach(() => {
   ({ dir, cleanup } = makeTempDir());
   ({ store } = openTestStore(join(dir, 'mlos.db')));
-  store.workspaces.add({ name: 'main', outDir: join(dir, 'views') });
+  store.workspaces.add({ name: 'main', outDir: join(dir, 'main-views') });
   lines.length = 0;
 });
 
@@ -43,7 +43,7 @@ afterEach(async () => {
   cleanup();
 });
 
-const problem = () => join(dir, 'views', 'PROBLEM.md');
+const problem = () => join(dir, 'main-views', 'PROBLEM.md');
 const read = () => (existsSync(problem()) ? readFileSync(problem(), 'utf8') : '');
 
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -67,10 +67,10 @@ describe('the views thread', () => {
 
     // A write right before close is in the views the close leaves, whatever the pacing.
     const last = store.needs.create({ title: 'Written last', tags: ['kernel'] });
-    await thread.close({ compile: true });
+    expect(await thread.close({ compile: true })).toBe('closed');
     expect(read()).toContain('Written last');
     expect(read()).toContain(`event seq ${store.events.headSeq()}`);
-    expect(existsSync(join(dir, 'views', 'needs', `${last.id}.md`))).toBe(true);
+    expect(existsSync(join(dir, 'main-views', 'needs', `${last.id}.md`))).toBe(true);
     expect(lines.filter((l) => l.level !== 'info')).toEqual([]);
   });
 
@@ -91,9 +91,31 @@ describe('the views thread', () => {
     writeFileSync(notADatabase, 'this is a text file, not SQLite '.repeat(64));
     thread = ViewThread.start(notADatabase, { log, onFailure: (e) => failures.push(e) });
     await until(() => failures.length > 0, 'the failure');
-    await thread.close({ compile: false });
+    // Dead before its close: the caller compiles the views itself.
+    expect(await thread.close({ compile: true })).toBe('dead');
     expect(failures).toHaveLength(1);
     expect(failures[0]!.message).toMatch(/not a database/);
     expect(lines.find((l) => l.level === 'error')?.msg).toBe('the views thread failed');
+  });
+
+  it("logs a compile it refuses with the error's class and code, and keeps going", async () => {
+    mkdirSync(join(dir, 'main-views'), { recursive: true });
+    writeFileSync(problem(), 'my own notes, no mlos header\n');
+    store.needs.create({ title: 'Blocked by a foreign file', tags: ['kernel'] });
+    thread = ViewThread.start(store.path, { log, pollMs: 20 });
+    await until(() => lines.some((l) => l.level === 'warn'), 'the warning');
+    const warning = lines.find((l) => l.level === 'warn')!;
+    expect(warning.msg).toBe('views not compiled');
+    expect(warning.obj).toMatchObject({
+      workspace: 'main',
+      thread: 'views',
+      err: {
+        type: 'UserError',
+        code: 'view_foreign_file',
+        message: expect.stringMatching(/without an mlos header/),
+      },
+    });
+    expect(await thread.close({ compile: false })).toBe('closed');
+    expect(read()).toBe('my own notes, no mlos header\n');
   });
 });

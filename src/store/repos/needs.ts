@@ -333,12 +333,19 @@ export class NeedRepository {
         );
       }
       const row = this.#ctx
-        .prepare<[string], { lastAttempt: number; failures: number }>(
+        .prepare<[string], { lastAttempt: number; failures: number; live: string | null }>(
           `SELECT ${FAILURES_SINCE_SUCCESS} AS failures,
-             (SELECT coalesce(max(attempt), 0) FROM tasks WHERE need_id = n.id) AS lastAttempt
+             (SELECT coalesce(max(attempt), 0) FROM tasks WHERE need_id = n.id) AS lastAttempt,
+             (SELECT id FROM tasks WHERE need_id = n.id AND status IN ('queued', 'running')) AS live
            FROM needs n WHERE n.id = ?`,
         )
         .get(id)!;
+      if (row.live !== null) {
+        // Its next attempt is queued: setting its failures aside now would hide that attempt's.
+        throw new UserError(
+          `need ${id} is being tried again (task ${row.live} is queued): retry it once that attempt has ended`,
+        );
+      }
       if (row.failures === 0) {
         throw new UserError(
           `need ${id} has no failed attempt since its last success or retry: nothing to retry (it graduates as usual)`,

@@ -24,7 +24,6 @@ export const LAST_FINISHED_AT = '(SELECT max(finished_at) FROM tasks t WHERE t.n
 
 /** Actionable needs without a live task (columns of GraduationCandidate); `@now` decides. */
 export const CANDIDATES = `SELECT n.id, n.priority, n.created_at AS createdAt, n.mode, n.cadence_ms AS cadenceMs, n.orphaned,
-     n.unmet_since AS unmetSince,
      (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
      ${FAILURES_SINCE_SUCCESS} AS failures,
      ${LAST_FINISHED_AT} AS lastFinishedAt

@@ -50,8 +50,6 @@ export interface GraduationCandidate {
   readonly cadenceMs: number | null;
   readonly tags: readonly string[];
   readonly orphaned: boolean;
-  /** Since when the round table has seen it unmet (null: not marked yet). */
-  readonly unmetSince: number | null;
   /** Failed or lost attempts since the last task that succeeded. */
   readonly failures: number;
   /** When the latest task of the need finished, if any. */
@@ -202,11 +200,16 @@ export class SchedulingRepository {
     );
   }
 
-  /** Open needs with a failed or lost attempt since their last success or retry, by id. */
+  /**
+   * Open needs with a failed or lost attempt since their last success or retry and no attempt
+   * queued (what `mlos need retry --all-failed` retries), by id.
+   */
   failedNeeds(): string[] {
     return this.#ctx
       .prepare<[], string>(
-        `SELECT n.id FROM needs n WHERE n.status = 'open' AND ${FAILURES_SINCE_SUCCESS} > 0 ORDER BY n.id`,
+        `SELECT n.id FROM needs n WHERE n.status = 'open' AND ${FAILURES_SINCE_SUCCESS} > 0
+           AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.need_id = n.id AND t.status IN ('queued', 'running'))
+         ORDER BY n.id`,
       )
       .pluck()
       .all();
@@ -321,19 +324,22 @@ export class SchedulingRepository {
    * not yet marked (`unmet_since` null), marked ones that are no longer unmet, and unmet ones
    * marked at or before `escalateBefore` that are not orphaned yet. Unmet here is the protocol's
    * definition (actionable or active, no live lease, a standing need's cadence due), which the
-   * caller evaluates again on each row.
+   * caller evaluates again on each row. `unmarkedOnly`: the first kind alone, read without
+   * computing the state of the needs already marked (most of a backlog).
    */
-  unmetUpkeep(now: number, escalateBefore: number): NeedStateRow[] {
+  unmetUpkeep(now: number, escalateBefore: number, options: { unmarkedOnly?: boolean } = {}): NeedStateRow[] {
     const unmet = `((s.actionable OR s.status = 'active')
       AND NOT (s.leaseTask IS NOT NULL AND s.leaseExpiresAt IS NOT NULL AND s.leaseExpiresAt > @now)
       AND (s.dueAt IS NULL OR s.dueAt <= @now))`;
-    return this.#ctx
-      .prepare<[{ now: number; before: number }], RawNeedState>(
-        `SELECT s.* FROM (${NEED_STATE_SELECT} WHERE n.status IN ('open', 'active')) s
+    const sql = options.unmarkedOnly
+      ? `SELECT s.* FROM (${NEED_STATE_SELECT} WHERE n.status IN ('open', 'active') AND n.unmet_since IS NULL) s
+         WHERE ${unmet} ORDER BY s.priority, s.id`
+      : `SELECT s.* FROM (${NEED_STATE_SELECT} WHERE n.status IN ('open', 'active')) s
          WHERE (${unmet} AND (s.unmetSince IS NULL OR (s.orphaned = 0 AND s.unmetSince <= @before)))
             OR (NOT ${unmet} AND s.unmetSince IS NOT NULL)
-         ORDER BY s.priority, s.id`,
-      )
+         ORDER BY s.priority, s.id`;
+    return this.#ctx
+      .prepare<[{ now: number; before: number }], RawNeedState>(sql)
       .all({ now, before: escalateBefore })
       .map(toNeedStateRow);
   }

@@ -159,23 +159,34 @@ describe('supervisor: unmet marks and escalation', () => {
     expect(store.needs.require(need.id).unmetSince).toBeNull();
   });
 
-  it('a tick without upkeep leaves the marks alone but still marks what it graduates, before its task', async () => {
+  it('a tick without upkeep marks the unmet needs not marked yet; clearing and escalating wait for the upkeep', async () => {
     capacity = 1;
     const first = store.needs.create({ title: 'Placed', tags: ['kernel'], priority: 1 });
     const second = store.needs.create({ title: 'Waits for a seat', tags: ['kernel'], priority: 2 });
-    const stats = await supervisor.tick({ upkeep: false });
-    expect(stats.graduated).toBe(1);
-    expect(store.needs.require(first.id).unmetSince).toBe(clock.now());
-    // The upkeep marks the one left waiting, on the loop's pace.
-    expect(store.needs.require(second.id).unmetSince).toBeNull();
+    const marked = clock.now();
+    expect((await supervisor.tick({ upkeep: false })).graduated).toBe(1);
+    expect(store.needs.require(first.id).unmetSince).toBe(marked);
+    expect(store.needs.require(second.id).unmetSince).toBe(marked);
     const kinds = store.events
       .since(0, 10_000)
       .filter((e) => e.needId === first.id)
       .map((e) => e.kind);
     expect(kinds.indexOf('need.flagged')).toBeLessThan(kinds.indexOf('task.created'));
+
+    // No longer unmet (a new dependency blocks it): the mark stays until a tick with upkeep.
+    const blocker = store.needs.create({ title: 'First this', tags: ['marketing'] });
+    store.edges.link(second.id, 'depends_on', blocker.id);
     clock.advance(S);
+    await supervisor.tick({ upkeep: false });
+    expect(store.needs.require(second.id).unmetSince).toBe(marked);
     await supervisor.tick();
-    expect(store.needs.require(second.id).unmetSince).toBe(clock.now());
-    expect(flagged(first.id)).toHaveLength(1);
+    expect(store.needs.require(second.id).unmetSince).toBeNull();
+
+    // Unmet past its escalation time (its task never started): only a tick with upkeep escalates it.
+    clock.advance(6 * M);
+    expect((await supervisor.tick({ upkeep: false })).escalated).toBe(0);
+    expect(store.needs.require(first.id).orphaned).toBe(false);
+    expect((await supervisor.tick()).escalated).toBe(1);
+    expect(store.needs.require(first.id).orphaned).toBe(true);
   });
 });

@@ -569,6 +569,12 @@ describe("an operator's retry", () => {
       `need ${need} has no failed attempt since its last success or retry: nothing to retry (it graduates as usual)`,
     );
     fail(store, need, 1);
+    // Its next attempt is queued: that attempt's failure must count.
+    const queued = store.tasks.create(need, IDENTITY);
+    expect(store.scheduling.failedNeeds()).toEqual([]);
+    expect(refusedUnchanged(raw, store, () => store.needs.retry(need)).message).toBe(
+      `need ${need} is being tried again (task ${queued.id} is queued): retry it once that attempt has ended`,
+    );
     store.claims.claim(need, { identity: IDENTITY, leaseMs: 60_000 });
     expect(refusedUnchanged(raw, store, () => store.needs.retry(need)).message).toBe(
       `need ${need} is active: only an open need is retried (its task is still running: cancel it first with mlos task cancel)`,
