@@ -254,7 +254,12 @@ export class PackReadRepository {
       limit: Math.max(1, limit),
     };
     const counts = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<NeedStatus, number>;
-    for (const row of this.#scopeCounts.all(params)) counts[row.status] = row.count;
+    let total = 0;
+    for (const row of this.#scopeCounts.all(params)) {
+      if (row.status === 'total') total = row.count;
+      else counts[row.status] = row.count;
+    }
+    counts.resolved = total - counts.open - counts.active - counts.dropped;
     const rows = this.#scopeFlags.all(params);
     return {
       counts,

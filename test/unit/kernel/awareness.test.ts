@@ -184,4 +184,46 @@ describe('loadAwarenessState', () => {
       store.close();
     }
   });
+
+  it("counts a scope's needs by status as a walk over every need does, with excluded tags", () => {
+    const { store } = openTestStore();
+    try {
+      store.identities.pin('janitor', hex('janitor'), 'janitor');
+      const tags = ['a', 'b', 'c', 'd'];
+      // A fixed spread of tag sets and ends: every status, needs in two scopes, untagged ones.
+      for (let i = 0; i < 120; i++) {
+        const mine = tags.filter((_, k) => (i >> k) % 2 === 1 || (i * 7 + k) % 11 === 0);
+        const need = store.needs.create({ title: `n${i}`, tags: mine });
+        if (i % 3 === 0) store.needs.resolve(need.id);
+        else if (i % 5 === 0) store.needs.drop(need.id);
+        else if (i % 7 === 0)
+          store.tasks.start(store.tasks.create(need.id, 'janitor').id, { leaseUntil: 1e15 });
+      }
+      const all = store.needs.list({ limit: 1000 });
+      for (const query of [
+        { tags: ['a'], excludeTags: [] },
+        { tags: ['a', 'b'], excludeTags: ['c'] },
+        { tags: ['d'], excludeTags: ['a', 'b'] },
+        { tags: ['b', 'c', 'd'], excludeTags: ['a'] },
+        { tags: ['z'], excludeTags: [] },
+      ]) {
+        const inScope = all.filter(
+          (n) =>
+            n.tags.some((t) => query.tags.includes(t)) && !n.tags.some((t) => query.excludeTags.includes(t)),
+        );
+        const expected = { open: 0, active: 0, resolved: 0, dropped: 0 };
+        for (const n of inScope) expected[n.status]++;
+        const view = store.packReads.scopeView(query, store.clock.now(), 500);
+        expect(view.counts, JSON.stringify(query)).toEqual(expected);
+        expect(view.needs.map((n) => n.id).sort()).toEqual(
+          inScope
+            .filter((n) => n.status === 'open' || n.status === 'active')
+            .map((n) => n.id)
+            .sort(),
+        );
+      }
+    } finally {
+      store.close();
+    }
+  });
 });
