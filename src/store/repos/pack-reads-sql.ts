@@ -131,6 +131,8 @@ export function preparePackReads(db: Db) {
     ),
     eventCount: db.prepare<[string], number>('SELECT count(*) FROM events WHERE need_id = ?').pluck(),
     scopeFlags: db.prepare<Record<string, unknown>, FlagRow>(SCOPE_FLAGS),
-    scopeCounts: db.prepare<Record<string, unknown>, { status: NeedStatus | 'total'; count: number }>(SCOPE_COUNTS),
+    scopeCounts: db.prepare<Record<string, unknown>, { status: NeedStatus | 'total'; count: number }>(
+      SCOPE_COUNTS,
+    ),
   };
 }
