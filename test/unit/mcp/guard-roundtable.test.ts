@@ -29,6 +29,15 @@ describe('claim_need under the round-table protocol', () => {
     data<{ id: string }>(await call(await world.client(OPERATOR), 'create_need', { title, tags })).id;
   /** What the supervisor's tick does to a need it sees unmet. */
   const markUnmet = (id: string) => world.store.needs.setFlags(id, { unmetSince: world.clock.now() });
+  /** Three failed attempts of `id` (as many as the tests' limit), marked unmet an hour ago. */
+  const deadLetter = (id: string) => {
+    for (let i = 0; i < 3; i++) {
+      const { task } = world.store.claims.claim(id, { identity: 'architect', leaseMs: 60_000 });
+      world.store.tasks.transition(task.id, 'failed', { error: 'the model call failed' });
+    }
+    markUnmet(id);
+    world.clock.advance(3_600 * S);
+  };
   const claimEvents = (id: string) =>
     world.store.events
       .since(0, 10_000)
@@ -150,12 +159,7 @@ describe('claim_need under the round-table protocol', () => {
 
   it('a need that failed its attempts is dead-lettered: agents claim it no more, the operator still can', async () => {
     const id = await createNeed('Fails every time');
-    for (let i = 0; i < 3; i++) {
-      const { task } = world.store.claims.claim(id, { identity: 'architect', leaseMs: 60_000 });
-      world.store.tasks.transition(task.id, 'failed', { error: 'the model call failed' });
-    }
-    markUnmet(id);
-    world.clock.advance(3_600 * S);
+    deadLetter(id);
     const head = world.store.events.headSeq();
     const refused = await call(await world.client(agent('architect'), { maxAttempts: 3 }), 'claim_need', {
       need_id: id,
@@ -173,12 +177,7 @@ describe('claim_need under the round-table protocol', () => {
 
   it("after an operator's retry, agents may claim a dead-lettered need again", async () => {
     const id = await createNeed('Failed while the model was down');
-    for (let i = 0; i < 3; i++) {
-      const { task } = world.store.claims.claim(id, { identity: 'architect', leaseMs: 60_000 });
-      world.store.tasks.transition(task.id, 'failed', { error: 'the model call failed' });
-    }
-    markUnmet(id);
-    world.clock.advance(3_600 * S);
+    deadLetter(id);
     world.store.needs.retry(id, { reason: 'the model endpoint is back' });
     // Unmet again from the retry on: the round table's grace counts from there.
     markUnmet(id);
