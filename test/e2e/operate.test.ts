@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../src/store/index.js';
@@ -140,6 +141,45 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
         'idle: no need any runnable identity can work on now; 1 need waits for a runnable identity whose scope covers it',
       );
       expect(run.stdout).toContain('mlos run stopped (idle): 0 needs resolved, 1 open or active');
+    } finally {
+      done();
+    }
+  });
+
+  it('after an outage: the run stops on the escalated need and names the retry; retried, the next run resolves it', () => {
+    const { dir: own, cleanup: done } = tempDir();
+    try {
+      const here = (...args: string[]) => runCli(args, { cwd: own });
+      expect(here('init').code).toBe(0);
+      const need = here('need', 'add', 'Call the flaky API', '--tags', 'kernel').stdout.trim();
+      // A model that fails every session, as during an outage.
+      writeFileSync(
+        join(own, 'down.yaml'),
+        'rules:\n  - steps:\n      - tool: finish\n        args: { outcome: failed, summary: the endpoint is down, reason: simulated outage }\n',
+      );
+      const model = (m: string) => ['--provider', 'scripted', '--model', m, '--log-format', 'json'];
+      const outage = here(
+        'run',
+        '--until-idle',
+        '--max-attempts',
+        '1',
+        '--retry-delay',
+        '0',
+        ...model('./down.yaml'),
+      );
+      expect(outage.code, outage.stderr).toBe(0);
+      expect(outage.stdout + outage.stderr).toContain(
+        'idle: no need any runnable identity can work on now; 1 escalated need waits for an operator (mlos status lists it; mlos need retry --all-failed tries the failed ones again once their cause is fixed)',
+      );
+      expect(here('status').stdout).toContain(
+        `ORPHANED "Call the flaky API", 1 failed attempt (mlos need retry ${need})`,
+      );
+      expect(here('need', 'retry', '--all-failed').stdout.trim()).toBe(
+        `${need} retried: its failed attempts no longer count`,
+      );
+      const after = here('run', '--until-idle', '--max-attempts', '1', ...model('noop'));
+      expect(after.code, after.stderr).toBe(0);
+      expect(after.stdout).toContain('mlos run stopped (idle): 1 need resolved,');
     } finally {
       done();
     }

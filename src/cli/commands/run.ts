@@ -304,7 +304,7 @@ function idleWaits(stats: TickStats, { open, escalated }: { open: number; escala
   const parts: string[] = [];
   if (escalated > 0)
     parts.push(
-      `${escalated} escalated ${escalated === 1 ? 'need waits' : 'needs wait'} for an operator (mlos status lists ${escalated === 1 ? 'it' : 'them'})`,
+      `${escalated} escalated ${escalated === 1 ? 'need waits' : 'needs wait'} for an operator (mlos status lists ${escalated === 1 ? 'it' : 'them'}; mlos need retry --all-failed tries the failed ones again once their cause is fixed)`,
     );
   if (stats.budgetBlocked > 0)
     parts.push(
