@@ -17,7 +17,6 @@ import { type Logger, silentLogger } from './logger.js';
 import { Supervisor, type TickStats } from './supervisor.js';
 import type { TaskQueue } from './task-queue.js';
 import { ViewKeeper } from './view-keeper.js';
-import { ViewThread } from './view-thread.js';
 import { takeoverSeats, Worker } from './worker.js';
 
 export interface RuntimeConfig {
@@ -94,9 +93,7 @@ export class Runtime {
   #url: string | undefined;
   #agents: { id: string; identity: string }[] = [];
   #agentTimer: NodeJS.Timeout | undefined;
-  /** The views kept in this thread: when the views thread is not available, or failed. */
-  #views: ViewKeeper | undefined;
-  #viewThread: ViewThread | undefined;
+  readonly #views: ViewKeeper | undefined;
   /** Whether the supervisor started: a run refused at start has no views to bring up to date. */
   #supervised = false;
   #closed = false;
@@ -113,6 +110,7 @@ export class Runtime {
       for (const d of report.drift) this.#log.warn({ identity: d.name }, d.error.message);
     }
     this.runId = this.store.budgets.startRun(config.runTokenLimit);
+    this.#views = config.compileViews ? new ViewKeeper({ store: this.store, log: this.#log }) : undefined;
     this.deps = createGuardDeps(this.store, {
       leaseMs: config.leaseMs,
       runId: this.runId,
@@ -175,27 +173,6 @@ export class Runtime {
     return runnable.map((identity) => ({ identity, capacity: capacity.get(identity.name) ?? 0 }));
   }
 
-  /**
-   * Keeps every workspace's views compiled: in the views thread when it can (a file database and
-   * the built package), else, or once that thread failed, in this one after every tick.
-   */
-  #keepViews(): void {
-    const inThisThread = () => new ViewKeeper({ store: this.store, log: this.#log });
-    if (this.store.path === ':memory:' || !ViewThread.available()) {
-      this.#views = inThisThread();
-      return;
-    }
-    this.#viewThread = ViewThread.start(this.store.path, {
-      log: this.#log,
-      onFailure: () => {
-        if (this.#closed || this.#views) return;
-        this.#log.warn({}, "the views are compiled in the supervisor's thread from now on");
-        this.#viewThread = undefined;
-        this.#views = inThisThread();
-      },
-    });
-  }
-
   async start(): Promise<void> {
     const { queue, listen } = this.#config;
     // A run with nothing to run refuses at once, before it starts anything or goes over the backlog.
@@ -235,7 +212,6 @@ export class Runtime {
     }
     await this.supervisor.start();
     this.#supervised = true;
-    if (this.#config.compileViews) this.#keepViews();
     if (this.#config.embeddedWorkers) {
       for (const identity of identities) {
         const agent = this.store.agents.register(identity.name, identity.hash, 'embedded', identity.capacity);
@@ -306,15 +282,7 @@ export class Runtime {
     await this.#config.bus.close();
     this.store.budgets.stopRun(this.runId);
     this.store.scheduling.releaseLock();
-    const thread = await this.#viewThread?.close({ compile: this.#supervised });
-    if (this.#supervised) {
-      // The thread died while the run drained: its last compile is this thread's to do.
-      if (thread === 'dead') this.#views ??= new ViewKeeper({ store: this.store, log: this.#log });
-      if (thread === 'timeout') {
-        this.#log.warn({}, 'the last compile of the views did not finish in time: run mlos compile');
-      }
-      this.#views?.maybeCompile(true);
-    }
+    if (this.#supervised) this.#views?.maybeCompile(true);
     await this.#checkpointer?.close();
   }
 }
