@@ -9,8 +9,9 @@ export interface PublishResult {
 
 /**
  * Publishes the store's event log on the need bus in seq order, from a cursor kept in a table
- * that writes no events, and a snapshot of the need state every `snapshotEvery` events (and
- * whenever asked, e.g. after a Redis restart lost it). Counts takeovers on the way, for metrics.
+ * that writes no events, and a snapshot of the need state every `snapshotEvery` events, or as
+ * many as the last one held needs, up to four times that (and whenever asked, e.g. after a Redis
+ * restart lost it). Counts takeovers on the way, for metrics.
  * One publication runs at a time: a call made while one runs waits for it, then publishes what
  * is left. `publishSoon` defers one to a moment later; what it published is collected by
  * `takeDeferred`.
@@ -21,6 +22,8 @@ export class BusPublisher {
   readonly #clock: Clock;
   readonly #snapshotEvery: number;
   #sinceSnapshot = Number.POSITIVE_INFINITY;
+  /** Events before the next snapshot (see #publishNow). */
+  #snapshotDue: number;
   /** The publication in flight: one at a time. */
   #running: Promise<PublishResult> | undefined;
   #soon: { cancel(): void } | undefined;
@@ -32,6 +35,7 @@ export class BusPublisher {
     this.#bus = bus;
     this.#clock = clock;
     this.#snapshotEvery = snapshotEvery;
+    this.#snapshotDue = snapshotEvery;
   }
 
   /** The next publish also writes a fresh snapshot. */
@@ -97,13 +101,21 @@ export class BusPublisher {
       published += batch.length;
       this.#sinceSnapshot += batch.length;
     }
-    if (this.#sinceSnapshot >= this.#snapshotEvery) {
+    if (this.#sinceSnapshot >= this.#snapshotDue) {
       const state = store.scheduling.needStates(this.#clock.now());
       await this.#bus.publishSnapshot({
         seq: Math.min(state.seq, store.scheduling.cursor('bus')),
         needs: state.needs,
       });
       this.#sinceSnapshot = 0;
+      // A snapshot costs as much as it holds needs (6,000 open needs: ~40 ms, and a value that
+      // size in Redis): the next one waits for at least as many events, so its cost per event
+      // stays flat however deep the backlog, and for at most four times `snapshotEvery`, far
+      // inside what the streams keep for a subscriber that resyncs.
+      this.#snapshotDue = Math.min(
+        Math.max(this.#snapshotEvery, state.needs.length),
+        4 * this.#snapshotEvery,
+      );
     }
     return { published, takeovers };
   }

@@ -28,8 +28,10 @@ export interface SupervisorOptions {
   readonly deadAfterMs?: number;
   /**
    * Events between two snapshots of the need state on the bus (default 1,000). A snapshot reads
-   * every open or active need, so it costs as much as the graph is large; a subscriber that resyncs
-   * replays the stream after it, which keeps far more events (10,000 in memory, ~100,000 in Redis).
+   * every open or active need, so it costs as much as the graph is large: after one that held more
+   * needs than this, the next waits for as many events as it held, up to four times this. A
+   * subscriber that resyncs replays the stream after it, which keeps far more events (10,000 in
+   * memory, ~100,000 in Redis).
    */
   readonly snapshotEvery?: number;
   /**
