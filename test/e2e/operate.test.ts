@@ -2,9 +2,21 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../src/store/index.js';
-import { runCli, tempDir } from '../helpers/cli.js';
+import { type CliResult, runCli, tempDir } from '../helpers/cli.js';
 import { freePort } from '../helpers/redis-server.js';
 import { spawnMlos, waitFor } from '../helpers/run.js';
+
+/** Runs `body` in a folder of its own with a CLI bound to it; the folder is removed after, also on failure. */
+async function inOwnFolder(
+  body: (own: string, here: (...args: string[]) => CliResult) => unknown,
+): Promise<void> {
+  const { dir: own, cleanup } = tempDir();
+  try {
+    await body(own, (...args) => runCli(args, { cwd: own }));
+  } finally {
+    cleanup();
+  }
+}
 
 /** What an operator does around `mlos run`: status, cancel, pause, health and metrics. */
 describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
@@ -121,9 +133,7 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
   });
 
   it('--until-idle stops when what is left waits for an identity, and says how many wait and for what', () => {
-    const { dir: own, cleanup: done } = tempDir();
-    try {
-      const here = (...args: string[]) => runCli(args, { cwd: own });
+    return inOwnFolder(async (_own, here) => {
       expect(here('init').code).toBe(0);
       expect(here('need', 'add', 'Nobody watches this', '--tags', 'astronomy').code).toBe(0);
       const run = here(
@@ -141,15 +151,11 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
         'idle: no need any runnable identity can work on now; 1 need waits for a runnable identity whose scope covers it',
       );
       expect(run.stdout).toContain('mlos run stopped (idle): 0 needs resolved, 1 open or active');
-    } finally {
-      done();
-    }
+    });
   });
 
   it('after an outage: the run stops on the escalated need and names the retry; retried, the next run resolves it', () => {
-    const { dir: own, cleanup: done } = tempDir();
-    try {
-      const here = (...args: string[]) => runCli(args, { cwd: own });
+    return inOwnFolder(async (own, here) => {
       expect(here('init').code).toBe(0);
       const need = here('need', 'add', 'Call the flaky API', '--tags', 'kernel').stdout.trim();
       // A model that fails every session, as during an outage.
@@ -180,14 +186,11 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       const after = here('run', '--until-idle', '--max-attempts', '1', ...model('noop'));
       expect(after.code, after.stderr).toBe(0);
       expect(after.stdout).toContain('mlos run stopped (idle): 1 need resolved,');
-    } finally {
-      done();
-    }
+    });
   });
 
   it('--run-tokens: needs wait rather than fail when no task fits in what is left, and the run stops', () => {
-    const { dir: own, cleanup: done } = tempDir();
-    try {
+    return inOwnFolder(async (own) => {
       // The demo's identities allow 100,000 to 200,000 tokens per task: none fits in 20,000.
       const run = runCli(['run', '--demo', '--run-tokens', '20000', '--log-format', 'json'], { cwd: own });
       expect(run.code, run.stderr).toBe(0);
@@ -202,14 +205,11 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       } finally {
         store.close();
       }
-    } finally {
-      done();
-    }
+    });
   });
 
   it('refuses to start when a model cannot be set up (a missing API key), naming the identities', () => {
-    const { dir: own, cleanup: done } = tempDir();
-    try {
+    return inOwnFolder(async (own) => {
       expect(runCli(['init'], { cwd: own }).code).toBe(0);
       const run = runCli(['run', '--until-idle', '--provider', 'anthropic', '--model', 'claude-test'], {
         cwd: own,
@@ -226,14 +226,11 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       } finally {
         store.close();
       }
-    } finally {
-      done();
-    }
+    });
   });
 
   it('drains on SIGHUP (a closed terminal) as on SIGTERM, and exits 0', async () => {
-    const { dir: own, cleanup: done } = tempDir();
-    try {
+    return inOwnFolder(async (own) => {
       const run = spawnMlos(['run', '--demo', '--log-format', 'json'], own);
       await waitFor(() => run.output().includes('mlos run started'), 30_000, 'the run to start');
       run.child.kill('SIGHUP');
@@ -241,8 +238,6 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       expect(run.output()).toContain('"msg":"SIGHUP: draining"');
       expect(run.output()).toContain('mlos run stopped (SIGHUP)');
       expect(JSON.parse(runCli(['status', '--json'], { cwd: own }).stdout).supervisor).toBeNull();
-    } finally {
-      done();
-    }
+    });
   });
 });
