@@ -18,7 +18,7 @@ import { benchRuntime, resolvedCount } from './lib/runtime.mjs';
 
 const TASKS = Number(process.argv[2] ?? 1000);
 const WARMUP = 200;
-const TOP = 15;
+const TOP = Number(process.env.TOP ?? 15);
 const tags = [['kernel'], ['context'], ['cleanup']];
 
 /** Times every run/get/all/iterate of every statement while `on`. */

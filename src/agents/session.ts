@@ -3,6 +3,7 @@ import { tokenCounterFor } from '../kernel/tokens.js';
 import { BudgetExceededError, systemClock, type TaskOutcome } from '../store/index.js';
 import { Conversation } from './conversation.js';
 import type { LlmResponse, LlmUsage } from './provider.js';
+import { LlmCallError, type LlmCallErrorKind } from './provider-error.js';
 import { realSleep, withRetries } from './retry.js';
 import {
   callsFinish,
@@ -30,6 +31,15 @@ export * from './session-types.js';
  */
 const BOOT_META = 'mlos/boot';
 const TRANSCRIPT_META = 'mlos/transcript';
+/** See CAUSE_META in the guard's lifecycle tools. */
+const CAUSE_META = 'mlos/cause';
+
+/**
+ * Model call failures that mean the model is unavailable rather than the task at fault: rate
+ * limits, server errors and lost connections. Timeouts are not among them: a request that is too
+ * slow (a huge context) would time out again, and must use up its need's attempts.
+ */
+const OUTAGE_KINDS: ReadonlySet<LlmCallErrorKind> = new Set(['rate_limit', 'server', 'connection']);
 const PROGRESS_META = 'mlos/progress';
 const SETTLE_META = 'mlos/settle';
 
@@ -124,13 +134,17 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
     tools.map((t) => t.name),
   );
 
-  const finishWith = async (outcome: 'failed', reason: string): Promise<SessionResult> => {
+  const finishWith = async (
+    outcome: 'failed',
+    reason: string,
+    cause?: 'model_unavailable',
+  ): Promise<SessionResult> => {
     if (leaseLost) return summary('lease_lost', leaseLost);
     transcript.note(`session ends: ${reason}`);
     const { result, text } = await callTool(
       'finish',
       { outcome, summary: `the session stopped: ${reason}`, reason },
-      { [TRANSCRIPT_META]: transcript.text() },
+      { [TRANSCRIPT_META]: transcript.text(), ...(cause && { [CAUSE_META]: cause }) },
     );
     if (leaseLost) return summary('lease_lost', leaseLost);
     return summary(outcome, result.isError ? `${reason} (finish refused: ${text})` : reason);
@@ -165,7 +179,16 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
           return end(summary('aborted', 'the session was cancelled during a model call'));
         if (error instanceof BudgetExceededError) return end(await finishWith('failed', error.message));
         const message = error instanceof Error ? error.message : String(error);
-        return end(await finishWith('failed', `the model call failed: ${message}`));
+        // Out of retries on an outage (not the work's fault): the need keeps its attempts and
+        // the guard holds the identity for a while instead.
+        const outage = error instanceof LlmCallError && OUTAGE_KINDS.has(error.kind);
+        return end(
+          await finishWith(
+            'failed',
+            `the model call failed: ${message}`,
+            outage ? 'model_unavailable' : undefined,
+          ),
+        );
       }
       turns++;
       usage.inputTokens += response.usage.inputTokens;

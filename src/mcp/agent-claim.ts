@@ -1,6 +1,6 @@
 import type { Identity } from '../kernel/identity/schema.js';
 import { claimEligibility } from '../roundtable/protocol.js';
-import { type Claim, NotClaimableError, type Store, utcDay } from '../store/index.js';
+import { type Claim, holdOf, NotClaimableError, type Store, utcDay } from '../store/index.js';
 import { inView } from './principal.js';
 import { GuardRefusal } from './result.js';
 
@@ -87,6 +87,15 @@ export function claimAsAgent(
 export const MAX_RETRY_DELAY_MS = 10 * 60_000;
 
 /**
+ * How long an identity is held after its model was unavailable, for the `holds`-th consecutive
+ * hold: `baseMs` (the retry delay) doubled per hold, at most MAX_RETRY_DELAY_MS; 0 holds nothing.
+ */
+export function holdBackoff(holds: number, baseMs: number): number {
+  if (baseMs <= 0) return 0;
+  return Math.min(baseMs * 2 ** Math.min(Math.max(holds - 1, 0), 30), MAX_RETRY_DELAY_MS);
+}
+
+/**
  * When a need whose last attempts failed may be tried again: `baseMs` after its latest task
  * ended, doubled per failure since its last success, at most MAX_RETRY_DELAY_MS. Minus infinity
  * when nothing failed or there is no delay. Graduation and agents' claims keep the same wait, so
@@ -151,9 +160,14 @@ export interface BudgetBlock {
   readonly fix: string;
 }
 
-/** Refuses new work for an identity that drifted from its pin or is paused. */
+/** Refuses new work for an identity that drifted from its pin, is paused or is held. */
 export function assertRunnable(store: Store, name: string): void {
   const pin = store.identities.require(name);
+  const hold = holdOf(pin, store.clock.now());
+  if (hold)
+    throw new GuardRefusal(
+      `identity ${name} is held until ${new Date(hold.until).toISOString()}: its model was unavailable (${hold.reason}); no new work until then (the operator can end the hold with \`mlos identity resume ${name}\`)`,
+    );
   if (pin.driftHash)
     throw new GuardRefusal(
       `identity ${name} has drifted from its pin: no new work until the operator accepts it`,

@@ -2,7 +2,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
 import { claimAsAgent, connectInMemory, createGuardServer, type GuardDeps } from '../mcp/index.js';
 import type { NeedState } from '../roundtable/need-bus.js';
-import { type Claim, MlosError, NotClaimableError, type Store } from '../store/index.js';
+import { type Claim, holdOf, MlosError, NotClaimableError, type Store } from '../store/index.js';
 
 /** A task a worker is about to run: its identity (from the pinned bytes) and a guard client bound to it. */
 export interface StartedTask {
@@ -53,8 +53,9 @@ export class EmbeddedConnector implements GuardConnector {
     const queued = store.tasks.get(taskId);
     if (queued?.status !== 'queued') return null;
     const pin = store.identities.get(queued.identity);
-    // Paused or drifted: the task stays queued until the operator acts; reconciliation re-rings it.
-    if (!pin || pin.paused || pin.driftHash) return null;
+    // Paused or drifted: the task stays queued until the operator acts; held: until the hold
+    // ends. Reconciliation re-rings it.
+    if (!pin || pin.paused || pin.driftHash || holdOf(pin, store.clock.now())) return null;
     let claim: Claim;
     try {
       claim = store.claims.claim(queued.needId, {

@@ -1,4 +1,4 @@
-import type { Store } from '../store/index.js';
+import { holdOf, type Store } from '../store/index.js';
 
 /** Counters the runtime keeps in memory for /metrics. */
 export interface RuntimeCounters {
@@ -9,7 +9,7 @@ export interface RuntimeCounters {
 
 /**
  * Prometheus text exposition of the run: needs by status, tasks by status, queue depth, tokens,
- * cost, takeovers and lease expiries.
+ * cost, takeovers, lease expiries and identities held by a model outage.
  */
 export function renderMetrics(
   store: Store,
@@ -59,5 +59,11 @@ export function renderMetrics(
     counters.leaseExpiries,
   );
   counter('mlos_graduations_total', 'Needs graduated into tasks by this supervisor.', counters.graduated);
+  const now = store.clock.now();
+  gauge(
+    'mlos_identity_held',
+    'Whether an identity is held (no new work) because its model was unavailable.',
+    store.identities.list().map((pin) => [{ identity: pin.name }, holdOf(pin, now) ? 1 : 0]),
+  );
   return `${lines.join('\n')}\n`;
 }

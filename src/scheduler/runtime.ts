@@ -11,7 +11,7 @@ import {
   GuardHttpServer,
 } from '../mcp/index.js';
 import type { NeedBus } from '../roundtable/need-bus.js';
-import { Checkpointer, type Store, UserError } from '../store/index.js';
+import { Checkpointer, holdOf, type Store, UserError } from '../store/index.js';
 import { EmbeddedConnector } from './connector.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Supervisor, type TickStats } from './supervisor.js';
@@ -92,6 +92,8 @@ export class Runtime {
   #http: GuardHttpServer | undefined;
   #url: string | undefined;
   #agents: { id: string; identity: string }[] = [];
+  /** The holds logged (identity: until), so each is logged once. */
+  readonly #holdsLogged = new Map<string, number>();
   #agentTimer: NodeJS.Timeout | undefined;
   readonly #views: ViewKeeper | undefined;
   /** Whether the supervisor started: a run refused at start has no views to bring up to date. */
@@ -160,17 +162,45 @@ export class Runtime {
     return identities.length > 0 && identities.every((i) => i.budgets.perTask > left);
   }
 
-  /** The identities runnable now, each with the capacity its live agents offer (0 without one). */
+  /**
+   * The identities runnable now, each with the capacity its live agents offer (0 without one, and
+   * 0 while the identity is held: its needs stay routable and wait for the hold to end).
+   */
   slots(): { identity: Identity; capacity: number }[] {
     const runnable = resolveRunnableIdentities(this.store).identities;
-    const since = this.store.clock.now() - Math.max(5 * this.#config.heartbeatMs, 5000);
+    const now = this.store.clock.now();
+    const held = new Set<string>();
+    for (const pin of this.store.identities.list()) {
+      const hold = holdOf(pin, now);
+      if (hold) held.add(pin.name);
+      this.#noteHold(pin.name, hold);
+    }
+    const since = now - Math.max(5 * this.#config.heartbeatMs, 5000);
     const capacity = new Map<string, number>();
     for (const agent of this.store.agents.live(since)) {
       capacity.set(agent.identity, (capacity.get(agent.identity) ?? 0) + agent.capacity);
     }
     // Identities without a live agent stay in the list with no capacity: their needs are
     // routable (someone may start a worker for them) but get no task until an agent registers.
-    return runnable.map((identity) => ({ identity, capacity: capacity.get(identity.name) ?? 0 }));
+    return runnable.map((identity) => ({
+      identity,
+      capacity: held.has(identity.name) ? 0 : (capacity.get(identity.name) ?? 0),
+    }));
+  }
+
+  /** Logs each hold once when graduation first sees it, and its end. */
+  #noteHold(name: string, hold: { until: number; reason: string } | null): void {
+    const logged = this.#holdsLogged.get(name);
+    if (hold && logged !== hold.until) {
+      this.#holdsLogged.set(name, hold.until);
+      this.#log.warn(
+        { identity: name, until: new Date(hold.until).toISOString(), reason: hold.reason },
+        `identity ${name} is held: its model was unavailable, so its needs wait (no attempt is counted) until the hold ends; mlos identity resume ${name} ends it now`,
+      );
+    } else if (!hold && logged !== undefined) {
+      this.#holdsLogged.delete(name);
+      this.#log.info({ identity: name }, `identity ${name} is no longer held: it gets work again`);
+    }
   }
 
   async start(): Promise<void> {

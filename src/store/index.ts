@@ -15,6 +15,7 @@ export {
   NotClaimableError,
   type Progress,
 } from './repos/claims.js';
+export { holdOf } from './repos/identities.js';
 export type {
   GraduationCandidate,
   LockHolder,

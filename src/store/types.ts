@@ -42,6 +42,14 @@ export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
 export const TASK_OUTCOMES = ['resolved', 'progressed', 'blocked', 'failed'] as const;
 export type TaskOutcome = (typeof TASK_OUTCOMES)[number];
 
+/**
+ * Why a failed task failed, when it was not the work's fault. `model_unavailable`: its model was
+ * rate limited, answered with server errors or could not be reached, after the session's own
+ * retries. Such failures do not count towards a need's `max_attempts`; they hold the identity.
+ */
+export const TASK_CAUSES = ['model_unavailable'] as const;
+export type TaskCause = (typeof TASK_CAUSES)[number];
+
 export interface Need {
   readonly id: string;
   readonly title: string;
@@ -72,6 +80,8 @@ export interface Task {
   readonly outcome: TaskOutcome | null;
   readonly summary: string | null;
   readonly error: string | null;
+  /** Set on a failure that was not the work's fault (see TaskCause). */
+  readonly cause: TaskCause | null;
   readonly packHash: string | null;
   readonly tokensIn: number;
   readonly tokensOut: number;
@@ -147,4 +157,13 @@ export interface IdentityPin {
   readonly driftHash: string | null;
   readonly paused: boolean;
   readonly pinnedAt: number;
+  /**
+   * While set and in the future, the identity gets no new work: its model was unavailable (see
+   * IdentityRepository.hold). Past, it no longer holds anything.
+   */
+  readonly heldUntil: number | null;
+  /** Why the latest hold was set (the model call's error). */
+  readonly heldReason: string | null;
+  /** Consecutive holds since the identity's last task that ended well (the back-off doubles per hold). */
+  readonly holds: number;
 }

@@ -116,9 +116,11 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       'mlos_cost_usd_total',
       'mlos_takeovers_total',
       'mlos_lease_expiries_total',
+      'mlos_identity_held',
     ]) {
       expect(metrics).toContain(`# TYPE ${name} `);
     }
+    expect(metrics).toContain('mlos_identity_held{identity="architect"} 0');
     const status = JSON.parse(mlos('status', '--json').stdout) as {
       supervisor: { alive: boolean };
       agents: unknown[];

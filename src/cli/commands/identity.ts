@@ -144,7 +144,9 @@ export function registerIdentityCommands(program: Command): void {
     identity
       .command(verb)
       .description(
-        paused ? 'give an identity no new work until resumed' : 'give a paused identity work again',
+        paused
+          ? 'give an identity no new work until resumed'
+          : 'give a paused identity work again, or end the hold of one whose model was unavailable',
       )
       .argument('<name>', 'identity name')
       .action(async (name: string, _flags: unknown, command: Command) => {
@@ -157,7 +159,7 @@ export function registerIdentityCommands(program: Command): void {
           process.stdout.write(
             data['paused']
               ? `paused ${name}: it gets no new work until \`mlos identity resume ${name}\`\n`
-              : `resumed ${name}\n`,
+              : `resumed ${name}${data['holdEnded'] ? ': its hold ended, it gets work again now' : ''}\n`,
           );
         });
       });
@@ -312,6 +314,8 @@ function stateText(s: IdentityStatus): string {
       return 'pinned';
     case 'paused':
       return `paused (mlos identity resume ${s.name})`;
+    case 'held':
+      return `held until ${new Date(s.heldUntil ?? 0).toISOString()}: its model was unavailable (mlos identity resume ${s.name} ends the hold)`;
     case 'missing-file':
       return 'missing-file: the file is gone; the pin stays in force';
     case 'drifted':

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { holdOf } from '../../store/index.js';
 import { output, withStore } from '../context.js';
 import { callGuardAsOperator } from '../operator.js';
 
@@ -29,6 +30,13 @@ export function registerStatusCommands(program: Command): void {
           capacity: a.capacity,
           load: a.load,
         }));
+        // Identities that get no new work for now: their model was unavailable.
+        const held = store.identities.list().flatMap((pin) => {
+          const hold = holdOf(pin, now);
+          return hold
+            ? [{ identity: pin.name, until: hold.until, holds: pin.holds, reason: hold.reason }]
+            : [];
+        });
         const flagged = store.needs
           .list({ status: ['open', 'active'] })
           .filter((n) => n.orphaned || n.unmetSince !== null)
@@ -49,7 +57,7 @@ export function registerStatusCommands(program: Command): void {
             }
           : null;
         const budget = store.budgets.totals();
-        const data = { needs, queued, running, agents, flagged, budget, supervisor };
+        const data = { needs, queued, running, agents, held, flagged, budget, supervisor };
         output(flags.json, data, () => {
           const lines = [
             `needs: ${needs['open']} open, ${needs['active']} active, ${needs['resolved']} resolved, ${needs['dropped']} dropped`,
@@ -62,6 +70,12 @@ export function registerStatusCommands(program: Command): void {
             ),
             `agents: ${agents.length} live`,
             ...agents.map((a) => `  ${a.id} ${a.identity} on ${a.worker}: load ${a.load}/${a.capacity}`),
+            ...(held.length > 0 ? [`held (model unavailable): ${held.length}`] : []),
+            ...held.map(
+              (h) =>
+                `  ${h.identity} until ${new Date(h.until).toISOString()} (hold ${h.holds} in a row): ${h.reason}; ` +
+                `mlos identity resume ${h.identity} ends it now`,
+            ),
             `unmet or orphaned: ${flagged.length}`,
             ...flagged.map(
               (n) =>

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DatabaseError,
+  holdOf,
   IdentityDriftError,
   type IdentityPin,
   NameSchema,
@@ -26,9 +27,10 @@ import type { Identity } from './schema.js';
  * - `pinned`: the file matches its pin;
  * - `drifted`: the file differs from its pin, or the database still holds a drift mark;
  * - `paused`: pinned and unchanged, but the operator paused it;
+ * - `held`: pinned and unchanged, but its model was unavailable: no new work until the hold ends;
  * - `missing-file`: pinned, but its file is gone or unreadable (the pin stays in force).
  */
-export type IdentityState = 'new' | 'invalid' | 'pinned' | 'drifted' | 'paused' | 'missing-file';
+export type IdentityState = 'new' | 'invalid' | 'pinned' | 'drifted' | 'paused' | 'held' | 'missing-file';
 
 export interface IdentityStatus {
   readonly name: string;
@@ -40,6 +42,8 @@ export interface IdentityStatus {
   /** The database holds a drift mark (written by a sync or the watcher). */
   readonly driftRecorded: boolean;
   readonly paused: boolean;
+  /** Until when a hold (its model was unavailable) keeps new work from it, or null. */
+  readonly heldUntil: number | null;
   /** Whether the kernel hands this identity new work (decided from the database alone). */
   readonly runnable: boolean;
   /** The file's lint errors, if any. */
@@ -181,7 +185,12 @@ export function identityStatuses(store: Store, dir: string): IdentityStatus[] {
 /** The state of one identity, from its file in `dir` (if any) and its pin (if any), without writing. */
 export function identityStatus(store: Store, dir: string, name: string): IdentityStatus {
   const path = join(dir, `${name}.md`);
-  return statusOf(name, store.identities.get(name), existsSync(path) ? loadIdentityFile(path) : undefined);
+  return statusOf(
+    name,
+    store.identities.get(name),
+    existsSync(path) ? loadIdentityFile(path) : undefined,
+    store.clock.now(),
+  );
 }
 
 /**
@@ -326,16 +335,24 @@ function statusesOf(store: Store, loaded: IdentityDir): IdentityStatus[] {
   const pins = new Map(store.identities.list().map((p) => [p.name, p]));
   const files = new Map(loaded.files.map((f) => [f.name, f]));
   const names = [...new Set([...pins.keys(), ...files.keys()])].sort();
-  return names.map((name) => statusOf(name, pins.get(name), files.get(name)));
+  const now = store.clock.now();
+  return names.map((name) => statusOf(name, pins.get(name), files.get(name), now));
 }
 
-function statusOf(name: string, pin: IdentityPin | undefined, f: IdentityFile | undefined): IdentityStatus {
+function statusOf(
+  name: string,
+  pin: IdentityPin | undefined,
+  f: IdentityFile | undefined,
+  now: number,
+): IdentityStatus {
+  const hold = pin ? holdOf(pin, now) : null;
   const fileHash = f?.hash ?? null;
   let state: IdentityState;
   if (!pin) state = f?.identity ? 'new' : 'invalid';
   else if (fileHash === null) state = 'missing-file';
   else if (fileHash !== pin.hash || pin.driftHash !== null) state = 'drifted';
   else if (pin.paused) state = 'paused';
+  else if (hold) state = 'held';
   else state = 'pinned';
   return {
     name,
@@ -345,6 +362,7 @@ function statusOf(name: string, pin: IdentityPin | undefined, f: IdentityFile | 
     pinnedHash: pin?.hash ?? null,
     driftRecorded: pin?.driftHash != null,
     paused: pin?.paused ?? false,
+    heldUntil: hold?.until ?? null,
     runnable: pin !== undefined && pin.driftHash === null && !pin.paused && safeIdentityFromPin(pin) !== null,
     error: f?.error ?? null,
   };

@@ -1,7 +1,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
-import { type Fence, type Progress, TASK_OUTCOMES } from '../../store/index.js';
-import { assertRunnable, claimAsAgent } from '../agent-claim.js';
+import { type Fence, type Progress, TASK_CAUSES, TASK_OUTCOMES, type TaskCause } from '../../store/index.js';
+import { assertRunnable, claimAsAgent, holdBackoff } from '../agent-claim.js';
 import { GuardRefusal, ok } from '../result.js';
 import type { GuardSession } from '../session.js';
 import { defineTool } from './define.js';
@@ -21,6 +21,24 @@ export const PROGRESS_META = 'mlos/progress';
  * call that produced it (the arguments `settle_budget` takes): settled in the finish's own commit.
  */
 export const SETTLE_META = 'mlos/settle';
+
+/**
+ * The `_meta` key under which an agent loop says, with a `failed` finish it sends itself, why the
+ * task failed when it was not the work's fault (one of TASK_CAUSES): `model_unavailable` does not
+ * count towards the need's max_attempts and holds the identity (see IdentityRepository.hold).
+ */
+export const CAUSE_META = 'mlos/cause';
+
+function causeOf(meta: Readonly<Record<string, unknown>>, outcome: string): TaskCause | null {
+  const cause = meta[CAUSE_META];
+  if (cause === undefined) return null;
+  if (!TASK_CAUSES.includes(cause as TaskCause) || outcome !== 'failed') {
+    throw new GuardRefusal(
+      `_meta["${CAUSE_META}"] must be one of ${TASK_CAUSES.join(', ')}, and only with outcome failed`,
+    );
+  }
+  return cause as TaskCause;
+}
 
 interface Settlement {
   readonly reservation_id: number;
@@ -218,6 +236,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
       const transcript = typeof meta[TRANSCRIPT_META] === 'string' ? (meta[TRANSCRIPT_META] as string) : null;
       const progress = progressOf(meta);
       const settlement = settlementOf(meta);
+      const cause = causeOf(meta, args.outcome);
       const finishTask = () => {
         switch (args.outcome) {
           case 'resolved':
@@ -238,6 +257,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
               outcome: 'failed',
               summary: args.summary,
               reason: args.reason,
+              ...(cause && { cause }),
             });
         }
       };
@@ -245,7 +265,16 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
         if (settlement) settleReservation(session, task.id, settlement);
         if (progress) store.claims.heartbeat(task.fence, progress, deps.leaseMs);
         if (transcript !== null) storeTranscript(session, task, transcript);
-        return finishTask();
+        const finished = finishTask();
+        // Its model was out: the identity waits (a back-off), not the need (no attempt counted).
+        // A task that ended well shows the model answers again: the identity's holds are over.
+        const identity = finished.task.identity;
+        if (cause === 'model_unavailable' && deps.retryDelayMs > 0) {
+          store.identities.hold(identity, args.reason ?? 'its model was unavailable', (holds) =>
+            holdBackoff(holds, deps.retryDelayMs),
+          );
+        } else if (args.outcome !== 'failed') store.identities.releaseHold(identity, 'recovered');
+        return finished;
       });
       return ok(
         `task ${result.task.id} ${result.task.status} (${args.outcome}); need ${result.need.id} is ${result.need.status}` +

@@ -50,15 +50,26 @@ export function registerOperatorTools(server: McpServer, session: GuardSession):
   ] as const) {
     defineTool(server, session, {
       name,
-      description: paused ? 'Stop giving new work to an identity.' : 'Give work to a paused identity again.',
-      output: () => ({ name: z.string(), paused: z.boolean() }),
+      description: paused
+        ? 'Stop giving new work to an identity.'
+        : 'Give work again to an identity that is paused, or held after its model was unavailable (the hold ends now).',
+      output: () => ({ name: z.string(), paused: z.boolean(), holdEnded: z.boolean() }),
       input: () => ({ name: z.string() }),
       run: ({ name: identity }) => {
-        const pin = store.identities.setPaused(identity, paused);
-        return ok(`identity ${pin.name} ${paused ? 'paused' : 'resumed'}`, {
-          name: pin.name,
-          paused: pin.paused,
+        const { pin, holdEnded } = store.transaction(() => {
+          const pin = store.identities.setPaused(identity, paused);
+          // Resuming is the operator's word that the model is back: the hold and its count end.
+          const holdEnded = !paused && store.identities.releaseHold(identity, 'operator');
+          return { pin, holdEnded };
         });
+        return ok(
+          `identity ${pin.name} ${paused ? 'paused' : 'resumed'}${holdEnded ? ' (its hold ended)' : ''}`,
+          {
+            name: pin.name,
+            paused: pin.paused,
+            holdEnded,
+          },
+        );
       },
     });
   }

@@ -7,6 +7,7 @@ import { sql as dependencyIndex } from './0006-dependency-index.js';
 import { sql as needMoves } from './0007-need-moves.js';
 import { sql as leanEventLog } from './0008-lean-event-log.js';
 import { sql as needRetries } from './0009-need-retries.js';
+import { sql as modelOutages } from './0010-model-outages.js';
 
 export interface Migration {
   readonly version: number;
@@ -25,6 +26,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 7, name: 'need-moves', sql: needMoves },
   { version: 8, name: 'lean-event-log', sql: leanEventLog },
   { version: 9, name: 'need-retries', sql: needRetries },
+  { version: 10, name: 'model-outages', sql: modelOutages },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

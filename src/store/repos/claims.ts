@@ -1,7 +1,7 @@
 import type { StoreContext } from '../context.js';
 import { MlosError, UserError } from '../errors.js';
 import type { NewNeed } from '../schemas.js';
-import type { Fence, Need, Task } from '../types.js';
+import type { Fence, Need, Task, TaskCause } from '../types.js';
 import type { EdgeRepository } from './edges.js';
 import type { LeaseRepository } from './leases.js';
 import type { NeedRepository } from './needs.js';
@@ -48,7 +48,13 @@ export type FinishOutcome =
   | { readonly outcome: 'resolved'; readonly summary: string }
   | { readonly outcome: 'progressed'; readonly summary: string }
   | { readonly outcome: 'blocked'; readonly summary: string; readonly subNeeds: readonly NewNeed[] }
-  | { readonly outcome: 'failed'; readonly summary: string; readonly reason: string };
+  | {
+      readonly outcome: 'failed';
+      readonly summary: string;
+      readonly reason: string;
+      /** A failure that was not the work's fault: it does not count towards max_attempts. */
+      readonly cause?: TaskCause;
+    };
 
 /**
  * The lease lifecycle of a task: claim (atomic, exactly one winner, new fencing token),
@@ -196,6 +202,7 @@ export class ClaimRepository {
         outcome: result.outcome,
         summary: result.summary,
         ...(result.outcome === 'failed' && { error: result.reason }),
+        ...(result.outcome === 'failed' && result.cause && { cause: result.cause }),
       });
       return { task: ended, need: this.#needs.require(need.id), subNeeds };
     });

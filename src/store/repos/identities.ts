@@ -10,6 +10,16 @@ interface PinRow {
   drift_hash: string | null;
   paused: number;
   pinned_at: number;
+  held_until: number | null;
+  held_reason: string | null;
+  holds: number;
+}
+
+/** The hold on `pin` at `now`: until when and why, or null when it gets work. */
+export function holdOf(pin: IdentityPin, now: number): { until: number; reason: string } | null {
+  return pin.heldUntil !== null && pin.heldUntil > now
+    ? { until: pin.heldUntil, reason: pin.heldReason ?? 'its model was unavailable' }
+    : null;
 }
 
 /** Identity pins: the sha256 and exact bytes of each identity file the operator accepted. */
@@ -97,6 +107,46 @@ export class IdentityRepository {
       return this.require(name);
     });
   }
+
+  /**
+   * Holds `name` after a task failed because its model was unavailable: no new work until `now`
+   * plus `backoff(holds)`, where `holds` counts this hold among the consecutive ones since a task
+   * of the identity last ended well (so the wait doubles while the outage lasts). A failure while
+   * a hold stands (a session that was already running) changes nothing. `identity.held` records
+   * each new hold.
+   */
+  hold(name: string, reason: string, backoff: (holds: number) => number): IdentityPin {
+    return this.#ctx.write(() => {
+      const pin = this.require(name);
+      const now = this.#ctx.now();
+      if (holdOf(pin, now)) return pin;
+      const holds = pin.holds + 1;
+      const until = now + Math.max(0, backoff(holds));
+      this.#ctx
+        .prepare('UPDATE identity_pins SET held_until = ?, held_reason = ?, holds = ? WHERE name = ?')
+        .run(until, reason, holds, name);
+      this.#ctx.emit({ kind: 'identity.held', entity: name, payload: { until, holds, reason } });
+      return this.require(name);
+    });
+  }
+
+  /**
+   * Ends the hold of `name`, and its count of consecutive holds: a task of it ended well
+   * (`recovered`), or the operator resumed it (`operator`). Writes `identity.released` when there
+   * was a hold or a count to clear; otherwise nothing (one indexed update, cheap on every finish).
+   */
+  releaseHold(name: string, by: 'recovered' | 'operator'): boolean {
+    return this.#ctx.write(() => {
+      const cleared = this.#ctx
+        .prepare(
+          `UPDATE identity_pins SET held_until = NULL, held_reason = NULL, holds = 0
+           WHERE name = ? AND (holds > 0 OR held_until IS NOT NULL)`,
+        )
+        .run(name).changes;
+      if (cleared > 0) this.#ctx.emit({ kind: 'identity.released', entity: name, payload: { by } });
+      return cleared > 0;
+    });
+  }
 }
 
 function toPin(row: PinRow): IdentityPin {
@@ -107,5 +157,8 @@ function toPin(row: PinRow): IdentityPin {
     driftHash: row.drift_hash,
     paused: row.paused === 1,
     pinnedAt: row.pinned_at,
+    heldUntil: row.held_until,
+    heldReason: row.held_reason,
+    holds: row.holds,
   };
 }

@@ -49,9 +49,10 @@ export function toNeed(row: NeedRow): Need {
 
 /**
  * Per need `n`: its failed or lost attempts after its last successful one and after the attempt an
- * operator's retry counts from (`failures_from`).
+ * operator's retry counts from (`failures_from`). A failure with a cause (its model was unavailable)
+ * is not the need's: it does not count.
  */
-export const FAILURES_SINCE_SUCCESS = `(SELECT count(*) FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost')
+export const FAILURES_SINCE_SUCCESS = `(SELECT count(*) FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost') AND t.cause IS NULL
    AND t.attempt > max(n.failures_from,
      coalesce((SELECT max(attempt) FROM tasks s WHERE s.need_id = n.id AND s.status = 'succeeded'), 0)))`;
 

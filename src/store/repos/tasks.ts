@@ -3,7 +3,7 @@ import type { Db } from '../database.js';
 import { NotFoundError, UserError } from '../errors.js';
 import { NameSchema, parseInput } from '../schemas.js';
 import { assertTransition, LIVE_TASK_STATUSES, type TaskStatus } from '../transitions.js';
-import type { Fence, Task, TaskOutcome } from '../types.js';
+import type { Fence, Task, TaskCause, TaskOutcome } from '../types.js';
 import { RESERVATION_HOLD_MS } from './budgets.js';
 import type { LeaseRepository } from './leases.js';
 
@@ -18,6 +18,7 @@ export interface TaskRow {
   outcome: TaskOutcome | null;
   summary: string | null;
   error: string | null;
+  cause: TaskCause | null;
   pack_hash: string | null;
   tokens_in: number;
   tokens_out: number;
@@ -35,6 +36,8 @@ export interface TaskEnd {
   readonly outcome?: TaskOutcome;
   readonly summary?: string;
   readonly error?: string;
+  /** A failure that was not the work's fault (see TaskCause). */
+  readonly cause?: TaskCause;
   readonly fence?: Fence;
 }
 
@@ -212,9 +215,19 @@ export class TaskRepository {
       this.#ctx
         .prepare(
           `UPDATE tasks SET status = ?, outcome = coalesce(?, outcome), summary = coalesce(?, summary),
-           error = coalesce(?, error), finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?`,
+           error = coalesce(?, error), cause = coalesce(?, cause),
+           finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?`,
         )
-        .run(to, end.outcome ?? null, end.summary ?? null, end.error ?? null, terminal ? 1 : 0, now, taskId);
+        .run(
+          to,
+          end.outcome ?? null,
+          end.summary ?? null,
+          end.error ?? null,
+          end.cause ?? null,
+          terminal ? 1 : 0,
+          now,
+          taskId,
+        );
       if (terminal) {
         const lease = this.#leases.require(task.needId);
         if (lease.taskId === taskId) this.#leases.revoke(task.needId);
@@ -242,6 +255,7 @@ export class TaskRepository {
           outcome: end.outcome ?? null,
           summary: end.summary ?? null,
           error: end.error ?? null,
+          ...(end.cause && { cause: end.cause }),
         },
       });
       return this.require(taskId);
@@ -261,6 +275,7 @@ export function toTask(row: TaskRow): Task {
     outcome: row.outcome,
     summary: row.summary,
     error: row.error,
+    cause: row.cause ?? null,
     packHash: row.pack_hash,
     tokensIn: row.tokens_in,
     tokensOut: row.tokens_out,

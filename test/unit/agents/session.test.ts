@@ -282,6 +282,25 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
     expect(world.store.tasks.require(taskId).tokensIn).toBeGreaterThan(0);
   });
 
+  it('ends a model outage that outlasts its retries as the model’s failure, not the need’s', async () => {
+    for (const [kind, cause] of [
+      ['server', 'model_unavailable'],
+      ['rate_limit', 'model_unavailable'],
+      // A request that is too slow would time out again: it uses up the need's attempts.
+      ['timeout', null],
+    ] as const) {
+      const n = need();
+      const { result, provider, taskId } = await run(n.id, {
+        rules: [{ steps: [{ ...finish('resolved'), fail: [kind, kind, kind, kind] }] }],
+      });
+      expect(provider.calls).toBe(4);
+      expect(result).toMatchObject({ outcome: 'failed' });
+      expect(result.reason).toContain('the model call failed');
+      expect(world.store.tasks.require(taskId)).toMatchObject({ status: 'failed', cause });
+      expect(world.store.scheduling.failures(n.id).failures).toBe(cause ? 0 : 1);
+    }
+  });
+
   it('stops cleanly when the lease is lost mid-session and writes nothing more', async () => {
     const n = need();
     let headAfterCancel = -1;

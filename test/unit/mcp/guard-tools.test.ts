@@ -251,6 +251,7 @@ describe('guard tools over the in-memory transport', () => {
     expect(data(await call(op, 'pause_identity', { name: 'architect' }))).toEqual({
       name: 'architect',
       paused: true,
+      holdEnded: false,
     });
     const architect = await world.client(agent('architect'));
     const refused = await call(architect, 'claim_need', { need_id: n.id });

@@ -190,6 +190,12 @@ function cases(w: World, head: { seq: number; hash: string }): RefusedWrite[] {
       error: CHECK,
     },
     {
+      name: 'identity_pins.holds negative',
+      sql: 'UPDATE identity_pins SET holds = -1 WHERE name = ?',
+      params: [IDENTITY],
+      error: CHECK,
+    },
+    {
       name: 'identity_pins.name duplicate',
       sql: "INSERT INTO identity_pins (name, hash, content, pinned_at) VALUES (?, ?, '', 0)",
       params: [IDENTITY, H],
@@ -319,6 +325,7 @@ function cases(w: World, head: { seq: number; hash: string }): RefusedWrite[] {
     task('tasks.fencing_token -1', { fencing_token: -1 }, CHECK),
     task('tasks.outcome unknown', { outcome: 'great' }, CHECK),
     task('tasks.pack_hash not 64 hex', { pack_hash: 'abc' }, CHECK),
+    task('tasks.cause unknown', { cause: 'bad_luck' }, CHECK),
     task('tasks.tokens_in -1', { tokens_in: -1 }, CHECK),
     task('tasks.tokens_out -1', { tokens_out: -1 }, CHECK),
     task('tasks.tokens_cache_read -1', { tokens_cache_read: -1 }, CHECK),

@@ -1,0 +1,87 @@
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Store } from '../../src/store/index.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { type FakeLlmServer, fake, startFakeLlmServer } from '../helpers/fake-llm-server.js';
+import { spawnMlos } from '../helpers/run.js';
+
+/**
+ * A model outage seen from the operator's side: `mlos run` on the real Anthropic SDK against a
+ * local server that answers 429 until it recovers. The need keeps its attempts (the run allows one)
+ * while its identity is held, and the run finishes the need once the model answers again.
+ */
+describe('mlos run through a model outage', { timeout: 120_000 }, () => {
+  let dir: string;
+  let cleanup: () => void;
+  let server: FakeLlmServer;
+  beforeEach(async () => {
+    ({ dir, cleanup } = tempDir());
+    server = await startFakeLlmServer({ apiKey: 'sk-outage' });
+  });
+  afterEach(async () => {
+    await server.close();
+    cleanup();
+  });
+
+  it('holds the identity instead of spending the need’s attempts, then resolves it', async () => {
+    expect(runCli(['init'], { cwd: dir }).code).toBe(0);
+    const need = runCli(['need', 'add', 'Write the kernel notes', '--tags', 'kernel'], {
+      cwd: dir,
+    }).stdout.trim();
+    // The session's four attempts are rate limited (the server asks for a 5 ms wait each time);
+    // the next session, after the hold, gets an answer.
+    server.reply(
+      ...Array.from({ length: 4 }, () => fake.rateLimited({ retryAfterMs: 5 })),
+      fake.toolCall('finish', { outcome: 'resolved', summary: 'wrote them' }),
+    );
+    const run = spawnMlos(
+      [
+        'run',
+        '--until-idle',
+        '--max-attempts',
+        '1',
+        '--retry-delay',
+        '300ms',
+        '--provider',
+        'anthropic',
+        '--model',
+        'claude-test',
+        '--base-url',
+        server.anthropicBaseUrl,
+        '--log-format',
+        'json',
+      ],
+      dir,
+      { ANTHROPIC_API_KEY: 'sk-outage' },
+    );
+    expect(await run.exited, run.output()).toBe(0);
+    expect(run.output()).toContain(
+      'identity architect is held: its model was unavailable, so its needs wait (no attempt is counted) until the hold ends; mlos identity resume architect ends it now',
+    );
+    expect(run.output()).toContain('mlos run stopped (idle): 1 need resolved');
+    expect(server.pending()).toBe(0);
+
+    const store = Store.open(join(dir, 'mlos.db'));
+    try {
+      expect(store.needs.require(need)).toMatchObject({ status: 'resolved', orphaned: false });
+      const [first, second] = store.tasks.forNeed(need);
+      expect(first).toMatchObject({ status: 'failed', cause: 'model_unavailable', attempt: 1 });
+      expect(first!.error).toContain('429');
+      expect(second).toMatchObject({ status: 'succeeded', cause: null });
+      const events = store.events.since(0, 10_000);
+      const held = events.find((e) => e.kind === 'identity.held')!;
+      const { until } = held.payload as { until: number };
+      expect(held.payload).toMatchObject({ holds: 1 });
+      expect(until - first!.finishedAt!).toBeGreaterThanOrEqual(300);
+      expect(until - first!.finishedAt!).toBeLessThan(400);
+      // Nothing started for architect while it was held.
+      expect(second!.startedAt!).toBeGreaterThanOrEqual(until);
+      expect(events.filter((e) => e.kind === 'identity.released').map((e) => e.payload)).toEqual([
+        { by: 'recovered' },
+      ]);
+      expect(store.identities.require('architect')).toMatchObject({ heldUntil: null, holds: 0 });
+    } finally {
+      store.close();
+    }
+  });
+});
