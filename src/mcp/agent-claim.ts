@@ -164,9 +164,11 @@ export interface BudgetBlock {
 export function assertRunnable(store: Store, name: string): void {
   const pin = store.identities.require(name);
   const hold = holdOf(pin, store.clock.now());
+  // With when to try again (a round-table loop backs off until then instead of every second).
   if (hold)
-    throw new GuardRefusal(
+    throw new NotClaimableError(
       `identity ${name} is held until ${new Date(hold.until).toISOString()}: its model was unavailable (${hold.reason}); no new work until then (the operator can end the hold with \`mlos identity resume ${name}\`)`,
+      hold.until,
     );
   if (pin.driftHash)
     throw new GuardRefusal(

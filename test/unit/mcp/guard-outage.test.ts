@@ -1,6 +1,7 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OPERATOR, type Principal } from '../../../src/mcp/index.js';
+import { ELIGIBLE_AT_META } from '../../../src/mcp/result.js';
 import { CAUSE_META } from '../../../src/mcp/tools/lifecycle.js';
 import { call, createGuardWorld, data, text } from '../../helpers/guard.js';
 
@@ -78,6 +79,8 @@ describe('a model outage holds the identity, not the need', () => {
     expect(text(refused)).toBe(
       `claim_need refused: identity architect is held until ${iso(failedAt + RETRY_DELAY_MS)}: its model was unavailable (${outage.reason}); no new work until then (the operator can end the hold with \`mlos identity resume architect\`)`,
     );
+    // With when to try again, for a round-table loop.
+    expect(refused._meta).toEqual({ [ELIGIBLE_AT_META]: failedAt + RETRY_DELAY_MS });
     expect(world.store.events.headSeq()).toBe(head);
 
     // The hold passed and the model is still out: twice as long.
