@@ -1,4 +1,4 @@
-import type { Store } from '../../store/index.js';
+import { holdOf, type Store } from '../../store/index.js';
 
 /** The live progress line of `mlos run` on a terminal (stderr), redrawn at most every 250 ms. */
 export class ProgressLine {
@@ -13,7 +13,14 @@ export class ProgressLine {
     for (const c of store.needs.counts()) counts.set(c.status, (counts.get(c.status) ?? 0) + c.count);
     const agents = store.agents.live(now - 60_000).length;
     const { tokens, costUsd } = store.budgets.totals(runId);
-    const line = `needs open ${counts.get('open') ?? 0} · active ${counts.get('active') ?? 0} · resolved ${counts.get('resolved') ?? 0} │ sessions ${running} │ agents ${agents} │ tokens ${tokens} · $${costUsd.toFixed(4)}`;
+    const held = store.identities
+      .list()
+      .filter((pin) => holdOf(pin, now))
+      .map((pin) => pin.name);
+    const line =
+      `needs open ${counts.get('open') ?? 0} · active ${counts.get('active') ?? 0} · resolved ${counts.get('resolved') ?? 0} │ sessions ${running} │ agents ${agents}` +
+      (held.length > 0 ? ` (held, model unavailable: ${held.join(', ')})` : '') +
+      ` │ tokens ${tokens} · $${costUsd.toFixed(4)}`;
     process.stderr.write(`\r\x1b[2K${line}`);
     this.#shown = true;
   }
