@@ -126,15 +126,15 @@ export class BullmqTaskQueue implements TaskQueue {
     });
   }
 
-  async enqueue(job: QueuedJob): Promise<void> {
+  async enqueue(job: QueuedJob, options: { readonly fresh?: boolean } = {}): Promise<void> {
     if (this.#closing) throw new TaskQueueClosedError(`cannot enqueue task ${job.taskId}`);
     checkTaskId(job.taskId);
     const queue = this.#queue(job.identity);
     await this.#whenReady(`cannot enqueue task ${job.taskId}`);
     // One hash read, whatever the backlog (getJobState scans the wait list). A job that exists
     // and has not finished is held; an ended one kept for inspection would make BullMQ ignore
-    // the add, so it goes first.
-    const existing = await queue.getJob(job.taskId);
+    // the add, so it goes first. A fresh task has none (see TaskQueue.enqueue).
+    const existing = options.fresh ? undefined : await queue.getJob(job.taskId);
     if (existing) {
       if (existing.finishedOn === undefined) return;
       await queue.remove(job.taskId);

@@ -335,12 +335,12 @@ export class Supervisor {
       if (rows.length === 0) return total;
       const results = await Promise.allSettled(
         rows.map((row) =>
-          queue.enqueue({
-            taskId: row.taskId,
-            needId: row.needId,
-            identity: row.queue,
-            attempt: row.attempt,
-          }),
+          queue.enqueue(
+            { taskId: row.taskId, needId: row.needId, identity: row.queue, attempt: row.attempt },
+            // Rung for the first time, whatever a crash left (see TaskQueue.enqueue): the
+            // reconciliation after this drain rings again a task whose add was ignored.
+            { fresh: true },
+          ),
         ),
       );
       const done = rows.filter((_, i) => results[i]!.status === 'fulfilled').map((row) => row.id);

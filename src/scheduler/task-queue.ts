@@ -31,8 +31,14 @@ export interface Consumer {
 
 export interface TaskQueue {
   readonly kind: 'memory' | 'bullmq';
-  /** Adds the job unless a job with this task id is already held (waiting or active). */
-  enqueue(job: QueuedJob): Promise<void>;
+  /**
+   * Adds the job unless a job with this task id is already held (waiting or active). `fresh`: the
+   * caller rings a task for the first time (the outbox drain after graduation), so no ended job
+   * with its id can be kept: BullMQ skips the round trip that looks for one. Should one exist after
+   * all (a crash between an add and the outbox delete), the add is ignored and reconciliation,
+   * which compares queued tasks with the held jobs, rings the task again.
+   */
+  enqueue(job: QueuedJob, options?: { readonly fresh?: boolean }): Promise<void>;
   /** Takes jobs of `identities` and runs `handler` on each, at most `concurrency` at a time. */
   consume(identities: readonly string[], handler: JobHandler, options: ConsumeOptions): Consumer;
   /** The task ids held (waiting or active) for an identity: what reconciliation compares with SQLite. */

@@ -149,6 +149,18 @@ export function describeTaskQueueContract(factories: readonly TaskQueueFactory[]
         await waitFor('the job to end', async () => (await queue.held('alpha')).size === 0);
       }));
 
+    it('delivers a task rung for the first time (fresh), once', () =>
+      withQueue(async ({ queue }) => {
+        const job = makeJob('alpha');
+        await queue.enqueue(job, { fresh: true });
+        await queue.enqueue(job, { fresh: true }); // waiting: a no-op
+        const seen: string[] = [];
+        queue.consume(['alpha'], recordingHandler(seen), { concurrency: 1 });
+        await waitFor('the job', () => seen.length === 1);
+        await waitFor('the job to end', async () => (await queue.held('alpha')).size === 0);
+        expect(seen).toEqual([job.taskId]);
+      }));
+
     it('delivers a task id once while it is held, and again once it has ended', () =>
       withQueue(async ({ queue }) => {
         const job = makeJob('alpha');

@@ -85,6 +85,25 @@ describe.skipIf(!inject('redisAvailable'))('BullmqTaskQueue on a real Redis', ()
       expect(seen).toEqual([job.taskId]);
     });
 
+    it('a fresh enqueue skips the lookup of an ended job: kept, it makes the add a no-op, which a plain enqueue repairs', async () => {
+      const { queue } = open();
+      const seen: string[] = [];
+      queue.consume(['alpha'], recordingHandler(seen), { concurrency: 1 });
+      const job = makeJob('alpha');
+      await queue.enqueue(job, { fresh: true });
+      await waitFor('the job', () => seen.length === 1);
+      await waitFor('the job to end', async () => (await queue.held('alpha')).size === 0);
+      // The ended job is kept under its id (for inspection): a fresh add of the same id is
+      // ignored, as after a crash between an add and the outbox delete…
+      await queue.enqueue(job, { fresh: true });
+      await sleep(200);
+      expect(seen).toEqual([job.taskId]);
+      expect(await queue.held('alpha')).toEqual(new Set());
+      // …and reconciliation, seeing the task missing from the held jobs, rings it the plain way.
+      await queue.enqueue(job);
+      await waitFor('the job again', () => seen.length === 2);
+    });
+
     it('obliterate removes every queue of its namespace and nothing else', async () => {
       const { queue, options } = open();
       const { queue: other } = open();
