@@ -36,8 +36,9 @@ const CAUSE_META = 'mlos/cause';
 
 /**
  * Model call failures that mean the model is unavailable rather than the task at fault: rate
- * limits, server errors and lost connections. Timeouts are not among them: a request that is too
- * slow (a huge context) would time out again, and must use up its need's attempts.
+ * limits, server errors and lost connections, when the provider did not say that retrying is
+ * useless. Timeouts are not among them: a request that is too slow (a huge context) would time
+ * out again, and must use up its need's attempts.
  */
 const OUTAGE_KINDS: ReadonlySet<LlmCallErrorKind> = new Set(['rate_limit', 'server', 'connection']);
 const PROGRESS_META = 'mlos/progress';
@@ -181,7 +182,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
         const message = error instanceof Error ? error.message : String(error);
         // Out of retries on an outage (not the work's fault): the need keeps its attempts and
         // the guard holds the identity for a while instead.
-        const outage = error instanceof LlmCallError && OUTAGE_KINDS.has(error.kind);
+        const outage = error instanceof LlmCallError && error.retryable && OUTAGE_KINDS.has(error.kind);
         return end(
           await finishWith(
             'failed',

@@ -163,6 +163,12 @@ export interface BudgetBlock {
 /** Refuses new work for an identity that drifted from its pin, is paused or is held. */
 export function assertRunnable(store: Store, name: string): void {
   const pin = store.identities.require(name);
+  if (pin.driftHash)
+    throw new GuardRefusal(
+      `identity ${name} has drifted from its pin: no new work until the operator accepts it`,
+    );
+  if (pin.paused)
+    throw new GuardRefusal(`identity ${name} is paused by the operator: no new work until resumed`);
   const hold = holdOf(pin, store.clock.now());
   // With when to try again (a round-table loop backs off until then instead of every second).
   if (hold)
@@ -170,10 +176,4 @@ export function assertRunnable(store: Store, name: string): void {
       `identity ${name} is held until ${new Date(hold.until).toISOString()}: its model was unavailable (${hold.reason}); no new work until then (the operator can end the hold with \`mlos identity resume ${name}\`)`,
       hold.until,
     );
-  if (pin.driftHash)
-    throw new GuardRefusal(
-      `identity ${name} has drifted from its pin: no new work until the operator accepts it`,
-    );
-  if (pin.paused)
-    throw new GuardRefusal(`identity ${name} is paused by the operator: no new work until resumed`);
 }

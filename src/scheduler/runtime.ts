@@ -195,7 +195,7 @@ export class Runtime {
       this.#holdsLogged.set(name, hold.until);
       this.#log.warn(
         { identity: name, until: new Date(hold.until).toISOString(), reason: hold.reason },
-        `identity ${name} is held: its model was unavailable, so its needs wait (no attempt is counted) until the hold ends; mlos identity resume ${name} ends it now`,
+        `identity ${name} is held: its model was unavailable, so it gets no new work until the hold ends (its needs wait, or go to another identity whose scope covers them; a failure of this kind counts a quarter of an attempt); mlos identity resume ${name} ends it now`,
       );
     } else if (!hold && logged !== undefined) {
       this.#holdsLogged.delete(name);

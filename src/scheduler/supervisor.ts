@@ -337,8 +337,9 @@ export class Supervisor {
         rows.map((row) =>
           queue.enqueue(
             { taskId: row.taskId, needId: row.needId, identity: row.queue, attempt: row.attempt },
-            // Rung for the first time, whatever a crash left (see TaskQueue.enqueue): the
-            // reconciliation after this drain rings again a task whose add was ignored.
+            // Rung for the first time (see TaskQueue.enqueue). A task whose add was ignored (an
+            // ended job of a crash kept its id) is rung again by the next reconciliation: at
+            // start right after this drain, else within reconcileMs.
             { fresh: true },
           ),
         ),

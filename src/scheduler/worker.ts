@@ -161,7 +161,10 @@ export class Worker {
   async #run(job: QueuedJob, signal: AbortSignal): Promise<JobEnd> {
     const started = await this.#o.connector.startTask(job.taskId, this.#o.agentIdFor?.(job.identity));
     if (!started) {
-      this.#log.debug({ task: job.taskId }, 'job superseded: its task is no longer queued');
+      this.#log.debug(
+        { task: job.taskId },
+        'job superseded: its task is no longer queued, or its identity is paused, drifted or held (the task waits, queued, and is rung again)',
+      );
       return 'superseded';
     }
     await this.#session(started, signal);

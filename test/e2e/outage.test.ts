@@ -56,7 +56,7 @@ describe('mlos run through a model outage', { timeout: 120_000 }, () => {
     );
     expect(await run.exited, run.output()).toBe(0);
     expect(run.output()).toContain(
-      'identity architect is held: its model was unavailable, so its needs wait (no attempt is counted) until the hold ends; mlos identity resume architect ends it now',
+      'identity architect is held: its model was unavailable, so it gets no new work until the hold ends (its needs wait, or go to another identity whose scope covers them; a failure of this kind counts a quarter of an attempt); mlos identity resume architect ends it now',
     );
     expect(run.output()).toContain('mlos run stopped (idle): 1 need resolved');
     expect(server.pending()).toBe(0);

@@ -363,7 +363,12 @@ function statusOf(
     driftRecorded: pin?.driftHash != null,
     paused: pin?.paused ?? false,
     heldUntil: hold?.until ?? null,
-    runnable: pin !== undefined && pin.driftHash === null && !pin.paused && safeIdentityFromPin(pin) !== null,
+    runnable:
+      pin !== undefined &&
+      pin.driftHash === null &&
+      !pin.paused &&
+      hold === null &&
+      safeIdentityFromPin(pin) !== null,
     error: f?.error ?? null,
   };
 }

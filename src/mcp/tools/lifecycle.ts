@@ -1,7 +1,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
 import { type Fence, type Progress, TASK_CAUSES, TASK_OUTCOMES, type TaskCause } from '../../store/index.js';
-import { assertRunnable, claimAsAgent, holdBackoff } from '../agent-claim.js';
+import { assertRunnable, claimAsAgent, holdBackoff, MAX_RETRY_DELAY_MS } from '../agent-claim.js';
 import { GuardRefusal, ok } from '../result.js';
 import type { GuardSession } from '../session.js';
 import { defineTool } from './define.js';
@@ -270,8 +270,11 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
         // A task that ended well shows the model answers again: the identity's holds are over.
         const identity = finished.task.identity;
         if (cause === 'model_unavailable' && deps.retryDelayMs > 0) {
-          store.identities.hold(identity, args.reason ?? 'its model was unavailable', (holds) =>
-            holdBackoff(holds, deps.retryDelayMs),
+          store.identities.hold(
+            identity,
+            args.reason ?? 'its model was unavailable',
+            (holds) => holdBackoff(holds, deps.retryDelayMs),
+            MAX_RETRY_DELAY_MS,
           );
         } else if (args.outcome !== 'failed') store.identities.releaseHold(identity, 'recovered');
         return finished;

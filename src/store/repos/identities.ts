@@ -111,16 +111,23 @@ export class IdentityRepository {
   /**
    * Holds `name` after a task failed because its model was unavailable: no new work until `now`
    * plus `backoff(holds)`, where `holds` counts this hold among the consecutive ones since a task
-   * of the identity last ended well (so the wait doubles while the outage lasts). A failure while
-   * a hold stands (a session that was already running) changes nothing. `identity.held` records
-   * each new hold.
+   * of the identity last ended well (so the wait doubles while the outage lasts), unless the last
+   * hold ended more than `forgetAfterMs` ago. A failure while a hold stands (a session that was
+   * already running) changes nothing. `identity.held` records each new hold.
    */
-  hold(name: string, reason: string, backoff: (holds: number) => number): IdentityPin {
+  hold(
+    name: string,
+    reason: string,
+    backoff: (holds: number) => number,
+    forgetAfterMs = Number.POSITIVE_INFINITY,
+  ): IdentityPin {
     return this.#ctx.write(() => {
       const pin = this.require(name);
       const now = this.#ctx.now();
       if (holdOf(pin, now)) return pin;
-      const holds = pin.holds + 1;
+      // An outage long after the last hold ended starts the count again.
+      const recent = pin.heldUntil !== null && now - pin.heldUntil <= forgetAfterMs;
+      const holds = recent ? pin.holds + 1 : 1;
       const until = now + Math.max(0, backoff(holds));
       this.#ctx
         .prepare('UPDATE identity_pins SET held_until = ?, held_reason = ?, holds = ? WHERE name = ?')
@@ -134,17 +141,21 @@ export class IdentityRepository {
    * Ends the hold of `name`, and its count of consecutive holds: a task of it ended well
    * (`recovered`), or the operator resumed it (`operator`). Writes `identity.released` when there
    * was a hold or a count to clear; otherwise nothing (one indexed update, cheap on every finish).
+   * Returns whether a hold was still in force.
    */
   releaseHold(name: string, by: 'recovered' | 'operator'): boolean {
     return this.#ctx.write(() => {
-      const cleared = this.#ctx
-        .prepare(
-          `UPDATE identity_pins SET held_until = NULL, held_reason = NULL, holds = 0
-           WHERE name = ? AND (holds > 0 OR held_until IS NOT NULL)`,
+      const row = this.#ctx
+        .prepare<[string], { held_until: number | null }>(
+          'SELECT held_until FROM identity_pins WHERE name = ? AND (holds > 0 OR held_until IS NOT NULL)',
         )
-        .run(name).changes;
-      if (cleared > 0) this.#ctx.emit({ kind: 'identity.released', entity: name, payload: { by } });
-      return cleared > 0;
+        .get(name);
+      if (!row) return false;
+      this.#ctx
+        .prepare('UPDATE identity_pins SET held_until = NULL, held_reason = NULL, holds = 0 WHERE name = ?')
+        .run(name);
+      this.#ctx.emit({ kind: 'identity.released', entity: name, payload: { by } });
+      return row.held_until !== null && row.held_until > this.#ctx.now();
     });
   }
 }

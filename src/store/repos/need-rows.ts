@@ -48,11 +48,19 @@ export function toNeed(row: NeedRow): Need {
 }
 
 /**
+ * How many failures caused by an unavailable model count as one attempt. Such a failure is not
+ * the need's, but an outage that never ends (a wrong base URL, a spent quota) must still
+ * escalate the need in the end, and a run with `--until-idle` must stop.
+ */
+export const OUTAGES_PER_ATTEMPT = 4;
+
+/**
  * Per need `n`: its failed or lost attempts after its last successful one and after the attempt an
  * operator's retry counts from (`failures_from`). A failure with a cause (its model was unavailable)
- * is not the need's: it does not count.
+ * is mostly not the need's: OUTAGES_PER_ATTEMPT of them count as one.
  */
-export const FAILURES_SINCE_SUCCESS = `(SELECT count(*) FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost') AND t.cause IS NULL
+export const FAILURES_SINCE_SUCCESS = `(SELECT coalesce(sum(t.cause IS NULL), 0) + coalesce(sum(t.cause IS NOT NULL), 0) / ${OUTAGES_PER_ATTEMPT}
+   FROM tasks t WHERE t.need_id = n.id AND t.status IN ('failed', 'lost')
    AND t.attempt > max(n.failures_from,
      coalesce((SELECT max(attempt) FROM tasks s WHERE s.need_id = n.id AND s.status = 'succeeded'), 0)))`;
 

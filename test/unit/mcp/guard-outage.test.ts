@@ -91,6 +91,30 @@ describe('a model outage holds the identity, not the need', () => {
     expect(world.store.scheduling.failures(third.needId).failures).toBe(0);
   });
 
+  it('counts four outages of a need as one attempt, so an outage that never ends still escalates it', async () => {
+    const need = world.store.needs.create({ title: 'Behind a wrong base URL', tags: ['kernel'] });
+    const fail = async () => {
+      const claim = world.store.claims.claim(need.id, { identity: 'architect', leaseMs: 60_000 });
+      const fence = { taskId: claim.task.id, token: claim.fence.token };
+      const client = await world.client(
+        agent({ task: { id: claim.task.id, needId: need.id, fence } }),
+        guard,
+      );
+      await client.callTool({
+        name: 'finish',
+        arguments: outage,
+        _meta: { [CAUSE_META]: 'model_unavailable' },
+      });
+      world.clock.advance(20 * 60_000);
+    };
+    for (let i = 0; i < 3; i++) await fail();
+    expect(world.store.scheduling.failures(need.id).failures).toBe(0);
+    await fail();
+    expect(world.store.scheduling.failures(need.id).failures).toBe(1);
+    // Each of these holds came long after the last one had ended: the count started again.
+    expect(pin()).toMatchObject({ holds: 1 });
+  });
+
   it('ends the hold and its count when a task of the identity ends well', async () => {
     await (await session('Out')).finish(outage, { [CAUSE_META]: 'model_unavailable' });
     world.clock.advance(RETRY_DELAY_MS);
@@ -121,6 +145,13 @@ describe('a model outage holds the identity, not the need', () => {
     expect(data(await call(op, 'resume_identity', { name: 'architect' }))).toMatchObject({
       holdEnded: false,
     });
+    // A hold that has run out is not ended by a resume, though its count is cleared.
+    await (await session('Out again')).finish(outage, { [CAUSE_META]: 'model_unavailable' });
+    world.clock.advance(RETRY_DELAY_MS);
+    expect(data(await call(op, 'resume_identity', { name: 'architect' }))).toMatchObject({
+      holdEnded: false,
+    });
+    expect(pin()).toMatchObject({ holds: 0 });
   });
 
   it('refuses a cause with another outcome, or one it does not know, and changes nothing', async () => {
