@@ -19,7 +19,7 @@ describe('mlos run through a model outage', { timeout: 120_000 }, () => {
     server = await startFakeLlmServer({ apiKey: 'sk-outage' });
   });
   afterEach(async () => {
-    await server.close();
+    await server.close().catch(() => undefined);
     cleanup();
   });
 
@@ -80,6 +80,48 @@ describe('mlos run through a model outage', { timeout: 120_000 }, () => {
         { by: 'recovered' },
       ]);
       expect(store.identities.require('architect')).toMatchObject({ heldUntil: null, holds: 0 });
+    } finally {
+      store.close();
+    }
+  });
+
+  it('still escalates a need whose model never comes back (a wrong base URL), and --until-idle stops', async () => {
+    expect(runCli(['init'], { cwd: dir }).code).toBe(0);
+    const need = runCli(['need', 'add', 'Unreachable', '--tags', 'kernel'], { cwd: dir }).stdout.trim();
+    // A port nobody listens on: every call is refused (a connection error, retried, then an outage).
+    const closed = server.anthropicBaseUrl;
+    await server.close();
+    const run = spawnMlos(
+      [
+        'run',
+        '--until-idle',
+        '--max-attempts',
+        '1',
+        '--retry-delay',
+        '10ms',
+        '--no-takeover',
+        '--provider',
+        'anthropic',
+        '--model',
+        'claude-test',
+        '--base-url',
+        closed,
+        '--log-format',
+        'json',
+      ],
+      dir,
+      { ANTHROPIC_API_KEY: 'sk-outage' },
+    );
+    expect(await run.exited, run.output()).toBe(0);
+    expect(run.output()).toContain('1 escalated need waits for an operator');
+    const store = Store.open(join(dir, 'mlos.db'));
+    try {
+      // Four outages make one attempt, the limit here: then the need is escalated.
+      const tasks = store.tasks.forNeed(need);
+      expect(tasks.map((t) => [t.status, t.cause])).toEqual(
+        Array.from({ length: 4 }, () => ['failed', 'model_unavailable']),
+      );
+      expect(store.needs.require(need)).toMatchObject({ status: 'open', orphaned: true });
     } finally {
       store.close();
     }
