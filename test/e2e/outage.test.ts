@@ -23,6 +23,21 @@ describe('mlos run through a model outage', { timeout: 120_000 }, () => {
     cleanup();
   });
 
+  /** `mlos run --until-idle` on Anthropic at `baseUrl`, one attempt per need. */
+  const untilIdle = (baseUrl: string, ...flags: string[]) =>
+    spawnMlos(
+      ['run', '--until-idle', '--max-attempts', '1', ...flags, '--log-format', 'json'].concat([
+        '--provider',
+        'anthropic',
+        '--model',
+        'claude-test',
+        '--base-url',
+        baseUrl,
+      ]),
+      dir,
+      { ANTHROPIC_API_KEY: 'sk-outage' },
+    );
+
   it('holds the identity instead of spending the need’s attempts, then resolves it', async () => {
     expect(runCli(['init'], { cwd: dir }).code).toBe(0);
     const need = runCli(['need', 'add', 'Write the kernel notes', '--tags', 'kernel'], {
@@ -34,26 +49,7 @@ describe('mlos run through a model outage', { timeout: 120_000 }, () => {
       ...Array.from({ length: 4 }, () => fake.rateLimited({ retryAfterMs: 5 })),
       fake.toolCall('finish', { outcome: 'resolved', summary: 'wrote them' }),
     );
-    const run = spawnMlos(
-      [
-        'run',
-        '--until-idle',
-        '--max-attempts',
-        '1',
-        '--retry-delay',
-        '300ms',
-        '--provider',
-        'anthropic',
-        '--model',
-        'claude-test',
-        '--base-url',
-        server.anthropicBaseUrl,
-        '--log-format',
-        'json',
-      ],
-      dir,
-      { ANTHROPIC_API_KEY: 'sk-outage' },
-    );
+    const run = untilIdle(server.anthropicBaseUrl, '--retry-delay', '300ms');
     expect(await run.exited, run.output()).toBe(0);
     expect(run.output()).toContain(
       'identity architect is held: its model was unavailable, so it gets no new work until the hold ends (its needs wait, or go to another identity whose scope covers them; a failure of this kind counts a quarter of an attempt); mlos identity resume architect ends it now',
@@ -91,27 +87,7 @@ describe('mlos run through a model outage', { timeout: 120_000 }, () => {
     // A port nobody listens on: every call is refused (a connection error, retried, then an outage).
     const closed = server.anthropicBaseUrl;
     await server.close();
-    const run = spawnMlos(
-      [
-        'run',
-        '--until-idle',
-        '--max-attempts',
-        '1',
-        '--retry-delay',
-        '10ms',
-        '--no-takeover',
-        '--provider',
-        'anthropic',
-        '--model',
-        'claude-test',
-        '--base-url',
-        closed,
-        '--log-format',
-        'json',
-      ],
-      dir,
-      { ANTHROPIC_API_KEY: 'sk-outage' },
-    );
+    const run = untilIdle(closed, '--retry-delay', '10ms', '--no-takeover');
     expect(await run.exited, run.output()).toBe(0);
     expect(run.output()).toContain('1 escalated need waits for an operator');
     const store = Store.open(join(dir, 'mlos.db'));
