@@ -140,7 +140,7 @@ export class IdentityRepository {
   /**
    * Ends the hold of `name`, and its count of consecutive holds: a task of it ended well
    * (`recovered`), or the operator resumed it (`operator`). Writes `identity.released` when there
-   * was a hold or a count to clear; otherwise nothing (one indexed update, cheap on every finish).
+   * was a hold or a count to clear; otherwise nothing (one primary-key read, cheap on every finish).
    * Returns whether a hold was still in force.
    */
   releaseHold(name: string, by: 'recovered' | 'operator'): boolean {
