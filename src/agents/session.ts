@@ -31,8 +31,9 @@ export * from './session-types.js';
  */
 const BOOT_META = 'mlos/boot';
 const TRANSCRIPT_META = 'mlos/transcript';
-/** See CAUSE_META in the guard's lifecycle tools. */
+/** See CAUSE_META and RETRY_AFTER_META in the guard's lifecycle tools. */
 const CAUSE_META = 'mlos/cause';
+const RETRY_AFTER_META = 'mlos/retryAfterMs';
 
 /**
  * Model call failures that mean the model is unavailable rather than the task at fault: rate
@@ -138,14 +139,18 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
   const finishWith = async (
     outcome: 'failed',
     reason: string,
-    cause?: 'model_unavailable',
+    outage?: { readonly retryAfterMs: number | undefined },
   ): Promise<SessionResult> => {
     if (leaseLost) return summary('lease_lost', leaseLost);
     transcript.note(`session ends: ${reason}`);
     const { result, text } = await callTool(
       'finish',
       { outcome, summary: `the session stopped: ${reason}`, reason },
-      { [TRANSCRIPT_META]: transcript.text(), ...(cause && { [CAUSE_META]: cause }) },
+      {
+        [TRANSCRIPT_META]: transcript.text(),
+        ...(outage && { [CAUSE_META]: 'model_unavailable' }),
+        ...(outage?.retryAfterMs !== undefined && { [RETRY_AFTER_META]: outage.retryAfterMs }),
+      },
     );
     if (leaseLost) return summary('lease_lost', leaseLost);
     return summary(outcome, result.isError ? `${reason} (finish refused: ${text})` : reason);
@@ -187,7 +192,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
           await finishWith(
             'failed',
             `the model call failed: ${message}`,
-            outage ? 'model_unavailable' : undefined,
+            outage ? { retryAfterMs: error.retryAfterMs } : undefined,
           ),
         );
       }

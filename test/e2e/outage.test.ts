@@ -43,10 +43,12 @@ describe('mlos run through a model outage', { timeout: 120_000 }, () => {
     const need = runCli(['need', 'add', 'Write the kernel notes', '--tags', 'kernel'], {
       cwd: dir,
     }).stdout.trim();
-    // The session's four attempts are rate limited (the server asks for a 5 ms wait each time);
+    // The session's four attempts are rate limited (the server asks for a 5 ms wait, then 1 s);
     // the next session, after the hold, gets an answer.
     server.reply(
-      ...Array.from({ length: 4 }, () => fake.rateLimited({ retryAfterMs: 5 })),
+      ...Array.from({ length: 3 }, () => fake.rateLimited({ retryAfterMs: 5 })),
+      // The last answer asks for a second: the hold lasts that, longer than the retry delay.
+      fake.rateLimited({ retryAfterMs: 1000 }),
       fake.toolCall('finish', { outcome: 'resolved', summary: 'wrote them' }),
     );
     const run = untilIdle(server.anthropicBaseUrl, '--retry-delay', '300ms');
@@ -68,8 +70,8 @@ describe('mlos run through a model outage', { timeout: 120_000 }, () => {
       const held = events.find((e) => e.kind === 'identity.held')!;
       const { until } = held.payload as { until: number };
       expect(held.payload).toMatchObject({ holds: 1 });
-      expect(until - first!.finishedAt!).toBeGreaterThanOrEqual(300);
-      expect(until - first!.finishedAt!).toBeLessThan(400);
+      expect(until - first!.finishedAt!).toBeGreaterThanOrEqual(1000);
+      expect(until - first!.finishedAt!).toBeLessThan(1100);
       // Nothing started for architect while it was held.
       expect(second!.startedAt!).toBeGreaterThanOrEqual(until);
       expect(events.filter((e) => e.kind === 'identity.released').map((e) => e.payload)).toEqual([

@@ -29,15 +29,32 @@ export const SETTLE_META = 'mlos/settle';
  */
 export const CAUSE_META = 'mlos/cause';
 
-function causeOf(meta: Readonly<Record<string, unknown>>, outcome: string): TaskCause | null {
+/**
+ * The `_meta` key under which an agent loop sends, with `mlos/cause`, how long the provider asked
+ * to wait (its `retry-after`, in ms): the identity is held at least that long (at most the longest
+ * hold).
+ */
+export const RETRY_AFTER_META = 'mlos/retryAfterMs';
+
+function causeOf(
+  meta: Readonly<Record<string, unknown>>,
+  outcome: string,
+): { cause: TaskCause; retryAfterMs: number } | null {
   const cause = meta[CAUSE_META];
-  if (cause === undefined) return null;
+  const retryAfter = meta[RETRY_AFTER_META];
+  if (cause === undefined) {
+    if (retryAfter === undefined) return null;
+    throw new GuardRefusal(`_meta["${RETRY_AFTER_META}"] goes only with _meta["${CAUSE_META}"]`);
+  }
   if (!TASK_CAUSES.includes(cause as TaskCause) || outcome !== 'failed') {
     throw new GuardRefusal(
       `_meta["${CAUSE_META}"] must be one of ${TASK_CAUSES.join(', ')}, and only with outcome failed`,
     );
   }
-  return cause as TaskCause;
+  if (retryAfter !== undefined && !(Number.isSafeInteger(retryAfter) && (retryAfter as number) >= 0)) {
+    throw new GuardRefusal(`_meta["${RETRY_AFTER_META}"] must be a whole number of milliseconds, 0 or more`);
+  }
+  return { cause: cause as TaskCause, retryAfterMs: (retryAfter as number | undefined) ?? 0 };
 }
 
 interface Settlement {
@@ -236,7 +253,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
       const transcript = typeof meta[TRANSCRIPT_META] === 'string' ? (meta[TRANSCRIPT_META] as string) : null;
       const progress = progressOf(meta);
       const settlement = settlementOf(meta);
-      const cause = causeOf(meta, args.outcome);
+      const outage = causeOf(meta, args.outcome);
       const finishTask = () => {
         switch (args.outcome) {
           case 'resolved':
@@ -257,7 +274,7 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
               outcome: 'failed',
               summary: args.summary,
               reason: args.reason,
-              ...(cause && { cause }),
+              ...(outage && { cause: outage.cause }),
             });
         }
       };
@@ -269,11 +286,12 @@ export function registerLifecycleTools(server: McpServer, session: GuardSession)
         // Its model was out: the identity waits (a back-off), not the need (no attempt counted).
         // A task that ended well shows the model answers again: the identity's holds are over.
         const identity = finished.task.identity;
-        if (cause === 'model_unavailable' && deps.retryDelayMs > 0) {
+        if (outage?.cause === 'model_unavailable' && deps.retryDelayMs > 0) {
+          const asked = Math.min(outage.retryAfterMs, MAX_RETRY_DELAY_MS);
           store.identities.hold(
             identity,
             args.reason ?? 'its model was unavailable',
-            (holds) => holdBackoff(holds, deps.retryDelayMs),
+            (holds) => Math.max(holdBackoff(holds, deps.retryDelayMs), asked),
             MAX_RETRY_DELAY_MS,
           );
         } else if (args.outcome !== 'failed') store.identities.releaseHold(identity, 'recovered');

@@ -2,7 +2,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OPERATOR, type Principal } from '../../../src/mcp/index.js';
 import { ELIGIBLE_AT_META } from '../../../src/mcp/result.js';
-import { CAUSE_META } from '../../../src/mcp/tools/lifecycle.js';
+import { CAUSE_META, RETRY_AFTER_META } from '../../../src/mcp/tools/lifecycle.js';
 import { call, createGuardWorld, data, text } from '../../helpers/guard.js';
 
 type World = ReturnType<typeof createGuardWorld>;
@@ -154,18 +154,42 @@ describe('a model outage holds the identity, not the need', () => {
     expect(pin()).toMatchObject({ holds: 0 });
   });
 
+  it('holds at least as long as the provider asked (retry-after), within the longest hold', async () => {
+    const failedAt = world.clock.now();
+    await (await session('Asked to wait')).finish(outage, {
+      [CAUSE_META]: 'model_unavailable',
+      [RETRY_AFTER_META]: 90_000,
+    });
+    expect(pin()).toMatchObject({ heldUntil: failedAt + 90_000, holds: 1 });
+    world.clock.advance(90_000);
+    await (await session('Asked to wait an hour')).finish(outage, {
+      [CAUSE_META]: 'model_unavailable',
+      [RETRY_AFTER_META]: 3_600_000,
+    });
+    expect(pin()).toMatchObject({ heldUntil: world.clock.now() + 10 * 60_000, holds: 2 });
+  });
+
   it('refuses a cause with another outcome, or one it does not know, and changes nothing', async () => {
     const s = await session('Strict');
     const head = world.store.events.headSeq();
-    for (const [args, meta] of [
-      [{ outcome: 'resolved', summary: 'done' }, { [CAUSE_META]: 'model_unavailable' }],
-      [outage, { [CAUSE_META]: 'bad_luck' }],
+    const cause = `_meta["${CAUSE_META}"] must be one of model_unavailable, and only with outcome failed`;
+    for (const [args, meta, why] of [
+      [{ outcome: 'resolved', summary: 'done' }, { [CAUSE_META]: 'model_unavailable' }, cause],
+      [outage, { [CAUSE_META]: 'bad_luck' }, cause],
+      [
+        outage,
+        { [RETRY_AFTER_META]: 1000 },
+        `_meta["${RETRY_AFTER_META}"] goes only with _meta["${CAUSE_META}"]`,
+      ],
+      [
+        outage,
+        { [CAUSE_META]: 'model_unavailable', [RETRY_AFTER_META]: -1 },
+        `_meta["${RETRY_AFTER_META}"] must be a whole number of milliseconds, 0 or more`,
+      ],
     ] as const) {
       const refused = await s.finish(args, meta);
       expect(refused.isError).toBe(true);
-      expect(text(refused)).toContain(
-        `_meta["${CAUSE_META}"] must be one of model_unavailable, and only with outcome failed`,
-      );
+      expect(text(refused)).toContain(why);
     }
     expect(world.store.events.headSeq()).toBe(head);
     expect(world.store.tasks.require(s.taskId).status).toBe('running');
