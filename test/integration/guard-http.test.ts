@@ -127,7 +127,7 @@ describe('the guard over Streamable HTTP', () => {
     expect(done.needStatus).toBe('resolved');
   });
 
-  it('leaves a paused identity’s queued task waiting, and cancels a task whose need is no longer claimable', async () => {
+  it('leaves a paused or held identity’s queued task waiting, and cancels a task whose need is no longer claimable', async () => {
     const op = await connect(OPERATOR_TOKEN);
     const a = data<{ id: string }>(await call(op, 'create_need', { title: 'Paused work', tags: ['kernel'] }));
     const { taskId: paused } = data<{ taskId: string }>(
@@ -137,6 +137,13 @@ describe('the guard over Streamable HTTP', () => {
     const refused = await post('/agent-token', WORKER_TOKEN, { task_id: paused });
     expect(refused.status).toBe(409);
     expect(await refused.text()).toContain('paused by the operator');
+    expect(world.store.tasks.require(paused).status).toBe('queued');
+    await call(op, 'resume_identity', { name: 'architect' });
+    // Held after a model outage: the same, until the hold ends.
+    world.store.identities.hold('architect', 'the model call failed: 529 overloaded', () => 60_000);
+    const held = await post('/agent-token', WORKER_TOKEN, { task_id: paused });
+    expect(held.status).toBe(409);
+    expect(await held.text()).toContain('identity architect is held until');
     expect(world.store.tasks.require(paused).status).toBe('queued');
     await call(op, 'resume_identity', { name: 'architect' });
     expect((await post('/agent-token', WORKER_TOKEN, { task_id: paused })).status).toBe(200);
