@@ -21,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { EmbeddedConnector } from '../dist/scheduler/connector.js';
 import { redisAnswers } from './lib/processes.mjs';
-import { benchRuntime } from './lib/runtime.mjs';
+import { benchRuntime, idleProbe } from './lib/runtime.mjs';
 
 const PROBES = Number(process.argv[2] ?? 200);
 const REDIS = process.env.MLOS_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -60,25 +60,15 @@ const env = await benchRuntime({ redisUrl: REDIS, concurrency: 8 });
 const rows = [];
 try {
   for (let i = 0; i <= PROBES; i++) {
-    // Idle: the previous probe's aftermath is over before the next need is created.
-    await new Promise((r) => setTimeout(r, 50));
-    const need = env.store.needs.create({ title: `probe ${i}`, tags: ['kernel'] });
-    env.runtime.supervisor.kick();
-    for (;;) {
-      const task = env.store.tasks.forNeed(need.id)[0];
-      if (task?.startedAt != null && env.store.needs.require(need.id).status === 'resolved') {
-        const m = marks.get(task.id) ?? {};
-        rows.push({
-          toAdd: m.addStart - task.createdAt,
-          add: m.added - m.addStart,
-          toPick: m.pick - m.added,
-          claim: task.startedAt - m.pick,
-          total: task.startedAt - task.createdAt,
-        });
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    const task = await idleProbe(env, i);
+    const m = marks.get(task.id) ?? {};
+    rows.push({
+      toAdd: m.addStart - task.createdAt,
+      add: m.added - m.addStart,
+      toPick: m.pick - m.added,
+      claim: task.startedAt - m.pick,
+      total: task.startedAt - task.createdAt,
+    });
   }
 } finally {
   await env.close();

@@ -19,7 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import { redisAnswers } from './lib/processes.mjs';
-import { benchRuntime, resolvedCount } from './lib/runtime.mjs';
+import { benchRuntime, idleProbe, resolvedCount } from './lib/runtime.mjs';
 
 const TASKS = Number(process.argv[2] ?? 300);
 const CONCURRENCY = 8;
@@ -64,18 +64,8 @@ async function throughput(redisUrl, n) {
 async function latency(redisUrl, samples) {
   const env = await runtimeFor(redisUrl);
   const probe = async (i) => {
-    // Idle: the previous probe's aftermath (session teardown, bus publication, the round table
-    // reading its events) is over before the next need is created.
-    await new Promise((r) => setTimeout(r, 50));
-    const need = env.store.needs.create({ title: `probe ${i}`, tags: ['kernel'] });
-    env.runtime.supervisor.kick();
-    for (;;) {
-      const task = env.store.tasks.forNeed(need.id)[0];
-      if (task?.startedAt != null && env.store.needs.require(need.id).status === 'resolved') {
-        return task.startedAt - task.createdAt;
-      }
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    const task = await idleProbe(env, i);
+    return task.startedAt - task.createdAt;
   };
   const firstMs = await probe(0);
   const lat = [];

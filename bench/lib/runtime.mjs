@@ -75,3 +75,19 @@ export function resolvedCount(store) {
     .filter((c) => c.status === 'resolved')
     .reduce((a, c) => a + c.count, 0);
 }
+
+/**
+ * One idle pickup probe: waits 50 ms (the previous probe's aftermath, session teardown, bus
+ * publication, the round table reading its events, is over), creates one kernel need, kicks the
+ * supervisor and polls until the need is resolved. Returns its task (createdAt, startedAt).
+ */
+export async function idleProbe(env, i) {
+  await new Promise((r) => setTimeout(r, 50));
+  const need = env.store.needs.create({ title: `probe ${i}`, tags: ['kernel'] });
+  env.runtime.supervisor.kick();
+  for (;;) {
+    const task = env.store.tasks.forNeed(need.id)[0];
+    if (task?.startedAt != null && env.store.needs.require(need.id).status === 'resolved') return task;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
