@@ -1,4 +1,4 @@
-import { holdOf, type Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
 
 /** Counters the runtime keeps in memory for /metrics. */
 export interface RuntimeCounters {
@@ -59,11 +59,11 @@ export function renderMetrics(
     counters.leaseExpiries,
   );
   counter('mlos_graduations_total', 'Needs graduated into tasks by this supervisor.', counters.graduated);
-  const now = store.clock.now();
+  const held = new Set(store.identities.held(store.clock.now()).map((h) => h.name));
   gauge(
     'mlos_identity_held',
     'Whether an identity is held (no new work) because its model was unavailable.',
-    store.identities.list().map((pin) => [{ identity: pin.name }, holdOf(pin, now) ? 1 : 0]),
+    store.identities.list().map((pin) => [{ identity: pin.name }, held.has(pin.name) ? 1 : 0]),
   );
   return `${lines.join('\n')}\n`;
 }

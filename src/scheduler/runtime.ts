@@ -11,7 +11,7 @@ import {
   GuardHttpServer,
 } from '../mcp/index.js';
 import type { NeedBus } from '../roundtable/need-bus.js';
-import { Checkpointer, holdOf, type Store, UserError } from '../store/index.js';
+import { Checkpointer, type Store, UserError } from '../store/index.js';
 import { EmbeddedConnector } from './connector.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Supervisor, type TickStats } from './supervisor.js';
@@ -169,12 +169,7 @@ export class Runtime {
   slots(): { identity: Identity; capacity: number }[] {
     const runnable = resolveRunnableIdentities(this.store).identities;
     const now = this.store.clock.now();
-    const held = new Set<string>();
-    for (const pin of this.store.identities.list()) {
-      const hold = holdOf(pin, now);
-      if (hold) held.add(pin.name);
-      this.#noteHold(pin.name, hold);
-    }
+    const held = this.#noteHolds(now);
     const since = now - Math.max(5 * this.#config.heartbeatMs, 5000);
     const capacity = new Map<string, number>();
     for (const agent of this.store.agents.live(since)) {
@@ -188,19 +183,24 @@ export class Runtime {
     }));
   }
 
-  /** Logs each hold once when graduation first sees it, and its end. */
-  #noteHold(name: string, hold: { until: number; reason: string } | null): void {
-    const logged = this.#holdsLogged.get(name);
-    if (hold && logged !== hold.until) {
-      this.#holdsLogged.set(name, hold.until);
+  /** The identities held at `now`; logs each hold once when graduation first sees it, and its end. */
+  #noteHolds(now: number): Set<string> {
+    const held = new Set<string>();
+    for (const hold of this.store.identities.held(now)) {
+      held.add(hold.name);
+      if (this.#holdsLogged.get(hold.name) === hold.until) continue;
+      this.#holdsLogged.set(hold.name, hold.until);
       this.#log.warn(
-        { identity: name, until: new Date(hold.until).toISOString(), reason: hold.reason },
-        `identity ${name} is held: its model was unavailable, so it gets no new work until the hold ends (its needs wait, or go to another identity whose scope covers them; a failure of this kind counts a quarter of an attempt); mlos identity resume ${name} ends it now`,
+        { identity: hold.name, until: new Date(hold.until).toISOString(), reason: hold.reason },
+        `identity ${hold.name} is held: its model was unavailable, so it gets no new work until the hold ends (its needs wait, or go to another identity whose scope covers them; a failure of this kind counts a quarter of an attempt); mlos identity resume ${hold.name} ends it now`,
       );
-    } else if (!hold && logged !== undefined) {
+    }
+    for (const name of this.#holdsLogged.keys()) {
+      if (held.has(name)) continue;
       this.#holdsLogged.delete(name);
       this.#log.info({ identity: name }, `identity ${name} is no longer held: it gets work again`);
     }
+    return held;
   }
 
   async start(): Promise<void> {

@@ -1,4 +1,4 @@
-import { holdOf, type Store } from '../../store/index.js';
+import type { Store } from '../../store/index.js';
 
 /** The live progress line of `mlos run` on a terminal (stderr), redrawn at most every 250 ms. */
 export class ProgressLine {
@@ -13,10 +13,7 @@ export class ProgressLine {
     for (const c of store.needs.counts()) counts.set(c.status, (counts.get(c.status) ?? 0) + c.count);
     const agents = store.agents.live(now - 60_000).length;
     const { tokens, costUsd } = store.budgets.totals(runId);
-    const held = store.identities
-      .list()
-      .filter((pin) => holdOf(pin, now))
-      .map((pin) => pin.name);
+    const held = store.identities.held(now).map((h) => h.name);
     const line =
       `needs open ${counts.get('open') ?? 0} · active ${counts.get('active') ?? 0} · resolved ${counts.get('resolved') ?? 0} │ sessions ${running} │ agents ${agents}` +
       (held.length > 0 ? ` (held, model unavailable: ${held.join(', ')})` : '') +

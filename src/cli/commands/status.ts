@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { holdOf } from '../../store/index.js';
 import { output, withStore } from '../context.js';
 import { callGuardAsOperator } from '../operator.js';
 
@@ -31,12 +30,9 @@ export function registerStatusCommands(program: Command): void {
           load: a.load,
         }));
         // Identities that get no new work for now: their model was unavailable.
-        const held = store.identities.list().flatMap((pin) => {
-          const hold = holdOf(pin, now);
-          return hold
-            ? [{ identity: pin.name, until: hold.until, holds: pin.holds, reason: hold.reason }]
-            : [];
-        });
+        const held = store.identities
+          .held(now)
+          .map((h) => ({ identity: h.name, until: h.until, holds: h.holds, reason: h.reason }));
         const flagged = store.needs
           .list({ status: ['open', 'active'] })
           .filter((n) => n.orphaned || n.unmetSince !== null)

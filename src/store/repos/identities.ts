@@ -108,6 +108,17 @@ export class IdentityRepository {
     });
   }
 
+  /** The identities held at `now` (their model was unavailable), by name. */
+  held(now: number): { name: string; until: number; reason: string; holds: number }[] {
+    return this.#ctx
+      .prepare<[number], { name: string; until: number; reason: string | null; holds: number }>(
+        `SELECT name, held_until AS until, held_reason AS reason, holds FROM identity_pins
+         WHERE held_until > ? ORDER BY name`,
+      )
+      .all(now)
+      .map((r) => ({ ...r, reason: r.reason ?? 'its model was unavailable' }));
+  }
+
   /**
    * Holds `name` after a task failed because its model was unavailable: no new work until `now`
    * plus `backoff(holds)`, where `holds` counts this hold among the consecutive ones since a task

@@ -61,6 +61,10 @@ describe('a model outage holds the identity, not the need', () => {
       holds: 1,
       heldReason: outage.reason,
     });
+    expect(world.store.identities.held(failedAt)).toEqual([
+      { name: 'architect', until: failedAt + RETRY_DELAY_MS, reason: outage.reason, holds: 1 },
+    ]);
+    expect(world.store.identities.held(failedAt + RETRY_DELAY_MS)).toEqual([]);
     expect(kinds('identity.held').map((e) => e.payload)).toEqual([
       { until: failedAt + RETRY_DELAY_MS, holds: 1, reason: outage.reason },
     ]);
