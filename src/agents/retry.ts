@@ -39,6 +39,11 @@ export interface RetryOptions {
   jitterKey?: string;
   /** Stops retrying (and waiting) when aborted. */
   signal?: AbortSignal;
+  /**
+   * Whether a wait of `delayMs` before the next attempt may be taken; when not, the retries end
+   * and the last error is thrown (say, the wait would outlast the caller's lease).
+   */
+  canWait?: (delayMs: number) => boolean;
 }
 
 /**
@@ -60,6 +65,7 @@ export async function withRetries<T>(fn: (attempt: number) => Promise<T>, option
       const retryAfterMs = error instanceof LlmCallError ? error.retryAfterMs : undefined;
       if (retryAfterMs !== undefined && retryAfterMs > maxRetryAfterMs) throw error;
       const delayMs = retryAfterMs ?? backoffDelay(attempt, options);
+      if (options.canWait && !options.canWait(delayMs)) throw error;
       options.onRetry?.({ attempt, error, delayMs });
       try {
         await sleep(delayMs, options.signal);

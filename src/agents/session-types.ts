@@ -42,6 +42,12 @@ export interface SessionTask {
   readonly identity: Identity;
   readonly needTitle?: string;
   readonly needTags?: readonly string[];
+  /**
+   * When the task's lease ends unless progress renews it (epoch ms), as the claim said. A retry
+   * wait that would let it lapse is not taken: the session ends as an outage instead (a quarter
+   * of an attempt and a hold of the identity) rather than losing its lease (a whole attempt).
+   */
+  readonly leaseUntil?: number;
 }
 
 export type SessionEvent =

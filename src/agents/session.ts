@@ -76,6 +76,8 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
   let turns = 0;
   let toolCalls = 0;
   let leaseLost: string | null = null;
+  /** When the lease ends without further progress: from the claim, moved on by renewals. */
+  let leaseUntil = task.leaseUntil;
   /** The settlement of the call whose turn calls finish: sent with the finish (one commit). */
   let unsettled = null as Settlement | null;
   const transcript = new Transcript(task.id);
@@ -92,9 +94,15 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
   };
   const heartbeat = async () => {
     if (leaseLost) return;
-    await callTool('heartbeat', { turns, tokens: totalTokens(usage), tool_calls: toolCalls }).catch(
-      () => undefined,
-    );
+    const beat = await callTool('heartbeat', {
+      turns,
+      tokens: totalTokens(usage),
+      tool_calls: toolCalls,
+    }).catch(() => undefined);
+    const renewed = beat?.result.structuredContent as { renewed?: boolean; leaseUntil?: unknown } | undefined;
+    if (renewed?.renewed && typeof renewed.leaseUntil === 'number') {
+      leaseUntil = Math.max(leaseUntil ?? 0, renewed.leaseUntil);
+    }
   };
   const end = (result: SessionResult) => {
     emit({ kind: 'end', result });
@@ -357,6 +365,19 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
         sleep,
         jitterKey: task.id,
         ...(options.signal && { signal: options.signal }),
+        // Waiting renews nothing. A wait is taken only if the lease left after it is at least as
+        // long as the wait (or a whole call timeout, if shorter) for the attempt. Otherwise the
+        // session ends now (after an outage, the identity is held and it costs a quarter of an
+        // attempt) rather than losing its lease mid-attempt (a whole attempt).
+        canWait: (delayMs) => {
+          const left =
+            leaseUntil === undefined ? Number.POSITIVE_INFINITY : leaseUntil - clock.now() - delayMs;
+          if (left >= Math.min(delayMs, limits.callTimeoutMs)) return true;
+          transcript.note(
+            `not retrying in ${delayMs} ms: only ${Math.max(0, Math.round(left))} ms of the lease would be left for the attempt`,
+          );
+          return false;
+        },
         onRetry: (info) => {
           transcript.note(
             `attempt ${info.attempt} failed (${info.error.message}); retrying in ${info.delayMs} ms`,

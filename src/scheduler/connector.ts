@@ -11,6 +11,8 @@ export interface StartedTask {
   readonly identity: Identity;
   readonly needTitle: string;
   readonly needTags: readonly string[];
+  /** When the claim's lease ends unless progress renews it (epoch ms, the guard's clock). */
+  readonly leaseUntil: number;
   readonly client: Client;
   close(): Promise<void>;
 }
@@ -118,6 +120,7 @@ export class EmbeddedConnector implements GuardConnector {
       identity,
       needTitle: need.title,
       needTags: need.tags,
+      leaseUntil: claim.leaseUntil,
       client,
       close: async () => {
         await client.close();

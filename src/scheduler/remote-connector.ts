@@ -108,6 +108,7 @@ export class RemoteConnector implements GuardConnector {
       identity_source: string;
       need_title: string;
       need_tags: string[];
+      lease_until: number;
     }>('/agent-token', { task_id: taskId, ...(agentId && { agent_id: agentId }) });
     if (status === 409) return null;
     const identity = parseIdentity(data.identity_source, {
@@ -121,6 +122,7 @@ export class RemoteConnector implements GuardConnector {
       identity,
       needTitle: data.need_title,
       needTags: data.need_tags,
+      leaseUntil: data.lease_until,
       client,
       close: () => client.close(),
     };
@@ -143,8 +145,10 @@ export class RemoteConnector implements GuardConnector {
       const eligibleAt = result._meta?.[ELIGIBLE_AT_META];
       return { refused: text, eligibleAt: typeof eligibleAt === 'number' ? eligibleAt : null };
     }
-    const data = result.structuredContent as { taskId?: string; agentToken?: string } | undefined;
-    if (!data?.taskId || !data.agentToken) {
+    const data = result.structuredContent as
+      | { taskId?: string; agentToken?: string; leaseUntil?: number }
+      | undefined;
+    if (!data?.taskId || !data.agentToken || typeof data.leaseUntil !== 'number') {
       throw new MlosError(
         'guard_http',
         `claim_need of ${needId} returned no agent token: is ${this.#o.mcpUrl} the guard of mlos run --listen?`,
@@ -159,6 +163,7 @@ export class RemoteConnector implements GuardConnector {
         identity,
         needTitle: need?.title ?? needId,
         needTags: need?.tags ?? [],
+        leaseUntil: data.leaseUntil,
         client,
         close: () => client.close(),
       },

@@ -197,6 +197,7 @@ export class Worker {
           identity: started.identity,
           needTitle: started.needTitle,
           needTags: started.needTags,
+          leaseUntil: started.leaseUntil,
         },
         signal,
         toolCache: this.#toolCache,

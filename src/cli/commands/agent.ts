@@ -121,6 +121,7 @@ export function registerAgentCommands(program: Command): void {
               identity,
               needTitle: need.title,
               needTags: need.tags,
+              leaseUntil: claim.leaseUntil,
             },
             limits: { maxTurns: flags.maxTurns },
             onEvent: print,

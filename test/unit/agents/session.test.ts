@@ -4,6 +4,7 @@ import type { LlmProvider, LlmRequest } from '../../../src/agents/provider.js';
 import { ScriptedProvider, type ScriptInput } from '../../../src/agents/providers/index.js';
 import { runAgentSession, type SessionEvent } from '../../../src/agents/session.js';
 import type { Identity } from '../../../src/kernel/identity/schema.js';
+import type { GuardDeps } from '../../../src/mcp/index.js';
 import { createGuardWorld, identityFrom } from '../../helpers/guard.js';
 
 type World = ReturnType<typeof createGuardWorld>;
@@ -46,16 +47,25 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
       tools?: string[];
       /** Answers instead of the script (for turns the script language cannot express). */
       provider?: LlmProvider;
+      /** Hands the session its lease's end; retry waits then pass on the world's clock. */
+      lease?: boolean;
+      /** Collects the waits the session sleeps. */
+      slept?: number[];
+      /** Guard settings of this session's client (say, a retry delay, so outages hold). */
+      guard?: Partial<GuardDeps>;
     } = {},
   ) => {
     const identity = options.identity ?? world.identity('architect');
     if (options.identity) world.store.identities.pin(identity.name, identity.hash, identity.source);
     const claim = world.store.claims.claim(needId, { identity: identity.name, leaseMs: 60_000 });
-    const client = await world.client({
-      kind: 'agent',
-      identity,
-      task: { id: claim.task.id, needId, fence: claim.fence },
-    });
+    const client = await world.client(
+      {
+        kind: 'agent',
+        identity,
+        task: { id: claim.task.id, needId, fence: claim.fence },
+      },
+      options.guard,
+    );
     if (options.tools) {
       const callTool = client.callTool.bind(client);
       client.callTool = (params, ...rest) => {
@@ -71,8 +81,12 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
       client,
       provider,
       model: 'test',
-      task: { id: claim.task.id, needId, identity },
-      sleep: async () => {},
+      task: { id: claim.task.id, needId, identity, ...(options.lease && { leaseUntil: claim.leaseUntil }) },
+      clock: world.clock,
+      sleep: async (ms) => {
+        options.slept?.push(ms);
+        if (options.lease) world.clock.advance(ms);
+      },
       heartbeatMs: 3_600_000,
       ...(options.events && { onEvent: (e) => options.events!.push(e) }),
     });
@@ -299,6 +313,39 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
       expect(world.store.tasks.require(taskId)).toMatchObject({ status: 'failed', cause });
       expect(world.store.scheduling.failures(n.id).failures).toBe(cause ? 0 : 1);
     }
+  });
+
+  it('does not wait out a retry-after its lease would not survive: the outage ends the session first', async () => {
+    // The lease is 60 s: a 25 s wait leaves 35 s for the next attempt; a second one would leave
+    // 10 s, less than the wait, so the session ends there, holding the identity for the 25 s asked.
+    const n = need();
+    const slept: number[] = [];
+    const { result, provider, taskId } = await run(
+      n.id,
+      {
+        failures: { retry_after_ms: 25_000 },
+        rules: [{ steps: [{ ...finish('resolved'), fail: ['rate_limit', 'rate_limit', 'rate_limit'] }] }],
+      },
+      { lease: true, slept, guard: { retryDelayMs: 1000 } },
+    );
+    expect(slept).toEqual([25_000]);
+    expect(provider.calls).toBe(2);
+    expect(result.outcome).toBe('failed');
+    const task = world.store.tasks.require(taskId);
+    expect(task).toMatchObject({ status: 'failed', cause: 'model_unavailable' });
+    const pin = world.store.identities.require('architect');
+    expect(pin.heldUntil).toBeGreaterThanOrEqual(world.clock.now() + 25_000);
+    const transcript = world.store.artifacts.forNeed(n.id).find((a) => a.kind === 'transcript')!;
+    expect(transcript.content).toContain(
+      'not retrying in 25000 ms: only 10000 ms of the lease would be left',
+    );
+    // Without the lease's end the session waits as before (all four attempts).
+    const m = need('Another');
+    const again = await run(m.id, {
+      failures: { retry_after_ms: 25_000 },
+      rules: [{ steps: [{ ...finish('resolved'), fail: ['rate_limit', 'rate_limit', 'rate_limit'] }] }],
+    });
+    expect(again.provider.calls).toBe(4);
   });
 
   it('stops cleanly when the lease is lost mid-session and writes nothing more', async () => {

@@ -94,6 +94,30 @@ describe('withRetries', () => {
     expect(slept).toEqual([]);
   });
 
+  it('ends the retries with the last error when canWait refuses the wait, before any sleep or onRetry', async () => {
+    const slept: number[] = [];
+    const asked: number[] = [];
+    const retries: RetryInfo[] = [];
+    const { fn, attempts } = failingThen([rateLimited(1000), rateLimited(5000)], 'ok');
+    await expect(
+      withRetries(fn, {
+        maxAttempts: 4,
+        baseDelayMs: 100,
+        maxDelayMs: 1000,
+        sleep: async (ms) => void slept.push(ms),
+        onRetry: (info) => void retries.push(info),
+        canWait: (ms) => {
+          asked.push(ms);
+          return ms < 2000;
+        },
+      }),
+    ).rejects.toMatchObject({ kind: 'rate_limit', retryAfterMs: 5000 });
+    expect(attempts).toEqual([1, 2]);
+    expect(asked).toEqual([1000, 5000]);
+    expect(slept).toEqual([1000]);
+    expect(retries.map((r) => r.delayMs)).toEqual([1000]);
+  });
+
   it('stops waiting when the signal aborts', async () => {
     const controller = new AbortController();
     const { fn, attempts } = failingThen([serverError(), serverError()], 'ok');
