@@ -85,6 +85,7 @@ describe('mlos sim', () => {
       'bus_reorder',
       'supervisor_restart',
       'worker_restart',
+      'outage',
     ])
       expect(help).toMatch(new RegExp(`^  ${fault} +per `, 'm'));
   });

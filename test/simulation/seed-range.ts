@@ -9,7 +9,7 @@ export const CI_SCENARIO = {
   agents: 3,
   needs: 8,
   faults: parseFaults(
-    'crash=0.1,agent_crash=0.1,hang=0.05,slow=0.1,server=0.05,rate_limit=0.02,timeout=0.01,malformed=0.02,bus_loss=0.05,bus_dup=0.05,bus_reorder=0.05,supervisor_restart=0.05,worker_restart=0.03',
+    'crash=0.1,agent_crash=0.1,hang=0.05,slow=0.1,server=0.05,rate_limit=0.02,timeout=0.01,malformed=0.02,bus_loss=0.05,bus_dup=0.05,bus_reorder=0.05,supervisor_restart=0.05,worker_restart=0.03,outage=0.02',
   ),
 } as const;
 
@@ -32,6 +32,7 @@ export async function expectSeedsClean(first: number, count: number, scheduler: 
     workerRestarts: 0,
     busLost: 0,
     stale: 0,
+    holds: 0,
   };
   const started = Date.now();
   await runSeeds({
@@ -49,6 +50,7 @@ export async function expectSeedsClean(first: number, count: number, scheduler: 
       seen.workerRestarts += report.workerRestarts;
       seen.busLost += report.bus?.lost ?? 0;
       seen.stale += report.refusedStaleWrites;
+      seen.holds += report.holds;
       if (report.violations.length > 0 || !report.drained || report.duplicateEffects > 0)
         failing.push(
           `seed ${report.seed} (${scheduler}): drained ${report.drained}, ${JSON.stringify(report.violations)}\n${report.tail?.join('\n') ?? ''}`,

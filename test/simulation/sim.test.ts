@@ -28,6 +28,7 @@ describe('deterministic simulator', () => {
     ['bus_reorder=0.3', (r) => r.bus!.reordered],
     ['supervisor_restart=0.3', (r) => r.supervisorRestarts],
     ['worker_restart=0.1', (r) => r.workerRestarts],
+    ['outage=0.05', (r) => r.holds],
   ];
   for (const [faults, happened] of single) {
     it(`drains cleanly under ${faults}`, async () => {
@@ -134,6 +135,26 @@ describe('central scheduler against the round table', () => {
       // sessions meet the hung calls differs by placement, so the two differ by up to about 1.25×.
       expect({ seed, orphanings: central.orphanings }).toEqual({ seed, orphanings: 0 });
       expect(central.drainMs).toBeLessThanOrEqual(roundtable.drainMs * 1.5);
+    }
+  });
+
+  it('model outages hold identities under both schedulers, and every need is still resolved once', async () => {
+    for (const seed of [1, 2, 3]) {
+      const options = { agents: 3, needs: 12, seed, faults: parseFaults('outage=0.05') };
+      const roundtable = await runSimulation(options);
+      const central = await runSimulation({ ...options, scheduler: 'central' });
+      for (const r of [roundtable, central]) {
+        expect({ seed, scheduler: r.scheduler, violations: r.violations, drained: r.drained }).toEqual({
+          seed,
+          scheduler: r.scheduler,
+          violations: [],
+          drained: true,
+        });
+        expect(r.duplicateEffects).toBe(0);
+        // Outages met sessions, which ended early and held their identity.
+        expect(r.outageCalls).toBeGreaterThan(0);
+        expect(r.holds).toBeGreaterThan(0);
+      }
     }
   });
 });

@@ -130,6 +130,8 @@ function describe(r: SimReport): string {
     `  takeovers ${r.takeovers}; dispatches ${r.dispatches}; sessions ${r.sessions}; crashes ${r.crashes}; hangs ${r.hangs}; slow ${r.slowSessions}; restarts ${r.supervisorRestarts} supervisor, ${r.workerRestarts} worker`,
     `  sessions stopped by a refused stale write ${r.refusedStaleWrites}; duplicate effects ${r.duplicateEffects}; escalations (orphaned) ${r.orphanings}; tokens ${r.tokens}; events ${r.events}`,
   ];
+  if (r.outageCalls > 0 || r.holds > 0)
+    lines.push(`  model outages: ${r.outageCalls} calls answered 429; identities held ${r.holds} times`);
   if (r.bus)
     lines.push(
       `  bus: ${r.bus.lost} lost, ${r.bus.duplicated} duplicated, ${r.bus.reordered} reordered; ${r.bus.resyncs} resyncs`,

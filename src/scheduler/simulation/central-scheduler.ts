@@ -40,6 +40,8 @@ export class CentralScheduler {
   #lastHead = -1;
   /** Something changed that writes no event (an agent freed, came up or died): look again. */
   #dirty = true;
+  /** The holds seen by the last step (see #holds). */
+  #heldKey = '';
   #wake: { at: number; cancel(): void } | undefined;
 
   constructor(options: CentralSchedulerOptions) {
@@ -53,7 +55,8 @@ export class CentralScheduler {
   step(): boolean {
     const { store, clock } = this.#o;
     const now = clock.now();
-    const free = this.#freeAgents();
+    const held = this.#holds(now);
+    const free = this.#freeAgents(held);
     const head = store.events.headSeq();
     if (
       free.length === 0 ||
@@ -82,8 +85,28 @@ export class CentralScheduler {
     this.#dirty = true;
   }
 
-  #freeAgents(): SimAgent[] {
-    return this.#o.agents.list.filter((a) => a.alive && a.inbox && this.#load(a) < a.identity.capacity);
+  /**
+   * The identities held now. A hold that starts or ends writes no event the step would see: a
+   * change of the set makes the step look again, and the earliest end gets a timer, so time
+   * stops there even when every agent is held and idle.
+   */
+  #holds(now: number): Set<string> {
+    const holds = this.#o.store.identities.held(now);
+    const key = holds.map((h) => `${h.name}@${h.until}`).join(',');
+    if (key !== this.#heldKey) {
+      this.#heldKey = key;
+      this.#dirty = true;
+      const end = Math.min(...holds.map((h) => h.until));
+      if (Number.isFinite(end)) this.#o.timers.setTimeout(() => {}, end - now);
+    }
+    return new Set(holds.map((h) => h.name));
+  }
+
+  /** Agents up, with room, whose identity is not held (the guard would not start their tasks). */
+  #freeAgents(held: ReadonlySet<string>): SimAgent[] {
+    return this.#o.agents.list.filter(
+      (a) => a.alive && a.inbox && !held.has(a.identity.name) && this.#load(a) < a.identity.capacity,
+    );
   }
 
   /** Sessions running on the agent plus tasks handed to it that have not started yet. */

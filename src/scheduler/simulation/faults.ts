@@ -32,6 +32,11 @@ export interface SimFaults {
   readonly supervisor_restart: number;
   /** Per fault period and worker: the worker process is restarted (drained, then started again). */
   readonly worker_restart: number;
+  /**
+   * Per fault period and identity: its model becomes unavailable (every call answered 429) for
+   * 10–60 s, so sessions end as outages and the guard holds the identity.
+   */
+  readonly outage: number;
 }
 
 export const NO_FAULTS: SimFaults = Object.freeze({
@@ -48,6 +53,7 @@ export const NO_FAULTS: SimFaults = Object.freeze({
   bus_reorder: 0,
   supervisor_restart: 0,
   worker_restart: 0,
+  outage: 0,
 });
 
 /** One line per fault, for `mlos sim --help` and the README. */
@@ -68,7 +74,39 @@ export const FAULT_HELP: readonly (readonly [keyof SimFaults | 'model', string])
   ['bus_reorder', 'per bus event and subscriber: delayed behind later events'],
   ['supervisor_restart', 'per 2 s of virtual time: the supervisor dies; a new one reopens the database'],
   ['worker_restart', 'per 2 s and worker: the worker drains (5 s), stops and starts as a new agent'],
+  [
+    'outage',
+    'per 2 s and identity: its model answers every call 429 for 10-60 s (sessions end as outages, the identity is held)',
+  ],
 ];
+
+/** How long a model outage lasts (uniform in this range), in ms. */
+export const OUTAGE_MS = { min: 10_000, max: 60_000 } as const;
+
+/** What a model in an outage asks for in its 429s' retry-after, in ms. */
+export const OUTAGE_RETRY_AFTER_MS = 10_000;
+
+/**
+ * The end of the model outage of `identity` under way at `at` (virtual clock ms), or null.
+ * Outages start at fault periods, drawn per (identity, period) by keyed dice, so both schedulers
+ * meet the same ones; of those that cover `at`, the one that ends last counts.
+ */
+export function outageUntil(dice: FaultDice, rate: number, identity: string, at: number): number | null {
+  if (!(rate > 0)) return null;
+  let until: number | null = null;
+  const last = Math.floor(at / FAULT_PERIOD_MS);
+  const first = Math.floor((at - OUTAGE_MS.max) / FAULT_PERIOD_MS);
+  for (let n = first; n <= last; n++) {
+    if (dice.at(`outage ${identity} ${n}`) >= rate) continue;
+    const start = n * FAULT_PERIOD_MS;
+    const end =
+      start +
+      OUTAGE_MS.min +
+      Math.floor(dice.at(`outage-for ${identity} ${n}`) * (OUTAGE_MS.max - OUTAGE_MS.min));
+    if (start <= at && end > at) until = Math.max(until ?? 0, end);
+  }
+  return until;
+}
 
 /** The virtual time between two draws of the restart faults, in ms. */
 export const FAULT_PERIOD_MS = 2_000;

@@ -1,5 +1,5 @@
 import type { LlmProvider, LlmRequest, LlmResponse } from '../../agents/provider.js';
-import { transportCallError } from '../../agents/provider-error.js';
+import { LlmCallError, transportCallError } from '../../agents/provider-error.js';
 import type { Sleep } from '../../agents/retry.js';
 
 /** What happens to one session's model (decided at its first call). */
@@ -16,8 +16,10 @@ export interface FaultyProviderOptions {
   readonly latencyMs: number;
   /** The sleep of the incarnation that runs the sessions (see Epoch). */
   readonly sleep: Sleep;
-  /** Counters shared by every incarnation's provider: sessions that hung, and slow ones. */
-  readonly counts: { hangs: number; slow: number };
+  /** Counters shared by every incarnation's provider: sessions that hung, slow ones, calls refused by an outage. */
+  readonly counts: { hangs: number; slow: number; outageCalls: number };
+  /** When the model outage of an identity under way now ends (null: none), and the retry-after it asks. */
+  readonly outage?: { readonly until: (identity: string) => number | null; readonly retryAfterMs: number };
 }
 
 /**
@@ -28,6 +30,8 @@ export interface FaultyProviderOptions {
  *    need is retried or taken over; the session's next write is refused as stale.
  *  - slow: every call of the session takes `factor` times the usual latency (2–100×), so some
  *    calls outlast the lease.
+ * And per call: during a model outage of the session's identity, every call is answered 429 after
+ * the usual latency, with a retry-after.
  */
 export class FaultyProvider implements LlmProvider {
   readonly name = 'scripted' as const;
@@ -39,6 +43,24 @@ export class FaultyProvider implements LlmProvider {
   }
 
   async complete(request: LlmRequest): Promise<LlmResponse> {
+    const identity = request.context?.identity;
+    if (this.#o.outage && identity !== undefined && this.#o.outage.until(identity) !== null) {
+      try {
+        await this.#o.sleep(this.#o.latencyMs, request.signal);
+      } catch {
+        throw transportCallError('scripted', request.model, 'aborted', '');
+      }
+      this.#o.counts.outageCalls++;
+      throw new LlmCallError(
+        `scripted ${request.model} answered 429: the model is unavailable (simulated outage)`,
+        {
+          kind: 'rate_limit',
+          provider: 'scripted',
+          status: 429,
+          retryAfterMs: this.#o.outage.retryAfterMs,
+        },
+      );
+    }
     const key = request.context?.taskId ?? '';
     let fault = this.#fault.get(key);
     if (!fault) {

@@ -32,7 +32,9 @@ const TRACE_KEEP = 200;
  *    each identity that spent within its daily budget (reservations write no events, so the
  *    running tasks are read on every step);
  *  - no write by an ended incarnation: nothing by a dead supervisor's actor, no task started by a
- *    dead agent, nothing written by the sessions of a dead agent.
+ *    dead agent, nothing written by the sessions of a dead agent;
+ *  - a held identity starts nothing: no task of an identity starts between its `identity.held`
+ *    and the hold's end (or its `identity.released`).
  * At the end: the whole chain verifies again from genesis, every need is resolved (all are
  * resolvable in the scenario) and none is left orphaned.
  */
@@ -51,6 +53,9 @@ export class InvariantChecker {
   #prevHash = GENESIS_HASH;
   #events = 0;
   #orphanings = 0;
+  /** Identities held now, as the events tell: until when. */
+  readonly #held = new Map<string, number>();
+  #holds = 0;
 
   constructor(store: Store, start: number, limits: BudgetLimitsOf) {
     this.#store = store;
@@ -73,6 +78,11 @@ export class InvariantChecker {
   /** Escalations: needs flagged orphaned (unmet past the escalation time). */
   get orphanings(): number {
     return this.#orphanings;
+  }
+
+  /** Holds of identities whose model was unavailable (`identity.held` events). */
+  get holds(): number {
+    return this.#holds;
   }
 
   /** The hash of the last event checked. */
@@ -144,6 +154,7 @@ export class InvariantChecker {
     this.#checkIncarnation(event, at);
     for (const breach of this.#shadow.apply(event))
       this.#fail(breach.invariant, breach.needId, breach.detail, at);
+    this.#checkHold(event, at);
     if (event.kind === 'need.flagged' && (event.payload as { orphaned?: boolean }).orphaned === true)
       this.#orphanings++;
     if (event.kind === 'need.resolved' && event.needId) {
@@ -170,6 +181,25 @@ export class InvariantChecker {
     const agentId = writer ? this.#shadow.tasks.get(writer)?.agentId : null;
     if (agentId && dead(this.#retiredAgents.get(agentId)))
       this.#fail(rule, event.needId, `${event.kind} #${event.seq} by a session of dead agent ${agentId}`, at);
+  }
+
+  #checkHold(event: StoredEvent, at: number): void {
+    if (event.kind === 'identity.held') {
+      this.#holds++;
+      this.#held.set(event.entity, (event.payload as { until: number }).until);
+    } else if (event.kind === 'identity.released') {
+      this.#held.delete(event.entity);
+    } else if (event.kind === 'task.started') {
+      const identity = this.#shadow.tasks.get(event.entity)?.identity;
+      const until = identity === undefined ? undefined : this.#held.get(identity);
+      if (until !== undefined && event.at < until)
+        this.#fail(
+          'a held identity starts nothing',
+          event.needId,
+          `task ${event.entity} of ${identity} started ${until - event.at} ms before its hold ended`,
+          at,
+        );
+    }
   }
 
   #checkBudgets(tasks: Iterable<ShadowTask>, at: number): void {

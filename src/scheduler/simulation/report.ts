@@ -61,6 +61,10 @@ export interface SimReport {
   readonly slowSessions: number;
   readonly supervisorRestarts: number;
   readonly workerRestarts: number;
+  /** Model calls answered 429 by an outage (the `outage` fault). */
+  readonly outageCalls: number;
+  /** Holds of identities whose model was unavailable (`identity.held` events). */
+  readonly holds: number;
   /** What the faulty bus did (absent without bus faults). */
   readonly bus?: BusFaultStats;
   /** Needs escalated as orphaned during the run (unmet past the escalation time). */

@@ -127,13 +127,15 @@ async function simulate(
     bus,
     openStore: world.openStore,
     // Central mode: the central scheduler assigns every need; the supervisor graduates nothing.
-    slots: () =>
-      scheduler === 'central'
-        ? []
-        : identities.map((identity) => ({
-            identity,
-            capacity: agents.aliveOf(identity.name) * identity.capacity,
-          })),
+    // As mlos run's: a held identity has no capacity (its needs wait or go to another).
+    slots: () => {
+      if (scheduler === 'central') return [];
+      const held = new Set(store.identities.held(time.clock.now()).map((h) => h.name));
+      return identities.map((identity) => ({
+        identity,
+        capacity: held.has(identity.name) ? 0 : agents.aliveOf(identity.name) * identity.capacity,
+      }));
+    },
     onDeath: (actor) => checker.retireActor(actor),
   });
   central =
@@ -222,6 +224,8 @@ async function simulate(
     slowSessions: agents.stats.modelFaults.slow,
     supervisorRestarts: supervisors.restarts,
     workerRestarts: agents.stats.workerRestarts,
+    outageCalls: agents.stats.modelFaults.outageCalls,
+    holds: checker.holds,
     ...(faultyBus && { bus: { ...faultyBus.stats } }),
     orphanings: checker.orphanings,
     events: checker.events,

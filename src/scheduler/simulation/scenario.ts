@@ -33,6 +33,11 @@ export const SIM_TIMING = {
   /** Events between two snapshots on the bus: a subscriber stalled behind a lost event resumes by then. */
   snapshotEvery: 50,
   maxAttempts: 10,
+  /**
+   * Before a failed need is tried again (doubled per failure), and the first hold of an identity
+   * whose model was unavailable, as `mlos run --retry-delay` (shorter: the runs are short).
+   */
+  retryDelayMs: 5_000,
 } as const;
 
 /** Three scopes over tags a, b, c: each identity owns one and watches the next (overlapping). */
@@ -141,6 +146,7 @@ export function buildWorld(options: {
   }
   const deps = createGuardDeps(store, {
     leaseMs: SIM_TIMING.leaseMs,
+    retryDelayMs: SIM_TIMING.retryDelayMs,
     runId: store.budgets.startRun(null),
     compiler: createKernelCompiler(store),
     log: () => {},

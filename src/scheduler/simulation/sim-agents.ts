@@ -6,7 +6,7 @@ import { MemoryTaskQueue } from '../memory-task-queue.js';
 import type { TaskQueue } from '../task-queue.js';
 import { Worker } from '../worker.js';
 import { Epoch } from './epoch.js';
-import type { FaultDice, SimFaults } from './faults.js';
+import { type FaultDice, OUTAGE_RETRY_AFTER_MS, outageUntil, type SimFaults } from './faults.js';
 import { FaultyProvider, type ModelFault } from './faulty-provider.js';
 import { SIM_TIMING, type SimWorld } from './scenario.js';
 import type { VirtualTime } from './virtual-time.js';
@@ -55,7 +55,7 @@ export interface AgentStats {
   leaseLost: number;
   /** Needs claimed by the round-table loops of incarnations that are gone. */
   pastTakeovers: number;
-  readonly modelFaults: { hangs: number; slow: number };
+  readonly modelFaults: { hangs: number; slow: number; outageCalls: number };
 }
 
 /**
@@ -74,7 +74,7 @@ export class SimAgents {
     workerRestarts: 0,
     leaseLost: 0,
     pastTakeovers: 0,
-    modelFaults: { hangs: 0, slow: 0 },
+    modelFaults: { hangs: 0, slow: 0, outageCalls: 0 },
   };
   readonly #o: SimAgentsOptions;
   #stopped = false;
@@ -170,6 +170,10 @@ export class SimAgents {
       latencyMs: SIM_TIMING.latencyMs,
       sleep: epoch.sleep,
       counts: this.stats.modelFaults,
+      outage: {
+        until: (name) => outageUntil(this.#o.dice, this.#o.faults.outage, name, time.clock.now()),
+        retryAfterMs: OUTAGE_RETRY_AFTER_MS,
+      },
     });
     const worker = new Worker({
       name: `sim-${identity.name}-${agent.seat}-${record.id}`,

@@ -62,6 +62,7 @@ export class SupervisorHost {
       timers: epoch.timers,
       loopMs: SIM_TIMING.loopMs,
       maxAttempts: SIM_TIMING.maxAttempts,
+      retryDelayMs: SIM_TIMING.retryDelayMs,
       deadAfterMs: 3 * SIM_TIMING.heartbeatMs,
       snapshotEvery: SIM_TIMING.snapshotEvery,
       slots: this.#o.slots,
