@@ -83,6 +83,44 @@ describe('mlos run through a model outage', { timeout: 120_000 }, () => {
     }
   });
 
+  it('does not wait out a retry-after longer than its lease: it ends the session as an outage at once', async () => {
+    expect(runCli(['init'], { cwd: dir }).code).toBe(0);
+    const need = runCli(['need', 'add', 'Write the kernel notes', '--tags', 'kernel'], {
+      cwd: dir,
+    }).stdout.trim();
+    // The provider asks for 4 s; the lease is 3 s and only progress renews it. Waiting would lose
+    // the lease (a whole attempt, the only one allowed here); ending now holds the identity for 4 s.
+    server.reply(
+      fake.rateLimited({ retryAfterMs: 4000 }),
+      fake.toolCall('finish', { outcome: 'resolved', summary: 'wrote them' }),
+    );
+    const run = untilIdle(
+      server.anthropicBaseUrl,
+      '--lease',
+      '3s',
+      '--heartbeat',
+      '500ms',
+      '--retry-delay',
+      '100ms',
+    );
+    expect(await run.exited, run.output()).toBe(0);
+    expect(run.output()).toContain('mlos run stopped (idle): 1 need resolved');
+    const store = Store.open(join(dir, 'mlos.db'));
+    try {
+      const [first, second] = store.tasks.forNeed(need);
+      expect(first).toMatchObject({ status: 'failed', cause: 'model_unavailable' });
+      expect(second).toMatchObject({ status: 'succeeded' });
+      const held = store.events.since(0, 10_000).find((e) => e.kind === 'identity.held')!;
+      expect((held.payload as { until: number }).until - first!.finishedAt!).toBeGreaterThanOrEqual(4000);
+      const transcript = store.artifacts
+        .forNeed(need)
+        .find((a) => a.kind === 'transcript' && a.uri === `mlos://transcripts/${first!.id}`)!;
+      expect(transcript.content).toMatch(/not retrying in 4000 ms: only \d+ ms of the lease would be left/);
+    } finally {
+      store.close();
+    }
+  });
+
   it('still escalates a need whose model never comes back (a wrong base URL), and --until-idle stops', async () => {
     expect(runCli(['init'], { cwd: dir }).code).toBe(0);
     const need = runCli(['need', 'add', 'Unreachable', '--tags', 'kernel'], { cwd: dir }).stdout.trim();
