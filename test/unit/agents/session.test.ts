@@ -1,33 +1,9 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${…} are script references.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LlmProvider, LlmRequest } from '../../../src/agents/provider.js';
-import { ScriptedProvider, type ScriptInput } from '../../../src/agents/providers/index.js';
-import { runAgentSession, type SessionEvent } from '../../../src/agents/session.js';
-import type { Identity } from '../../../src/kernel/identity/schema.js';
-import type { GuardDeps } from '../../../src/mcp/index.js';
+import type { SessionEvent } from '../../../src/agents/session.js';
 import { createGuardWorld, identityFrom } from '../../helpers/guard.js';
-
-type World = ReturnType<typeof createGuardWorld>;
-
-const finish = (outcome: string, extra: Record<string, unknown> = {}) => ({
-  tool: 'finish',
-  args: { outcome, summary: `${outcome} by the script`, ...extra },
-});
-
-/** Counts calls and lets a test act between them. */
-class Spy implements LlmProvider {
-  readonly name = 'scripted' as const;
-  calls = 0;
-  constructor(
-    readonly inner: LlmProvider,
-    readonly before?: (call: number, request: LlmRequest) => void,
-  ) {}
-  async complete(request: LlmRequest) {
-    this.calls++;
-    this.before?.(this.calls, request);
-    return this.inner.complete(request);
-  }
-}
+import { finish, sessionRunner, type World } from './session-helpers.js';
 
 describe('the agent loop over the in-memory guard with the scripted provider', () => {
   let world: World;
@@ -36,62 +12,7 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
   });
   afterEach(() => world.close());
 
-  const run = async (
-    needId: string,
-    script: ScriptInput,
-    options: {
-      identity?: Identity;
-      before?: Spy['before'];
-      events?: SessionEvent[];
-      /** Collects the name of every guard tool the loop calls. */
-      tools?: string[];
-      /** Answers instead of the script (for turns the script language cannot express). */
-      provider?: LlmProvider;
-      /** Hands the session its lease's end; retry waits then pass on the world's clock. */
-      lease?: boolean;
-      /** Collects the waits the session sleeps. */
-      slept?: number[];
-      /** Guard settings of this session's client (say, a retry delay, so outages hold). */
-      guard?: Partial<GuardDeps>;
-    } = {},
-  ) => {
-    const identity = options.identity ?? world.identity('architect');
-    if (options.identity) world.store.identities.pin(identity.name, identity.hash, identity.source);
-    const claim = world.store.claims.claim(needId, { identity: identity.name, leaseMs: 60_000 });
-    const client = await world.client(
-      {
-        kind: 'agent',
-        identity,
-        task: { id: claim.task.id, needId, fence: claim.fence },
-      },
-      options.guard,
-    );
-    if (options.tools) {
-      const callTool = client.callTool.bind(client);
-      client.callTool = (params, ...rest) => {
-        options.tools!.push(params.name);
-        return callTool(params, ...rest);
-      };
-    }
-    const provider = new Spy(
-      options.provider ?? new ScriptedProvider({ script, sleep: async () => {} }),
-      options.before,
-    );
-    const result = await runAgentSession({
-      client,
-      provider,
-      model: 'test',
-      task: { id: claim.task.id, needId, identity, ...(options.lease && { leaseUntil: claim.leaseUntil }) },
-      clock: world.clock,
-      sleep: async (ms) => {
-        options.slept?.push(ms);
-        if (options.lease) world.clock.advance(ms);
-      },
-      heartbeatMs: 3_600_000,
-      ...(options.events && { onEvent: (e) => options.events!.push(e) }),
-    });
-    return { result, provider, taskId: claim.task.id };
-  };
+  const run = sessionRunner(() => world);
   const need = (title = 'Make the kernel testable', tags = ['kernel']) =>
     world.store.needs.create({ title, tags });
 
@@ -284,68 +205,6 @@ describe('the agent loop over the in-memory guard with the scripted provider', (
     expect(result.reason).toBe('3 malformed tool calls in a row');
     expect(events.filter((e) => e.kind === 'tool' && e.isError)).toHaveLength(3);
     expect(world.store.needs.require(n.id).status).toBe('open');
-  });
-
-  it('retries a 429, reserving each attempt and settling the failed one at zero', async () => {
-    const n = need();
-    const { result, provider, taskId } = await run(n.id, {
-      rules: [{ steps: [{ ...finish('resolved'), fail: ['rate_limit'] }] }],
-    });
-    expect(result.outcome).toBe('resolved');
-    expect(provider.calls).toBe(2);
-    expect(world.store.tasks.require(taskId).tokensIn).toBeGreaterThan(0);
-  });
-
-  it('ends a model outage that outlasts its retries as the model’s failure, not the need’s', async () => {
-    for (const [kind, cause] of [
-      ['server', 'model_unavailable'],
-      ['rate_limit', 'model_unavailable'],
-      // A request that is too slow would time out again: it uses up the need's attempts.
-      ['timeout', null],
-    ] as const) {
-      const n = need();
-      const { result, provider, taskId } = await run(n.id, {
-        rules: [{ steps: [{ ...finish('resolved'), fail: [kind, kind, kind, kind] }] }],
-      });
-      expect(provider.calls).toBe(4);
-      expect(result).toMatchObject({ outcome: 'failed' });
-      expect(result.reason).toContain('the model call failed');
-      expect(world.store.tasks.require(taskId)).toMatchObject({ status: 'failed', cause });
-      expect(world.store.scheduling.failures(n.id).failures).toBe(cause ? 0 : 1);
-    }
-  });
-
-  it('does not wait out a retry-after its lease would not survive: the outage ends the session first', async () => {
-    // The lease is 60 s: a 25 s wait leaves 35 s for the next attempt; a second one would leave
-    // 10 s, less than the wait, so the session ends there, holding the identity for the 25 s asked.
-    const n = need();
-    const slept: number[] = [];
-    const { result, provider, taskId } = await run(
-      n.id,
-      {
-        failures: { retry_after_ms: 25_000 },
-        rules: [{ steps: [{ ...finish('resolved'), fail: ['rate_limit', 'rate_limit', 'rate_limit'] }] }],
-      },
-      { lease: true, slept, guard: { retryDelayMs: 1000 } },
-    );
-    expect(slept).toEqual([25_000]);
-    expect(provider.calls).toBe(2);
-    expect(result.outcome).toBe('failed');
-    const task = world.store.tasks.require(taskId);
-    expect(task).toMatchObject({ status: 'failed', cause: 'model_unavailable' });
-    const pin = world.store.identities.require('architect');
-    expect(pin.heldUntil).toBeGreaterThanOrEqual(world.clock.now() + 25_000);
-    const transcript = world.store.artifacts.forNeed(n.id).find((a) => a.kind === 'transcript')!;
-    expect(transcript.content).toContain(
-      'not retrying in 25000 ms: only 10000 ms of the lease would be left',
-    );
-    // Without the lease's end the session waits as before (all four attempts).
-    const m = need('Another');
-    const again = await run(m.id, {
-      failures: { retry_after_ms: 25_000 },
-      rules: [{ steps: [{ ...finish('resolved'), fail: ['rate_limit', 'rate_limit', 'rate_limit'] }] }],
-    });
-    expect(again.provider.calls).toBe(4);
   });
 
   it('stops cleanly when the lease is lost mid-session and writes nothing more', async () => {
