@@ -151,7 +151,7 @@ export class RemoteConnector implements GuardConnector {
     if (!data?.taskId || !data.agentToken || typeof data.leaseUntil !== 'number') {
       throw new MlosError(
         'guard_http',
-        `claim_need of ${needId} returned no agent token: is ${this.#o.mcpUrl} the guard of mlos run --listen?`,
+        `claim_need of ${needId} returned no agent token or lease: is ${this.#o.mcpUrl} the guard of mlos run --listen?`,
       );
     }
     const need = await this.needState(needId);
