@@ -44,8 +44,8 @@ export interface SessionTask {
   readonly needTags?: readonly string[];
   /**
    * When the task's lease ends unless progress renews it (epoch ms), as the claim said. A retry
-   * wait that would let it lapse is not taken: the session ends as an outage instead (a quarter
-   * of an attempt and a hold of the identity) rather than losing its lease (a whole attempt).
+   * wait that would let it lapse is not taken: the session ends now (after an outage, a quarter of
+   * an attempt and a hold of the identity) rather than losing its lease (a whole attempt).
    */
   readonly leaseUntil?: number;
 }

@@ -100,8 +100,9 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
       tool_calls: toolCalls,
     }).catch(() => undefined);
     const renewed = beat?.result.structuredContent as { renewed?: boolean; leaseUntil?: unknown } | undefined;
-    if (renewed?.renewed && typeof renewed.leaseUntil === 'number') {
-      leaseUntil = Math.max(leaseUntil ?? 0, renewed.leaseUntil);
+    // Tracked only when the claim's lease end was given: without it, retries wait as they always did.
+    if (leaseUntil !== undefined && renewed?.renewed && typeof renewed.leaseUntil === 'number') {
+      leaseUntil = Math.max(leaseUntil, renewed.leaseUntil);
     }
   };
   const end = (result: SessionResult) => {

@@ -45,11 +45,7 @@ export class FaultyProvider implements LlmProvider {
   async complete(request: LlmRequest): Promise<LlmResponse> {
     const identity = request.context?.identity;
     if (this.#o.outage && identity !== undefined && this.#o.outage.until(identity) !== null) {
-      try {
-        await this.#o.sleep(this.#o.latencyMs, request.signal);
-      } catch {
-        throw transportCallError('scripted', request.model, 'aborted', '');
-      }
+      await this.#wait(this.#o.latencyMs, request);
       this.#o.counts.outageCalls++;
       throw new LlmCallError(
         `scripted ${request.model} answered 429: the model is unavailable (simulated outage)`,
@@ -68,11 +64,7 @@ export class FaultyProvider implements LlmProvider {
       this.#fault.set(key, fault);
       if (fault.kind === 'hang') {
         this.#o.counts.hangs++;
-        try {
-          await this.#o.sleep(request.timeoutMs, request.signal);
-        } catch {
-          throw transportCallError('scripted', request.model, 'aborted', '');
-        }
+        await this.#wait(request.timeoutMs, request);
         throw transportCallError(
           'scripted',
           request.model,
@@ -84,12 +76,17 @@ export class FaultyProvider implements LlmProvider {
     }
     if (fault.kind === 'slow') {
       const extra = (fault.factor - 1) * this.#o.latencyMs;
-      try {
-        await this.#o.sleep(extra, request.signal);
-      } catch {
-        throw transportCallError('scripted', request.model, 'aborted', '');
-      }
+      await this.#wait(extra, request);
     }
     return this.#o.inner.complete(request);
+  }
+
+  /** Waits on the incarnation's sleep; a cancelled session's wait ends the call as aborted. */
+  async #wait(ms: number, request: LlmRequest): Promise<void> {
+    try {
+      await this.#o.sleep(ms, request.signal);
+    } catch {
+      throw transportCallError('scripted', request.model, 'aborted', '');
+    }
   }
 }
