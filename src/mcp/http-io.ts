@@ -5,6 +5,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 const MAX_BODY = 4 * 1024 * 1024;
 
+/**
+ * Every guard response carries the guard's time (epoch ms) in this header: a worker on another
+ * host reads lease ends and eligibility times against it, not against its own clock.
+ */
+export const GUARD_NOW_HEADER = 'x-mlos-now';
+
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }

@@ -7,7 +7,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { MlosError, NotClaimableError, UserError } from '../store/index.js';
 import { assertRunnable } from './agent-claim.js';
 import { createGuardServer } from './guard.js';
-import { bearer, hash, INVALID, isLoopback, readJson, sendJson } from './http-io.js';
+import { bearer, GUARD_NOW_HEADER, hash, INVALID, isLoopback, readJson, sendJson } from './http-io.js';
 import { notifyOnChange } from './notify.js';
 import { OPERATOR, type Principal } from './principal.js';
 import type { GuardDeps } from './session.js';
@@ -120,6 +120,7 @@ export class GuardHttpServer {
 
   async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    res.setHeader(GUARD_NOW_HEADER, String(this.#deps.store.clock.now()));
     if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { ok: true });
     if (
       this.#options.extraRoutes &&

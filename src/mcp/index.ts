@@ -7,7 +7,7 @@ export {
 export { createGuardDeps, DEFAULT_LEASE_MS, type GuardDepsOptions } from './deps.js';
 export { BOOT_META, createGuardServer, GUARD_INSTRUCTIONS } from './guard.js';
 export { type GuardHttpOptions, GuardHttpServer } from './http.js';
-export { isLoopback } from './http-io.js';
+export { GUARD_NOW_HEADER, isLoopback } from './http-io.js';
 export { connectInMemory } from './in-memory.js';
 export { notifyOnChange } from './notify.js';
 export { actorOf, inView, OPERATOR, type Principal, visibleTools } from './principal.js';

@@ -2,7 +2,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
 import { claimAsAgent, connectInMemory, createGuardServer, type GuardDeps } from '../mcp/index.js';
 import type { NeedState } from '../roundtable/need-bus.js';
-import { type Claim, holdOf, MlosError, NotClaimableError, type Store } from '../store/index.js';
+import { type Claim, type Clock, holdOf, MlosError, NotClaimableError, type Store } from '../store/index.js';
 
 /** A task a worker is about to run: its identity (from the pinned bytes) and a guard client bound to it. */
 export interface StartedTask {
@@ -36,6 +36,11 @@ export interface GuardConnector {
    * protocol on its clock) and, when it wins, returns the started task with no queue round trip.
    */
   claimAndStart(needId: string, identity: string, agentId: string): Promise<ClaimStart>;
+  /**
+   * The guard's time as this process sees it, when it differs from this host's clock (a guard on
+   * another host): the round table and the sessions compare the guard's times with it.
+   */
+  readonly clock?: Clock;
   /** Makes the agents ready to claim at once (opens what a first claim would); optional. */
   prepareClaims?(seats: readonly { identity: string; agentId: string }[]): Promise<void>;
 }

@@ -3,17 +3,18 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { parseIdentity } from '../kernel/identity/index.js';
 import type { Identity } from '../kernel/identity/schema.js';
-import { ELIGIBLE_AT_META, sharedSchemaValidator } from '../mcp/index.js';
+import { ELIGIBLE_AT_META, GUARD_NOW_HEADER, sharedSchemaValidator } from '../mcp/index.js';
 import type { NeedState } from '../roundtable/need-bus.js';
-import { type Clock, MlosError, systemClock } from '../store/index.js';
+import { type Clock, MlosError } from '../store/index.js';
 import type { ClaimStart, GuardConnector, StartedTask } from './connector.js';
+import { GuardClock } from './guard-clock.js';
 
 export interface RemoteConnectorOptions {
   /** The guard's MCP endpoint, e.g. http://127.0.0.1:7411/mcp. */
   readonly mcpUrl: string;
   readonly workerToken: string;
   readonly fetch?: typeof fetch;
-  /** Decides when a cached identity-level agent token is due for renewal. */
+  /** This host's clock (default: real time); `clock` corrects it to the guard's. */
   readonly clock?: Clock;
 }
 
@@ -37,7 +38,11 @@ export class RemoteConnector implements GuardConnector {
   readonly #o: RemoteConnectorOptions;
   readonly #base: URL;
   readonly #fetch: typeof fetch;
-  readonly #clock: Clock;
+  /**
+   * The guard's time on this host, from the time each guard response carries: lease ends, token
+   * expiries and eligibility times are the guard's, and are compared with this clock.
+   */
+  readonly clock: GuardClock;
   readonly #identities = new Map<string, Identity>();
   /** Each agent's identity-level claim session, by `${identity}\0${agentId}`. */
   readonly #claimers = new Map<string, ClaimSession>();
@@ -49,7 +54,7 @@ export class RemoteConnector implements GuardConnector {
     this.#o = options;
     this.#base = new URL(options.mcpUrl);
     this.#fetch = options.fetch ?? fetch;
-    this.#clock = options.clock ?? systemClock;
+    this.clock = new GuardClock(options.clock);
   }
 
   /**
@@ -63,6 +68,7 @@ export class RemoteConnector implements GuardConnector {
     accept: readonly number[] = [409],
   ): Promise<{ status: number; data: T }> {
     let res: Response;
+    const sentAt = this.clock.local();
     try {
       res = await this.#fetch(new URL(path, this.#base), {
         method: body === undefined ? 'GET' : 'POST',
@@ -78,6 +84,8 @@ export class RemoteConnector implements GuardConnector {
         `cannot reach the supervisor's guard at ${this.#base.origin} (${why}): is \`mlos run --listen ${this.#base.host}\` running, and does --mcp name it?`,
       );
     }
+    const guardNow = res.headers.get(GUARD_NOW_HEADER);
+    if (guardNow !== null) this.clock.sample(sentAt, this.clock.local(), Number(guardNow));
     const data = (await res.json().catch(() => ({}))) as T & { error?: string };
     if (res.status >= 400 && !accept.includes(res.status)) {
       throw new MlosError(
@@ -220,7 +228,7 @@ export class RemoteConnector implements GuardConnector {
    */
   #claimer(key: string, identity: string, agentId: string): ClaimSession {
     const cached = this.#claimers.get(key);
-    if (cached && cached.expiresAt - this.#clock.now() > TOKEN_RENEW_MS) return cached;
+    if (cached && cached.expiresAt - this.clock.now() > TOKEN_RENEW_MS) return cached;
     if (cached) this.#drop(key, cached);
     const open = async (): Promise<Client> => {
       const { data } = await this.request<{ token: string; expires_at: number }>('/agent-token', {
@@ -243,7 +251,7 @@ export class RemoteConnector implements GuardConnector {
   #renewBefore(key: string, identity: string, agentId: string, expiresAt: number): void {
     clearTimeout(this.#renewals.get(key));
     if (this.#closed) return;
-    const delay = Math.max(1000, expiresAt - TOKEN_RENEW_MS - this.#clock.now() + 1000);
+    const delay = Math.max(1000, expiresAt - TOKEN_RENEW_MS - this.clock.now() + 1000);
     const timer = setTimeout(() => {
       this.#renewals.delete(key);
       if (this.#closed || !this.#claimers.has(key)) return;

@@ -45,7 +45,7 @@ export interface WorkerOptions {
   readonly clock?: Clock;
   readonly timers?: Timers;
   /**
-   * Passed to each session (each default: real time): its clock, its sleep
+   * Passed to each session (each default: real time, the connector's guard clock for the clock): its clock, its sleep
    * (retry back-off) and the heartbeat timers. The simulator sets all three to virtual time.
    */
   readonly sessionTime?: { readonly clock?: Clock; readonly sleep?: Sleep; readonly timers?: Timers };
@@ -120,7 +120,7 @@ export class Worker {
           capacity: new Map(takeover.seats.map((s) => [s.identity.name, s.identity.capacity])),
           run: (started) => this.#runClaimed(started),
         }),
-        clock: this.#o.clock ?? systemClock,
+        clock: this.#o.clock ?? this.#o.connector.clock ?? systemClock,
         timers: this.#o.timers ?? realTimers,
         log: this.#log,
         ...(takeover.checkMs !== undefined && { checkMs: takeover.checkMs }),
@@ -187,6 +187,8 @@ export class Worker {
     let result: SessionResult | null = null;
     try {
       const { provider, model } = this.#o.providerFor(started.identity);
+      // The lease end is the guard's time: a session compares it with the guard's clock.
+      const sessionClock = this.#o.sessionTime?.clock ?? this.#o.connector.clock;
       result = await runAgentSession({
         client: started.client,
         provider,
@@ -203,7 +205,7 @@ export class Worker {
         toolCache: this.#toolCache,
         ...(this.#o.limits && { limits: this.#o.limits }),
         ...(this.#o.heartbeatMs !== undefined && { heartbeatMs: this.#o.heartbeatMs }),
-        ...(this.#o.sessionTime?.clock && { clock: this.#o.sessionTime.clock }),
+        ...(sessionClock && { clock: sessionClock }),
         ...(this.#o.sessionTime?.sleep && { sleep: this.#o.sessionTime.sleep }),
         ...(this.#o.sessionTime?.timers && { timers: this.#o.sessionTime.timers }),
         ...(this.#o.onSessionEvent && { onEvent: (e) => this.#o.onSessionEvent!(started.taskId, e) }),

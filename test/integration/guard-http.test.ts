@@ -219,6 +219,55 @@ describe('the guard over Streamable HTTP', () => {
     }
   });
 
+  it('a worker whose clock is 13 h ahead reads the guard’s times on the guard’s clock', async () => {
+    const op = await connect(OPERATOR_TOKEN);
+    const queued = data<{ id: string }>(await call(op, 'create_need', { title: 'Queued', tags: ['kernel'] }));
+    const { taskId } = data<{ taskId: string }>(
+      await call(op, 'graduate', { need_id: queued.id, identity: 'architect' }),
+    );
+    const skewMs = 13 * 3_600_000;
+    const asked: string[] = [];
+    const connector = new RemoteConnector({
+      mcpUrl: url,
+      workerToken: WORKER_TOKEN,
+      clock: { now: () => world.clock.now() + skewMs },
+      fetch: (input, init) => {
+        asked.push(new URL(String(input)).pathname);
+        return fetch(input, init);
+      },
+    });
+    try {
+      const started = (await connector.startTask(taskId))!;
+      // The guard's clock stands still in this world: each exchange reads the same guard time.
+      expect(connector.clock.offsetMs).toBe(-skewMs);
+      // 60 s of lease, read on the guard's clock (on this host's, it would have ended 13 h ago).
+      expect(started.leaseUntil - connector.clock.now()).toBe(60_000);
+      await call(started.client, 'finish', { outcome: 'resolved', summary: 'done' });
+      await started.close();
+
+      // The agent's claim session (its token lasts 12 h on the guard's clock) is opened once and
+      // kept: read on this host's clock, the token would look expired and be renewed every claim.
+      const { data: agent } = await connector.request<{ agent_id: string }>('/worker/agents', {
+        identity: 'architect',
+        capacity: 2,
+        worker: 'skewed',
+      });
+      await connector.prepareClaims([{ identity: 'architect', agentId: agent.agent_id }]);
+      for (const title of ['First', 'Second']) {
+        const n = data<{ id: string }>(await call(op, 'create_need', { title, tags: ['kernel'] }));
+        const claimed = await connector.claimAndStart(n.id, 'architect', agent.agent_id);
+        expect(claimed).toHaveProperty('started');
+        const next = (claimed as { started: StartedTask }).started;
+        expect(next.leaseUntil - connector.clock.now()).toBe(60_000);
+        await call(next.client, 'finish', { outcome: 'resolved', summary: 'done' });
+        await next.close();
+      }
+      expect(asked.filter((p) => p === '/agent-token')).toHaveLength(2);
+    } finally {
+      await connector.close();
+    }
+  });
+
   it('50 concurrent claims of one need: exactly one wins, 49 clear refusals (20 rounds)', async () => {
     const op = await connect(OPERATOR_TOKEN);
     const tokens = await Promise.all(

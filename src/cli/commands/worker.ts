@@ -4,6 +4,9 @@ import { UserError } from '../../store/index.js';
 import { collectList, parseDuration, parsePositiveIntFlag, parseRedisUrl } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
 
+/** A skew between this host's clock and the guard's worth a warning, in ms. */
+const CLOCK_SKEW_WARN_MS = 2000;
+
 interface WorkerFlags {
   redis: string;
   mcp: string;
@@ -81,6 +84,14 @@ export function registerWorkerCommand(program: Command): void {
         });
         agents.push({ id: data.agent_id, identity: identity.name });
       }
+      // Lease ends and eligibility times are the guard's: the connector reads them on the guard's
+      // clock, corrected from its responses. A large skew still deserves the operator's eye.
+      const skewMs = connector.clock.offsetMs;
+      if (Math.abs(skewMs) >= CLOCK_SKEW_WARN_MS)
+        log.warn(
+          { skewMs },
+          `this host's clock is ${(Math.abs(skewMs) / 1000).toFixed(1)} s ${skewMs > 0 ? 'behind' : 'ahead of'} the guard's: the worker corrects for it, but check the hosts' time sync (NTP)`,
+        );
       const queue = new BullmqTaskQueue({ url: flags.redis, namespace: info.namespace, log });
       const heartbeatMs = parseDuration(flags.heartbeat, '--heartbeat');
       // The round table watches the need bus the supervisor publishes on the same Redis.
@@ -123,6 +134,7 @@ export function registerWorkerCommand(program: Command): void {
           identities: identities.map((i) => i.name),
           guard: flags.mcp,
           takeover: flags.takeover,
+          guardClockOffsetMs: connector.clock.offsetMs,
         },
         'mlos worker started',
       );

@@ -73,4 +73,37 @@ describe('the agent loop when the model fails: retries, outages, the lease', () 
     });
     expect(again.provider.calls).toBe(4);
   });
+
+  it('counts the lease from its last renewal: progress buys the time a later retry waits', async () => {
+    // The first model call takes 40 s; its turn's progress heartbeat renews the lease to 60 s from
+    // then. A 25 s retry wait leaves 35 s of the renewed lease (it would be -5 s of the claim's).
+    const n = need();
+    const slept: number[] = [];
+    const { result, provider } = await run(
+      n.id,
+      {
+        failures: { retry_after_ms: 25_000 },
+        rules: [
+          {
+            steps: [
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: a script reference.
+              { tool: 'get_need', args: { id: '${need.id}' } },
+              { ...finish('resolved'), fail: ['rate_limit'] },
+            ],
+          },
+        ],
+      },
+      {
+        lease: true,
+        slept,
+        guard: { retryDelayMs: 1000 },
+        before: (call) => {
+          if (call === 1) world.clock.advance(40_000);
+        },
+      },
+    );
+    expect(slept).toEqual([25_000]);
+    expect(provider.calls).toBe(3);
+    expect(result.outcome).toBe('resolved');
+  });
 });
