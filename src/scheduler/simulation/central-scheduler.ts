@@ -1,4 +1,5 @@
-import type { Clock, GraduationCandidate, Store, Timers } from '../../store/index.js';
+import { retryAt } from '../../mcp/agent-claim.js';
+import type { Clock, GraduationCandidate, RetryPolicy, Store, Timers } from '../../store/index.js';
 import type { SimAgent, SimAgents } from './sim-agents.js';
 
 export interface CentralSchedulerOptions {
@@ -7,6 +8,11 @@ export interface CentralSchedulerOptions {
   readonly agents: SimAgents;
   readonly clock: Clock;
   readonly timers: Timers;
+  /**
+   * Graduation's retry rules, which it follows too: a need that failed waits out its retry delay,
+   * and one dead-lettered after `maxAttempts` failures is not dispatched again.
+   */
+  readonly policy: RetryPolicy;
 }
 
 /** What the central scheduler did during a run. */
@@ -23,7 +29,7 @@ export interface CentralStats {
  * The omniscient central scheduler: the baseline the round table is measured against. It sees the
  * whole state at once (every need, every lease, which agent processes are alive) and, whenever
  * something changed and an agent is free, assigns each actionable need without a live task, most
- * urgent first (priority, then age), to the best free agent: the most tags in its primary scope,
+ * urgent first (priority, then age; with graduation's retry delay and dead letter), to the best free agent: the most tags in its primary scope,
  * then in its peripheral scope, then the least loaded. No grace, no takeover loop, no queue: it
  * creates the task and hands it to that agent's own inbox, and the agent's worker starts it
  * through the guard like any job (the same claim, lease and fencing token as every other path).
@@ -66,9 +72,11 @@ export class CentralScheduler {
     this.#dirty = false;
     this.#wake?.cancel();
     this.#wake = undefined;
-    let wrote = this.#expireLeases(now) + this.#cancelOrphanedJobs();
+    const expired = this.#expireLeases(now);
+    let wrote = expired.size + this.#cancelOrphanedJobs();
     for (const need of store.scheduling.graduationCandidates(now, 1000)) {
       if (free.length === 0) break;
+      if (!this.#due(need, now, expired)) continue;
       const agent = pickAgent(need, free, (a) => this.#load(a));
       if (!agent) continue;
       this.#dispatch(need.id, agent);
@@ -135,18 +143,29 @@ export class CentralScheduler {
     });
   }
 
-  /** Running tasks whose lease has expired are lost now: their need is free to dispatch again. */
-  #expireLeases(now: number): number {
+  /**
+   * Graduation's rules: a dead-lettered need is not dispatched, nor one whose retry delay after a
+   * failure has not passed. A need whose lease this step expired is dispatched at once, as a
+   * round-table takeover claims a need at its lease expiry (the guard counts only ended attempts).
+   */
+  #due(need: GraduationCandidate, now: number, expired: ReadonlySet<string>): boolean {
+    const { maxAttempts, retryDelayMs } = this.#o.policy;
+    if (need.orphaned && need.failures >= maxAttempts) return false;
+    return expired.has(need.id) || retryAt(need.failures, need.lastFinishedAt, retryDelayMs) <= now;
+  }
+
+  /** Running tasks whose lease has expired are lost now: their needs (returned) are free to dispatch again. */
+  #expireLeases(now: number): Set<string> {
     const { store } = this.#o;
-    let n = 0;
+    const needs = new Set<string>();
     for (const task of store.scheduling.expiredRunning(now)) {
       store.tasks.transition(task.id, 'lost', {
         error: 'lease expired: dispatched again by the central scheduler',
       });
       this.stats.expired++;
-      n++;
+      needs.add(task.needId);
     }
-    return n;
+    return needs;
   }
 
   /** Tasks handed to an agent that died before starting them are cancelled, to be dispatched again. */
@@ -167,10 +186,13 @@ export class CentralScheduler {
     return n;
   }
 
-  /** Wakes up when the earliest lease of a running task expires (its holder may be dead or hung). */
+  /**
+   * Wakes up when the earliest lease of a running task expires (its holder may be dead or hung)
+   * or a failed need's retry delay ends, whichever comes first.
+   */
   #armWake(now: number): void {
     const { store, timers } = this.#o;
-    let at = Number.POSITIVE_INFINITY;
+    let at = store.scheduling.nextRetryAt(now, this.#o.policy) ?? Number.POSITIVE_INFINITY;
     for (const task of store.tasks.listByStatus(['running'])) {
       const expiresAt = store.leases.get(task.needId)?.expiresAt;
       if (expiresAt != null && expiresAt > now) at = Math.min(at, expiresAt);

@@ -1,3 +1,4 @@
+import { MAX_RETRY_DELAY_MS } from '../../mcp/agent-claim.js';
 import { MemoryNeedBus } from '../../roundtable/memory-need-bus.js';
 import type { NeedBus } from '../../roundtable/need-bus.js';
 import { createSeededPrng, type Store } from '../../store/index.js';
@@ -140,7 +141,17 @@ async function simulate(
   });
   central =
     scheduler === 'central'
-      ? new CentralScheduler({ store: store.as('central'), agents, clock: time.clock, timers: time.timers })
+      ? new CentralScheduler({
+          store: store.as('central'),
+          agents,
+          clock: time.clock,
+          timers: time.timers,
+          policy: {
+            maxAttempts: SIM_TIMING.maxAttempts,
+            retryDelayMs: SIM_TIMING.retryDelayMs,
+            maxRetryDelayMs: MAX_RETRY_DELAY_MS,
+          },
+        })
       : undefined;
 
   await supervisors.start();

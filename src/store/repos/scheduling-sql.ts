@@ -34,9 +34,12 @@ export const CANDIDATES = `SELECT n.id, n.priority, n.created_at AS createdAt, n
 /** A candidate `c` escalated after @max failures: graduation is done with it. */
 export const DEAD_LETTERED = '(c.orphaned = 1 AND c.failures >= @max)';
 
-/** A candidate `c` whose retry delay (@base doubled per failure, at most @cap) has not passed. */
+/** When a failed candidate `c` may be retried: @base doubled per failure, at most @cap, after its last end. */
+export const RETRY_AT = 'c.lastFinishedAt + min(@base * (1 << min(c.failures - 1, 30)), @cap)';
+
+/** A candidate `c` whose retry delay has not passed (see RETRY_AT). */
 export const RETRY_WAITING = `(@base > 0 AND c.failures > 0 AND c.lastFinishedAt IS NOT NULL
-  AND c.lastFinishedAt + min(@base * (1 << min(c.failures - 1, 30)), @cap) > @now)`;
+  AND ${RETRY_AT} > @now)`;
 
 /**
  * The compact need state, one row per need; `@now` decides actionability. The last takeover is the

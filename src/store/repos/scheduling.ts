@@ -11,6 +11,7 @@ import {
   type NeedStateRow,
   policyParams,
   type RawNeedState,
+  RETRY_AT,
   RETRY_WAITING,
   type RetryPolicy,
   toNeedStateRow,
@@ -197,6 +198,19 @@ export class SchedulingRepository {
         )
         .pluck()
         .get({ now, ...policyParams(policy) }) ?? 0
+    );
+  }
+
+  /** The earliest time a candidate waiting for its retry may be retried (see retryWaiting); null: none waits. */
+  nextRetryAt(now: number, policy: RetryPolicy): number | null {
+    if (policy.retryDelayMs <= 0) return null;
+    return (
+      this.#ctx
+        .prepare<[Record<string, number>], number | null>(
+          `SELECT min(${RETRY_AT}) FROM (${CANDIDATES}) c WHERE NOT ${DEAD_LETTERED} AND ${RETRY_WAITING}`,
+        )
+        .pluck()
+        .get({ now, ...policyParams(policy) }) ?? null
     );
   }
 

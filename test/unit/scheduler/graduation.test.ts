@@ -137,7 +137,12 @@ describe('graduation passes', () => {
       return world.clock.now();
     };
     const live = () => world.store.tasks.liveFor(need.id);
+    const policy = { maxAttempts: 5, retryDelayMs: 1000, maxRetryDelayMs: 600_000 };
+    expect(world.store.scheduling.nextRetryAt(world.clock.now(), policy)).toBeNull();
     let failedAt = fail();
+    // When the retry is due (the central scheduler of the simulator wakes then).
+    expect(world.store.scheduling.nextRetryAt(failedAt + 999, policy)).toBe(failedAt + 1000);
+    expect(world.store.scheduling.nextRetryAt(failedAt + 1000, policy)).toBeNull();
     // Waiting for its retry, the need still counts as routable: a run is not idle meanwhile.
     expect(graduation.pass(failedAt + 999)).toMatchObject({ graduated: 0, routable: 1 });
     expect(live()).toBeUndefined();
@@ -146,6 +151,7 @@ describe('graduation passes', () => {
     world.clock.set(failedAt + 1500);
     failedAt = fail();
     // Two failures since the last success: twice the delay.
+    expect(world.store.scheduling.nextRetryAt(failedAt, policy)).toBe(failedAt + 2000);
     expect(graduation.pass(failedAt + 1999)).toMatchObject({ graduated: 0, routable: 1 });
     expect(graduation.pass(failedAt + 2000).graduated).toBe(1);
   });
