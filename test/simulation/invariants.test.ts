@@ -124,6 +124,27 @@ describe('invariant checker', () => {
     ]);
   });
 
+  it('reports a task of a held identity started before its hold ended, not one after it or its release', () => {
+    const { store, clock, checker } = w;
+    store.identities.hold('alpha', 'the model call failed: 529 overloaded', () => 20_000);
+    clock.advance(5000);
+    // The store's claim does not look at holds (the guard and the schedulers do): a path that
+    // forgot them would start this task.
+    const early = claimed(store, clock);
+    checker.step();
+    expect(checker.violations).toMatchObject([
+      { invariant: 'a held identity starts nothing', needId: early.need.id },
+    ]);
+    expect(checker.violations[0]!.detail).toMatch(/started 15000 ms before its hold ended/);
+    clock.advance(15_000);
+    claimed(store, clock);
+    store.identities.hold('alpha', 'again', () => 60_000);
+    store.identities.releaseHold('alpha', 'operator');
+    claimed(store, clock);
+    checker.step();
+    expect(checker.violations).toHaveLength(1);
+  });
+
   it('reports a task over its budget, read on the step it reserved (no event is written)', () => {
     const { store, clock, checker } = w;
     const { claim } = claimed(store, clock);

@@ -4,7 +4,14 @@ import { MemoryNeedBus } from '../../src/roundtable/memory-need-bus.js';
 import type { BusEvent, NeedSnapshot } from '../../src/roundtable/need-bus.js';
 import { pickAgent } from '../../src/scheduler/simulation/central-scheduler.js';
 import { Epoch } from '../../src/scheduler/simulation/epoch.js';
-import { FaultDice, formatFaults, parseFaults } from '../../src/scheduler/simulation/faults.js';
+import {
+  FAULT_PERIOD_MS,
+  FaultDice,
+  formatFaults,
+  OUTAGE_MS,
+  outageUntil,
+  parseFaults,
+} from '../../src/scheduler/simulation/faults.js';
 import { FaultyNeedBus } from '../../src/scheduler/simulation/faulty-bus.js';
 import type { SimAgent } from '../../src/scheduler/simulation/sim-agents.js';
 import { VirtualTime } from '../../src/scheduler/simulation/virtual-time.js';
@@ -147,5 +154,29 @@ describe('faults', () => {
     expect(() => parseFaults('crash=2')).toThrow(/probability in \[0, 1\]/);
     expect(() => parseFaults('explode=0.1')).toThrow(/unknown fault "explode"/);
     expect(() => parseFaults('bus_loss=0.6,bus_dup=0.6')).toThrow(/bus fault rates/);
+  });
+
+  it('draws model outages per identity and period: each lasts its drawn time, whoever asks when', () => {
+    const dice = new FaultDice(createSeededPrng(11), 11);
+    expect(outageUntil(dice, 0, 'alpha', START)).toBeNull();
+    // Every period starts one at rate 1: covered from the period's first instant, for 10-60 s.
+    for (let n = 0; n < 50; n++) {
+      const at = START + n * FAULT_PERIOD_MS;
+      const until = outageUntil(dice, 1, 'alpha', at)!;
+      expect(until).toBeGreaterThanOrEqual(at + OUTAGE_MS.min);
+      expect(until).toBeLessThanOrEqual(at + OUTAGE_MS.max);
+    }
+    // At a lower rate: an outage covering t covers every moment up to its end, and the answer
+    // does not depend on the order of the questions (keyed dice, no draw consumed).
+    let outages = 0;
+    for (let at = START; at < START + 600_000; at += 700) {
+      const until = outageUntil(dice, 0.05, 'beta', at);
+      if (until === null) continue;
+      outages++;
+      expect(until).toBeGreaterThan(at);
+      expect(outageUntil(dice, 0.05, 'beta', until - 1)).toBeGreaterThanOrEqual(until);
+      expect(outageUntil(dice, 0.05, 'beta', at)).toBe(until);
+    }
+    expect(outages).toBeGreaterThan(0);
   });
 });
