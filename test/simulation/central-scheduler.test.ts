@@ -85,4 +85,19 @@ describe('central scheduler: retries', () => {
     central.step();
     expect(jobs.map((j) => j.needId)).toEqual([crashed.id]);
   });
+
+  it('cancels a task whose identity was held before it started, and dispatches it when the hold ends', () => {
+    const need = world.store.needs.create({ title: 'dispatched, then held', tags: ['kernel'] });
+    central.step();
+    expect(jobs.map((j) => j.needId)).toEqual([need.id]);
+    // Another session of the identity met a model outage before this one started.
+    world.store.identities.hold('architect', 'the model call failed: 529 overloaded', () => 30_000);
+    central.step();
+    expect(world.store.tasks.require(jobs[0]!.taskId).status).toBe('cancelled');
+    expect(central.stats.cancelled).toBe(1);
+    world.clock.advance(30_000);
+    central.step();
+    expect(jobs.map((j) => j.needId)).toEqual([need.id, need.id]);
+    expect(world.store.tasks.require(jobs[1]!.taskId).status).toBe('queued');
+  });
 });

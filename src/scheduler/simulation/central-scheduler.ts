@@ -21,7 +21,7 @@ export interface CentralStats {
   dispatches: number;
   /** Running tasks it declared lost the moment their lease expired. */
   expired: number;
-  /** Queued tasks of dead agents it cancelled (to dispatch the need again). */
+  /** Queued tasks of dead or held agents it cancelled (to dispatch the need again). */
   cancelled: number;
 }
 
@@ -62,18 +62,20 @@ export class CentralScheduler {
     const { store, clock } = this.#o;
     const now = clock.now();
     const held = this.#holds(now);
+    // First, whatever else happens: a held agent's tasks would otherwise wait past the hold.
+    const cancelled = this.#cancelHeldJobs(held);
     const free = this.#freeAgents(held);
     const head = store.events.headSeq();
     if (
       free.length === 0 ||
       (!this.#dirty && head === this.#lastHead && now < (this.#wake?.at ?? Number.POSITIVE_INFINITY))
     )
-      return false;
+      return cancelled > 0;
     this.#dirty = false;
     this.#wake?.cancel();
     this.#wake = undefined;
     const expired = this.#expireLeases(now);
-    let wrote = expired.size + this.#cancelOrphanedJobs();
+    let wrote = cancelled + expired.size + this.#cancelOrphanedJobs();
     for (const need of store.scheduling.graduationCandidates(now, 1000)) {
       if (free.length === 0) break;
       if (!this.#due(need, now, expired)) continue;
@@ -182,6 +184,31 @@ export class CentralScheduler {
         }
       }
       this.#pending.delete(agentId);
+    }
+    return n;
+  }
+
+  /**
+   * Tasks handed to an agent whose identity was held before it started them are cancelled, to be
+   * dispatched again when the hold ends: the guard will not start them, and their job is gone.
+   */
+  #cancelHeldJobs(held: ReadonlySet<string>): number {
+    if (held.size === 0) return 0;
+    let n = 0;
+    for (const agent of this.#o.agents.list) {
+      const pending = this.#pending.get(agent.id);
+      if (!pending || !held.has(agent.identity.name)) continue;
+      for (const taskId of pending) {
+        if (this.#o.store.tasks.get(taskId)?.status === 'queued') {
+          this.#o.store.tasks.cancel(
+            taskId,
+            `identity ${agent.identity.name} was held before the task started`,
+          );
+          this.stats.cancelled++;
+          n++;
+        }
+      }
+      pending.clear();
     }
     return n;
   }
