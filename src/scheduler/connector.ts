@@ -55,6 +55,11 @@ export class EmbeddedConnector implements GuardConnector {
     this.#store = deps.store.as('worker');
   }
 
+  /** The guard's clock is the store's, in this process. */
+  get clock(): Clock {
+    return this.#store.clock;
+  }
+
   async startTask(taskId: string, agentId?: string): Promise<StartedTask | null> {
     const store = this.#store;
     const queued = store.tasks.get(taskId);

@@ -1,4 +1,10 @@
-import { type Clock, systemClock } from '../store/index.js';
+import type { Clock } from '../store/index.js';
+
+/**
+ * This host's time, never stepped: epoch ms at the process's start plus the monotonic time since.
+ * A correction of this host's wall clock (NTP) then moves no reading of the guard's time.
+ */
+export const monotonicClock: Clock = { now: () => performance.timeOrigin + performance.now() };
 
 /** How many recent exchanges the offset is chosen from. */
 const SAMPLES = 8;
@@ -16,7 +22,7 @@ export class GuardClock implements Clock {
   readonly #samples: { readonly rttMs: number; readonly offsetMs: number }[] = [];
   #offsetMs = 0;
 
-  constructor(local: Clock = systemClock) {
+  constructor(local: Clock = monotonicClock) {
     this.#local = local;
   }
 
@@ -41,7 +47,7 @@ export class GuardClock implements Clock {
 
   /** One exchange: sent and received on this host's clock, `guardNow` read from the response. */
   sample(sentAt: number, receivedAt: number, guardNow: number): void {
-    if (!Number.isFinite(guardNow) || receivedAt < sentAt) return;
+    if (!Number.isFinite(guardNow) || guardNow <= 0 || receivedAt < sentAt) return;
     this.#samples.push({ rttMs: receivedAt - sentAt, offsetMs: guardNow - (sentAt + receivedAt) / 2 });
     if (this.#samples.length > SAMPLES) this.#samples.shift();
     let best = this.#samples[0]!;

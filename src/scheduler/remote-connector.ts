@@ -14,7 +14,7 @@ export interface RemoteConnectorOptions {
   readonly mcpUrl: string;
   readonly workerToken: string;
   readonly fetch?: typeof fetch;
-  /** This host's clock (default: real time); `clock` corrects it to the guard's. */
+  /** This host's clock (default: monotonic real time); `clock` corrects it to the guard's. */
   readonly clock?: Clock;
 }
 

@@ -86,11 +86,16 @@ export function registerWorkerCommand(program: Command): void {
       }
       // Lease ends and eligibility times are the guard's: the connector reads them on the guard's
       // clock, corrected from its responses. A large skew still deserves the operator's eye.
-      const skewMs = connector.clock.offsetMs;
-      if (Math.abs(skewMs) >= CLOCK_SKEW_WARN_MS)
+      const guardClockOffsetMs = connector.clock.offsetMs;
+      if (!connector.clock.synced)
         log.warn(
-          { skewMs },
-          `this host's clock is ${(Math.abs(skewMs) / 1000).toFixed(1)} s ${skewMs > 0 ? 'behind' : 'ahead of'} the guard's: the worker corrects for it, but check the hosts' time sync (NTP)`,
+          {},
+          "the guard sends no time (an older mlos run): lease ends are read on this host's clock, so keep the hosts' clocks in sync (NTP)",
+        );
+      else if (Math.abs(guardClockOffsetMs) >= CLOCK_SKEW_WARN_MS)
+        log.warn(
+          { guardClockOffsetMs },
+          `this host's clock is ${(Math.abs(guardClockOffsetMs) / 1000).toFixed(1)} s ${guardClockOffsetMs > 0 ? 'behind' : 'ahead of'} the guard's: the worker corrects for it, but check the hosts' time sync (NTP)`,
         );
       const queue = new BullmqTaskQueue({ url: flags.redis, namespace: info.namespace, log });
       const heartbeatMs = parseDuration(flags.heartbeat, '--heartbeat');

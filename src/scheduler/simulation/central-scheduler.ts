@@ -1,4 +1,3 @@
-import { retryAt } from '../../mcp/agent-claim.js';
 import type { Clock, GraduationCandidate, RetryPolicy, Store, Timers } from '../../store/index.js';
 import type { SimAgent, SimAgents } from './sim-agents.js';
 
@@ -76,9 +75,8 @@ export class CentralScheduler {
     this.#wake = undefined;
     const expired = this.#expireLeases(now);
     let wrote = cancelled + expired.size + this.#cancelOrphanedJobs();
-    for (const need of store.scheduling.graduationCandidates(now, 1000)) {
+    for (const need of this.#candidates(now, expired)) {
       if (free.length === 0) break;
-      if (!this.#due(need, now, expired)) continue;
       const agent = pickAgent(need, free, (a) => this.#load(a));
       if (!agent) continue;
       this.#dispatch(need.id, agent);
@@ -146,14 +144,25 @@ export class CentralScheduler {
   }
 
   /**
-   * Graduation's rules: a dead-lettered need is not dispatched, nor one whose retry delay after a
-   * failure has not passed. A need whose lease this step expired is dispatched at once, as a
-   * round-table takeover claims a need at its lease expiry (the guard counts only ended attempts).
+   * Graduation's candidates, under its rules (no dead-lettered need, none whose retry delay after
+   * a failure has not passed), plus the needs whose lease this step expired: those are dispatched
+   * at once, as a round-table takeover claims a need at its lease expiry (the guard counts only
+   * ended attempts). Most urgent first.
    */
-  #due(need: GraduationCandidate, now: number, expired: ReadonlySet<string>): boolean {
-    const { maxAttempts, retryDelayMs } = this.#o.policy;
-    if (need.orphaned && need.failures >= maxAttempts) return false;
-    return expired.has(need.id) || retryAt(need.failures, need.lastFinishedAt, retryDelayMs) <= now;
+  #candidates(now: number, expired: ReadonlySet<string>): GraduationCandidate[] {
+    const { store, policy } = this.#o;
+    const page = store.scheduling.graduationCandidates(now, 1000, policy);
+    if (expired.size === 0) return page;
+    const listed = new Set(page.map((c) => c.id));
+    const lost = store.scheduling
+      .graduationCandidates(now, 1000)
+      .filter(
+        (c) => expired.has(c.id) && !listed.has(c.id) && !(c.orphaned && c.failures >= policy.maxAttempts),
+      );
+    return [...page, ...lost].sort(
+      (a, b) =>
+        a.priority - b.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    );
   }
 
   /** Running tasks whose lease has expired are lost now: their needs (returned) are free to dispatch again. */
@@ -172,20 +181,10 @@ export class CentralScheduler {
 
   /** Tasks handed to an agent that died before starting them are cancelled, to be dispatched again. */
   #cancelOrphanedJobs(): number {
-    const alive = new Set(this.#o.agents.list.filter((a) => a.alive).map((a) => a.id));
-    let n = 0;
-    for (const [agentId, pending] of this.#pending) {
-      if (alive.has(agentId)) continue;
-      for (const taskId of pending) {
-        if (this.#o.store.tasks.get(taskId)?.status === 'queued') {
-          this.#o.store.tasks.cancel(taskId, `agent ${agentId} died before starting it`);
-          this.stats.cancelled++;
-          n++;
-        }
-      }
-      this.#pending.delete(agentId);
-    }
-    return n;
+    return this.#cancelPending(
+      (agent) => !agent.alive,
+      (agent) => `agent ${agent.id} died before starting it`,
+    );
   }
 
   /**
@@ -194,21 +193,26 @@ export class CentralScheduler {
    */
   #cancelHeldJobs(held: ReadonlySet<string>): number {
     if (held.size === 0) return 0;
+    return this.#cancelPending(
+      (agent) => held.has(agent.identity.name),
+      (agent) => `identity ${agent.identity.name} was held before the task started`,
+    );
+  }
+
+  /** Cancels the tasks still queued that were handed to the agents `which` picks; forgets them all. */
+  #cancelPending(which: (agent: SimAgent) => boolean, reason: (agent: SimAgent) => string): number {
     let n = 0;
     for (const agent of this.#o.agents.list) {
       const pending = this.#pending.get(agent.id);
-      if (!pending || !held.has(agent.identity.name)) continue;
+      if (!pending || !which(agent)) continue;
       for (const taskId of pending) {
         if (this.#o.store.tasks.get(taskId)?.status === 'queued') {
-          this.#o.store.tasks.cancel(
-            taskId,
-            `identity ${agent.identity.name} was held before the task started`,
-          );
+          this.#o.store.tasks.cancel(taskId, reason(agent));
           this.stats.cancelled++;
           n++;
         }
       }
-      pending.clear();
+      this.#pending.delete(agent.id);
     }
     return n;
   }

@@ -28,15 +28,17 @@ describe('GuardClock: the guard’s time on a worker’s host', () => {
   });
 
   it('forgets exchanges older than the last eight, so a stepped guard clock is followed', () => {
-    const clock = new GuardClock(new ManualClock(0));
-    clock.sample(0, 2, 1 + 5000);
-    for (let i = 1; i <= 8; i++) clock.sample(i * 100, i * 100 + 20, i * 100 + 10 - 3000);
+    const t = 1_000_000;
+    const clock = new GuardClock(new ManualClock(t));
+    clock.sample(t, t + 2, t + 1 + 5000);
+    for (let i = 1; i <= 8; i++) clock.sample(t + i * 100, t + i * 100 + 20, t + i * 100 + 10 - 3000);
     expect(clock.offsetMs).toBe(-3000);
   });
 
-  it('ignores a reading that is not a time or an exchange that ends before it starts', () => {
+  it('ignores a reading that is not a time (or is empty) and an exchange that ends before it starts', () => {
     const clock = new GuardClock(new ManualClock(0));
     clock.sample(0, 10, Number.NaN);
+    clock.sample(0, 10, Number('')); // an empty header
     clock.sample(10, 0, 5);
     expect(clock.synced).toBe(false);
     expect(clock.offsetMs).toBe(0);
