@@ -81,6 +81,15 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
   /** The settlement of the call whose turn calls finish: sent with the finish (one commit). */
   let unsettled = null as Settlement | null;
   const transcript = new Transcript(task.id);
+  /**
+   * Aborts the model call in flight (and any retry wait) when the caller cancels the session or
+   * the guard says the lease is lost (the task was cancelled, taken over or expired): no tokens
+   * are spent on work that can no longer be committed.
+   */
+  const stop = new AbortController();
+  const onCancel = () => stop.abort();
+  options.signal?.addEventListener('abort', onCancel, { once: true });
+  if (options.signal?.aborted) stop.abort();
 
   const callTool = async (name: string, args: Record<string, unknown>, meta?: Record<string, unknown>) => {
     const result = (await client.callTool({
@@ -89,7 +98,10 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
       ...(meta && { _meta: meta }),
     })) as CallToolResult;
     const text = resultText(result);
-    if (result.isError && /lease lost/.test(text)) leaseLost = text;
+    if (result.isError && /lease lost/.test(text)) {
+      leaseLost = text;
+      stop.abort();
+    }
     return { result, text };
   };
   const heartbeat = async () => {
@@ -192,6 +204,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
         }
         if (options.signal?.aborted)
           return end(summary('aborted', 'the session was cancelled during a model call'));
+        if (leaseLost) return end(summary('lease_lost', leaseLost));
         if (error instanceof BudgetExceededError) return end(await finishWith('failed', error.message));
         const message = error instanceof Error ? error.message : String(error);
         // Out of retries on an outage (not the work's fault): the need keeps its attempts and
@@ -295,6 +308,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
     }
   } finally {
     stopHeartbeats();
+    options.signal?.removeEventListener('abort', onCancel);
     await settleUnsettled();
   }
 
@@ -342,7 +356,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
             maxOutputTokens: limits.maxOutputTokens,
             timeoutMs: limits.callTimeoutMs,
             promptTokens,
-            ...(options.signal && { signal: options.signal }),
+            signal: stop.signal,
             context: {
               identity: task.identity.name,
               needId: task.needId,
@@ -365,7 +379,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
         maxDelayMs: 20_000,
         sleep,
         jitterKey: task.id,
-        ...(options.signal && { signal: options.signal }),
+        signal: stop.signal,
         // Waiting renews nothing. A wait is taken only if the lease left after it is at least as
         // long as the wait (or a whole call timeout, if shorter) for the attempt. Otherwise the
         // session ends now (after an outage, the identity is held and it costs a quarter of an

@@ -52,6 +52,8 @@ export function sessionRunner(world: () => World) {
       slept?: number[];
       /** Guard settings of this session's client (say, a retry delay, so outages hold). */
       guard?: Partial<GuardDeps>;
+      /** The session's heartbeat interval (default: an hour, so none beats). */
+      heartbeatMs?: number;
     } = {},
   ) => {
     const identity = options.identity ?? world().identity('architect');
@@ -86,7 +88,7 @@ export function sessionRunner(world: () => World) {
         options.slept?.push(ms);
         if (options.lease) world().clock.advance(ms);
       },
-      heartbeatMs: 3_600_000,
+      heartbeatMs: options.heartbeatMs ?? 3_600_000,
       ...(options.events && { onEvent: (e) => options.events!.push(e) }),
     });
     return { result, provider, taskId: claim.task.id };

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { LlmProvider } from '../../../src/agents/provider.js';
 import { createGuardWorld } from '../../helpers/guard.js';
 import { finish, sessionRunner, type World } from './session-helpers.js';
 
@@ -105,5 +106,27 @@ describe('the agent loop when the model fails: retries, outages, the lease', () 
     expect(slept).toEqual([25_000]);
     expect(provider.calls).toBe(3);
     expect(result.outcome).toBe('resolved');
+  });
+
+  it('stops the model call in flight when its task is cancelled: no tokens for work that cannot commit', async () => {
+    const n = need();
+    let aborted = false;
+    // A model that never answers; the operator cancels the task while the call is out.
+    const hanging: LlmProvider = {
+      name: 'scripted',
+      complete: (request) =>
+        new Promise((_, reject) => {
+          request.signal?.addEventListener('abort', () => {
+            aborted = true;
+            reject(new Error('the request was aborted'));
+          });
+          world.store.tasks.cancel(request.context!.taskId, 'cancelled by the operator');
+        }),
+    };
+    const { result, taskId } = await run(n.id, { rules: [] }, { provider: hanging, heartbeatMs: 20 });
+    expect(aborted).toBe(true);
+    expect(result.outcome).toBe('lease_lost');
+    expect(result.reason).toContain('lease lost');
+    expect(world.store.tasks.require(taskId).status).toBe('cancelled');
   });
 });
