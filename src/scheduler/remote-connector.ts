@@ -16,6 +16,8 @@ export interface RemoteConnectorOptions {
   readonly fetch?: typeof fetch;
   /** This host's clock (default: monotonic real time); `clock` corrects it to the guard's. */
   readonly clock?: Clock;
+  /** How long a worker route may take to answer, in ms (default 30 s). */
+  readonly requestTimeoutMs?: number;
 }
 
 /** An agent's MCP session for claim_need; `expiresAt` (its token's) is known once it is open. */
@@ -68,14 +70,21 @@ export class RemoteConnector implements GuardConnector {
     accept: readonly number[] = [409],
   ): Promise<{ status: number; data: T }> {
     let res: Response;
+    const timeoutMs = this.#o.requestTimeoutMs ?? 30_000;
     const sentAt = this.clock.local();
     try {
       res = await this.#fetch(new URL(path, this.#base), {
+        signal: AbortSignal.timeout(timeoutMs),
         method: body === undefined ? 'GET' : 'POST',
         headers: { authorization: `Bearer ${this.#o.workerToken}`, 'content-type': 'application/json' },
         ...(body !== undefined && { body: JSON.stringify(body) }),
       });
     } catch (error) {
+      if ((error as Error).name === 'TimeoutError')
+        throw new MlosError(
+          'guard_unreachable',
+          `the supervisor's guard at ${this.#base.origin} did not answer ${path} within ${timeoutMs / 1000} s: is \`mlos run --listen ${this.#base.host}\` running there, and not stopped or overloaded?`,
+        );
       // fetch says only "fetch failed"; the reason (ECONNREFUSED, a DNS failure…) is its cause.
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (error as Error).message;

@@ -131,6 +131,25 @@ describe('mlos CLI', () => {
         ['worker', '--redis', 'localhost:6379', '--mcp', 'http://127.0.0.1:1/mcp'],
         /--redis "localhost:6379" is not a Redis URL/,
       ],
+      [
+        ['worker', '--redis', 'redis://127.0.0.1:6379', '--mcp', 'notaurl', '--token', 't'],
+        /--mcp notaurl is not an http\(s\) URL: give the guard's MCP endpoint/,
+      ],
+      // Checked before anything connects (nothing listens on port 1).
+      [
+        [
+          'worker',
+          '--redis',
+          'redis://127.0.0.1:6379',
+          '--mcp',
+          'http://127.0.0.1:1/mcp',
+          '--token',
+          't',
+          '--heartbeat',
+          'x',
+        ],
+        /--heartbeat "x" is not a duration/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = mlos(...args);

@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,6 +92,18 @@ describe('the guard over Streamable HTTP', () => {
     await expect(connector.request('/worker/identities')).rejects.toThrow(
       `cannot reach the supervisor's guard at ${origin} (ECONNREFUSED): is \`mlos run --listen ${new URL(closed).host}\` running, and does --mcp name it?`,
     );
+    // A guard that takes the connection and never answers (stopped with SIGSTOP, say).
+    const silent = createNetServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const mute = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/mcp`;
+      const waiting = new RemoteConnector({ mcpUrl: mute, workerToken: WORKER_TOKEN, requestTimeoutMs: 200 });
+      await expect(waiting.request('/worker/identities')).rejects.toThrow(
+        `the supervisor's guard at ${new URL(mute).origin} did not answer /worker/identities within 0.2 s`,
+      );
+    } finally {
+      silent.close();
+    }
   });
 
   it('exchanges the worker token for an agent token whose tools and scope are the identity’s', async () => {

@@ -41,6 +41,13 @@ export function registerWorkerCommand(program: Command): void {
     .action(async (flags: WorkerFlags) => {
       const token = flags.token ?? process.env['MLOS_WORKER_TOKEN'];
       if (!token) throw new UserError('a worker needs the worker token: --token T or MLOS_WORKER_TOKEN');
+      // Every flag is checked before anything connects.
+      if (!URL.canParse(flags.mcp) || !/^https?:$/.test(new URL(flags.mcp).protocol))
+        throw new UserError(
+          `--mcp ${flags.mcp} is not an http(s) URL: give the guard's MCP endpoint, e.g. http://10.0.0.5:7411/mcp`,
+        );
+      const heartbeatMs = parseDuration(flags.heartbeat, '--heartbeat');
+      const drainMs = parseDuration(flags.drain, '--drain');
       // Loaded here, not at the CLI's start (see mlos run).
       const [
         { createProvider, createProviders },
@@ -98,7 +105,6 @@ export function registerWorkerCommand(program: Command): void {
           `this host's clock is ${(Math.abs(guardClockOffsetMs) / 1000).toFixed(1)} s ${guardClockOffsetMs > 0 ? 'behind' : 'ahead of'} the guard's: the worker corrects for it, but check the hosts' time sync (NTP)`,
         );
       const queue = new BullmqTaskQueue({ url: flags.redis, namespace: info.namespace, log });
-      const heartbeatMs = parseDuration(flags.heartbeat, '--heartbeat');
       // The round table watches the need bus the supervisor publishes on the same Redis.
       const bus = flags.takeover
         ? new RedisNeedBus({
@@ -154,7 +160,7 @@ export function registerWorkerCommand(program: Command): void {
       });
       log.info({}, 'draining');
       clearInterval(beat);
-      await worker.close(parseDuration(flags.drain, '--drain'));
+      await worker.close(drainMs);
       await connector.request('/worker/stop', { agents: agents.map((a) => a.id) }).catch(() => undefined);
       await queue.close(5000);
       await bus?.close();
