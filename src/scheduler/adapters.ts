@@ -4,6 +4,7 @@ import { RedisNeedBus } from '../roundtable/redis-need-bus.js';
 import { BullmqTaskQueue } from './bullmq-task-queue.js';
 import type { Logger } from './logger.js';
 import { MemoryTaskQueue } from './memory-task-queue.js';
+import { awaitRedis, withoutPassword } from './redis-connection.js';
 import type { TaskQueue } from './task-queue.js';
 
 export interface AdapterOptions {
@@ -14,7 +15,10 @@ export interface AdapterOptions {
   readonly log: Logger;
 }
 
-/** The queue and bus of a mode: in-process for embedded, Redis for distributed. Same code above. */
+/**
+ * The queue and bus of a mode: in-process for embedded, Redis for distributed (once the server
+ * answers: a UserError after 30 s without). Same code above.
+ */
 export async function createAdapters(options: AdapterOptions): Promise<{ queue: TaskQueue; bus: NeedBus }> {
   if (!options.redisUrl) {
     return {
@@ -24,6 +28,10 @@ export async function createAdapters(options: AdapterOptions): Promise<{ queue: 
       }),
     };
   }
+  await awaitRedis(options.redisUrl, {
+    onWait: (reason) =>
+      options.log.warn({ reason }, `waiting for Redis at ${withoutPassword(options.redisUrl!)} to answer`),
+  });
   return {
     queue: new BullmqTaskQueue({ url: options.redisUrl, namespace: options.namespace, log: options.log }),
     bus: new RedisNeedBus({

@@ -3,7 +3,8 @@
  * connections whatever their state. Internal to the BullMQ adapter (bullmq-task-queue.ts and
  * bullmq-consumer.ts); ioredis types do not leave this folder.
  */
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import { UserError } from '../store/index.js';
 
 /** After a close timeout, how long BullMQ may take to record the aborted jobs before connections are cut. */
 export const GRACE_MS = 1000;
@@ -55,5 +56,49 @@ export function withoutPassword(url: string): string {
     return parsed.toString();
   } catch {
     return '(unparsable Redis URL)';
+  }
+}
+
+/**
+ * Waits until the Redis server at `url` answers a PING, at most `timeoutMs` (trying every half
+ * second: a server still starting, as in docker-compose, gets that long); then throws a UserError
+ * naming the server and the last reason. At start only: a wrong --redis fails there, instead of
+ * reconnecting forever as the adapters do once they ran (so that a Redis restart loses no run).
+ */
+export async function awaitRedis(
+  url: string,
+  options: { timeoutMs?: number; onWait?: (reason: string) => void } = {},
+): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  let reason = 'no answer';
+  for (let attempt = 0; ; attempt++) {
+    const client = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: Math.max(500, Math.min(5000, deadline - Date.now())),
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+    });
+    // The socket's own error (ECONNREFUSED, ENOTFOUND…) says more than the rejected connect.
+    let socketError: { code?: string; message?: string } | undefined;
+    client.on('error', (error: { code?: string; message?: string }) => {
+      socketError = error;
+    });
+    try {
+      await client.connect();
+      await client.ping();
+      return;
+    } catch (error) {
+      const e = socketError ?? (error as { code?: string; message?: string });
+      reason = e.code ?? e.message ?? String(error);
+    } finally {
+      endForGood(client);
+    }
+    if (Date.now() + 500 >= deadline)
+      throw new UserError(
+        `Redis at ${withoutPassword(url)} does not answer (${reason}): is redis-server running there, and does --redis name it (redis://HOST:PORT)?`,
+      );
+    if (attempt === 0) options.onWait?.(reason);
+    await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }

@@ -55,16 +55,24 @@ export function registerWorkerCommand(program: Command): void {
         { BullmqTaskQueue },
         { RemoteConnector },
         { takeoverSeats, Worker },
+        { awaitRedis, withoutPassword },
       ] = await Promise.all([
         import('../../agents/providers/index.js'),
         import('../../roundtable/redis-need-bus.js'),
         import('../../scheduler/bullmq-task-queue.js'),
         import('../../scheduler/remote-connector.js'),
         import('../../scheduler/worker.js'),
+        import('../../scheduler/redis-connection.js'),
       ]);
       // Providers count the tokens of every request: load the tokenizer before the first session.
       (await import('../../kernel/tokens.js')).preloadTokenizer();
       const log = createLogger(flags.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json'));
+      // Redis first: agents registered with the guard by a worker that cannot fetch jobs would
+      // look live to the supervisor, which would route work to them.
+      await awaitRedis(flags.redis, {
+        onWait: (reason) =>
+          log.warn({ reason }, `waiting for Redis at ${withoutPassword(flags.redis)} to answer`),
+      });
       const connector = new RemoteConnector({ mcpUrl: flags.mcp, workerToken: token });
       const { data: info } = await connector.request<{ namespace: string | null }>('/worker/identities');
       if (!info.namespace)
