@@ -146,6 +146,18 @@ export class EventLog {
     return this.#since.all(afterSeq, limit).map(toEvent);
   }
 
+  /** How many needs an event of `kind` names after `afterSeq` (each need once): one pass over those events. */
+  needsWithEventSince(afterSeq: number, kind: string): number {
+    return (
+      this.#db
+        .prepare<[number, string], number>(
+          'SELECT count(DISTINCT need_id) FROM events WHERE seq > ? AND kind = ?',
+        )
+        .pluck()
+        .get(afterSeq, kind) ?? 0
+    );
+  }
+
   /** The latest events about one need, newest first. */
   forNeed(needId: string, limit = 20): StoredEvent[] {
     return this.#forNeed.all(needId, limit).map(toEvent);

@@ -152,7 +152,9 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       expect(run.stderr).toContain(
         'idle: no need any runnable identity can work on now; 1 need waits for a runnable identity whose scope covers it',
       );
-      expect(run.stdout).toContain('mlos run stopped (idle): 0 needs resolved, 1 open or active');
+      expect(run.stdout).toContain(
+        'mlos run stopped (idle): 0 needs resolved, 0 tokens, $0.0000 in this run; 1 open or active remain',
+      );
     });
   });
 
@@ -188,6 +190,9 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       const after = here('run', '--until-idle', '--max-attempts', '1', ...model('noop'));
       expect(after.code, after.stderr).toBe(0);
       expect(after.stdout).toContain('mlos run stopped (idle): 1 need resolved,');
+      // The closing line counts what its run resolved, not the database.
+      const again = here('run', '--until-idle', ...model('noop'));
+      expect(again.stdout).toContain('mlos run stopped (idle): 0 needs resolved, 0 tokens');
     });
   });
 

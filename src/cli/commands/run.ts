@@ -164,6 +164,8 @@ export function registerRunCommand(program: Command): void {
         const spent = new Promise<void>((r) => {
           finishSpent = r;
         });
+        // The closing line counts what this run resolved, not what the database holds.
+        const startSeq = store.events.headSeq();
         runtime = new Runtime({
           store,
           queue,
@@ -272,8 +274,9 @@ export function registerRunCommand(program: Command): void {
           counts.filter((c) => c.status === status).reduce((n, c) => n + c.count, 0);
         const unfinished = of('open') + of('active');
         const tokens = store.budgets.totals(runtime.runId);
+        const resolved = store.events.needsWithEventSince(startSeq, 'need.resolved');
         process.stdout.write(
-          `mlos run stopped (${reason}): ${of('resolved')} ${of('resolved') === 1 ? 'need' : 'needs'} resolved${unfinished ? `, ${unfinished} open or active` : ''}, ${tokens.tokens} tokens, $${tokens.costUsd.toFixed(4)} in this run\n`,
+          `mlos run stopped (${reason}): ${resolved} ${resolved === 1 ? 'need' : 'needs'} resolved, ${tokens.tokens} tokens, $${tokens.costUsd.toFixed(4)} in this run${unfinished ? `; ${unfinished} open or active remain` : ''}\n`,
         );
       } finally {
         if (runtime) await runtime.close(0).catch(() => undefined);
