@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Store, UserError } from '../store/index.js';
@@ -18,9 +19,21 @@ export function globalOptions(command: Command): GlobalOptions {
   };
 }
 
-/** Opens the command's database, runs `fn`, and closes it whatever happens. */
-export async function withStore<T>(command: Command, fn: (store: Store) => T | Promise<T>): Promise<T> {
+/**
+ * Opens the command's database, runs `fn`, and closes it whatever happens. Only commands that
+ * add something (`create`) make a new database; the others refuse a missing one, so a mistyped
+ * --db or the wrong folder is not taken for an empty project.
+ */
+export async function withStore<T>(
+  command: Command,
+  fn: (store: Store) => T | Promise<T>,
+  options: { readonly create?: boolean } = {},
+): Promise<T> {
   const { db, durable } = globalOptions(command);
+  if (!options.create && !existsSync(db))
+    throw new UserError(
+      `no database at ${db}: run \`mlos init\` (or \`mlos run --demo\`) in this folder, or name an existing one with --db or MLOS_DB`,
+    );
   const store = Store.open(db, { durable, actor: 'cli' });
   try {
     return await fn(store);

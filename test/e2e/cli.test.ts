@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../src/store/index.js';
@@ -22,6 +22,17 @@ describe('mlos CLI', () => {
     ({ dir, cleanup } = tempDir());
   });
   afterAll(() => cleanup());
+
+  it('commands that only read refuse a folder with no database and create none', () => {
+    for (const args of [['status'], ['need', 'list'], ['audit', 'verify'], ['compile', '--check']]) {
+      const r = mlos(...args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr.trim()).toBe(
+        `mlos: no database at ${join(dir, 'mlos.db')}: run \`mlos init\` (or \`mlos run --demo\`) in this folder, or name an existing one with --db or MLOS_DB`,
+      );
+    }
+    expect(existsSync(join(dir, 'mlos.db'))).toBe(false);
+  });
 
   it('init creates the database and copies the example identities', () => {
     const r = mlos('init');

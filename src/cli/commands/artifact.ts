@@ -44,22 +44,26 @@ export function registerArtifactCommands(program: Command): void {
           content = readFileSync(path, 'utf8');
           uri = kind === 'file' ? path : null;
         }
-        await withStore(command, (store) => {
-          const { artifact: a, created } = store.artifacts.add(
-            {
-              kind,
-              uri,
-              title: flags.title ?? (isUrl ? target : basename(target)),
-              content,
-              summary: flags.summary ?? null,
-            },
-            flags.need ? { needId: flags.need } : {},
-          );
-          const { content: _omit, ...shown } = a;
-          output(flags.json, { ...shown, created }, () =>
-            created ? a.id : `${a.id} (already registered${flags.need ? `; linked to ${flags.need}` : ''})`,
-          );
-        });
+        await withStore(
+          command,
+          (store) => {
+            const { artifact: a, created } = store.artifacts.add(
+              {
+                kind,
+                uri,
+                title: flags.title ?? (isUrl ? target : basename(target)),
+                content,
+                summary: flags.summary ?? null,
+              },
+              flags.need ? { needId: flags.need } : {},
+            );
+            const { content: _omit, ...shown } = a;
+            output(flags.json, { ...shown, created }, () =>
+              created ? a.id : `${a.id} (already registered${flags.need ? `; linked to ${flags.need}` : ''})`,
+            );
+          },
+          { create: true },
+        );
       },
     );
 

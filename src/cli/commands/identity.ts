@@ -113,10 +113,14 @@ export function registerIdentityCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (name: string, flags: { dir: string; json?: boolean }, command: Command) => {
       checkName(name);
-      await withStore(command, (store) => {
-        const result = acceptIdentity(store, flags.dir, name);
-        output(flags.json, result, () => acceptText(result));
-      });
+      await withStore(
+        command,
+        (store) => {
+          const result = acceptIdentity(store, flags.dir, name);
+          output(flags.json, result, () => acceptText(result));
+        },
+        { create: true },
+      );
     });
 
   identity
@@ -127,19 +131,25 @@ export function registerIdentityCommands(program: Command): void {
     .option('--dir <dir>', 'the identities folder', DEFAULT_DIR)
     .option('--json', 'print JSON')
     .action(async (flags: { dir: string; json?: boolean }, command: Command) => {
-      await withStore(command, (store) => {
-        const report = syncIdentities(store, flags.dir);
-        output(flags.json, syncJson(report), () => syncText(report).join('\n'));
-        const problems = [
-          ...(report.drift.length
-            ? [`${plural(report.drift.length, 'identity', 'identities')} drifted`]
-            : []),
-          ...(report.errors.length ? [`${plural(report.errors.length, 'file')} failing lint`] : []),
-        ];
-        if (problems.length > 0) {
-          throw new IdentityCheckFailedError(`${problems.join(' and ')}: see above, and mlos identity list`);
-        }
-      });
+      await withStore(
+        command,
+        (store) => {
+          const report = syncIdentities(store, flags.dir);
+          output(flags.json, syncJson(report), () => syncText(report).join('\n'));
+          const problems = [
+            ...(report.drift.length
+              ? [`${plural(report.drift.length, 'identity', 'identities')} drifted`]
+              : []),
+            ...(report.errors.length ? [`${plural(report.errors.length, 'file')} failing lint`] : []),
+          ];
+          if (problems.length > 0) {
+            throw new IdentityCheckFailedError(
+              `${problems.join(' and ')}: see above, and mlos identity list`,
+            );
+          }
+        },
+        { create: true },
+      );
     });
 
   for (const [verb, paused] of [
@@ -175,10 +185,14 @@ export function registerIdentityCommands(program: Command): void {
     .description('sync, then keep watching the folder and mark changed identities drifted until interrupted')
     .option('--dir <dir>', 'the identities folder', DEFAULT_DIR)
     .action(async (flags: { dir: string }, command: Command) => {
-      await withStore(command, async (store) => {
-        for (const line of syncText(syncIdentities(store, flags.dir))) process.stdout.write(`${line}\n`);
-        await watchUntilSignal(store, flags.dir);
-      });
+      await withStore(
+        command,
+        async (store) => {
+          for (const line of syncText(syncIdentities(store, flags.dir))) process.stdout.write(`${line}\n`);
+          await watchUntilSignal(store, flags.dir);
+        },
+        { create: true },
+      );
     });
 }
 

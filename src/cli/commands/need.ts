@@ -38,27 +38,31 @@ export function registerNeedCommands(program: Command): void {
     .option('--json', 'print the need as JSON')
     .action(async (title: string, flags: NeedFlags, command: Command) => {
       readBodyFile(flags);
-      await withStore(command, (store) => {
-        if (flags.cadence && !flags.standing)
-          throw new UserError('--cadence needs --standing (only standing needs recur)');
-        if (flags.standing && !flags.cadence)
-          throw new UserError('--standing needs --cadence (e.g. --cadence 1h)');
-        const created = store.needs.create({
-          title,
-          ...(flags.body !== undefined && { body: flags.body }),
-          ...(flags.acceptance !== undefined && { acceptance: flags.acceptance }),
-          ...(flags.tags && { tags: flags.tags }),
-          ...(flags.priority !== undefined && { priority: flags.priority }),
-          ...(flags.scope !== undefined && { scope: flags.scope }),
-          ...(flags.dependsOn && { dependsOn: flags.dependsOn }),
-          ...(flags.standing && {
-            mode: 'standing' as const,
-            cadenceMs: parseDuration(flags.cadence!, '--cadence'),
-          }),
-          ...(flags.notBefore !== undefined && { notBefore: parseTime(flags.notBefore) }),
-        });
-        output(flags.json, created, () => created.id);
-      });
+      await withStore(
+        command,
+        (store) => {
+          if (flags.cadence && !flags.standing)
+            throw new UserError('--cadence needs --standing (only standing needs recur)');
+          if (flags.standing && !flags.cadence)
+            throw new UserError('--standing needs --cadence (e.g. --cadence 1h)');
+          const created = store.needs.create({
+            title,
+            ...(flags.body !== undefined && { body: flags.body }),
+            ...(flags.acceptance !== undefined && { acceptance: flags.acceptance }),
+            ...(flags.tags && { tags: flags.tags }),
+            ...(flags.priority !== undefined && { priority: flags.priority }),
+            ...(flags.scope !== undefined && { scope: flags.scope }),
+            ...(flags.dependsOn && { dependsOn: flags.dependsOn }),
+            ...(flags.standing && {
+              mode: 'standing' as const,
+              cadenceMs: parseDuration(flags.cadence!, '--cadence'),
+            }),
+            ...(flags.notBefore !== undefined && { notBefore: parseTime(flags.notBefore) }),
+          });
+          output(flags.json, created, () => created.id);
+        },
+        { create: true },
+      );
     });
 
   need

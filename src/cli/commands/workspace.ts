@@ -39,20 +39,24 @@ export function registerWorkspaceCommands(program: Command): void {
             );
           }
         }
-        await withStore(command, (store) => {
-          const w = store.workspaces.add(
-            {
-              name,
-              outDir: flags.out,
-              tagsAny: flags.tags ?? [],
-              tagsAll: flags.allTags ?? [],
-              scope: flags.scope ?? null,
-              statuses: (flags.status ?? []) as NeedStatus[],
-            },
-            { replace: flags.replace ?? false },
-          );
-          output(flags.json, w, () => `workspace ${w.name} → ${store.resolvePath(w.outDir)}`);
-        });
+        await withStore(
+          command,
+          (store) => {
+            const w = store.workspaces.add(
+              {
+                name,
+                outDir: flags.out,
+                tagsAny: flags.tags ?? [],
+                tagsAll: flags.allTags ?? [],
+                scope: flags.scope ?? null,
+                statuses: (flags.status ?? []) as NeedStatus[],
+              },
+              { replace: flags.replace ?? false },
+            );
+            output(flags.json, w, () => `workspace ${w.name} → ${store.resolvePath(w.outDir)}`);
+          },
+          { create: true },
+        );
       },
     );
 
