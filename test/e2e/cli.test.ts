@@ -135,6 +135,8 @@ describe('mlos CLI', () => {
       [['need', 'add', 'x', '--standing', '--cadence', 'soon'], /is not a duration/],
       [['artifact', 'add', join(dir, 'missing.txt')], /no such file/],
       [['run', '--concurrency', '0'], /--concurrency must be a whole number of at least 1, not 0/],
+      // Checked before the demo seeds its needs.
+      [['run', '--demo', '--lease', 'bogus'], /--lease "bogus" is not a duration/],
       [['run', '--max-attempts', '0'], /--max-attempts must be a whole number of at least 1/],
       [['run', '--run-tokens', '-5'], /--run-tokens must be a whole number of at least 1, not -5/],
       [['run', '--redis', 'http://x'], /--redis "http:\/\/x" is not a Redis URL: use redis:\/\/HOST:PORT/],

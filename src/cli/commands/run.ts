@@ -99,6 +99,24 @@ export function registerRunCommand(program: Command): void {
       if (format !== 'json' && format !== 'pretty') throw new UserError('--log-format is json or pretty');
       const progress = process.stderr.isTTY && format === 'pretty' ? new ProgressLine() : undefined;
       const log = createLogger(format, 'info', () => progress?.clear());
+      // Every flag is checked before the database is opened, the demo writes or a connection is
+      // opened, so a typo never leaves any of them behind.
+      const timing = {
+        leaseMs: parseDuration(flags.lease, '--lease'),
+        heartbeatMs: parseDuration(flags.heartbeat, '--heartbeat'),
+        loopMs: parseDuration(flags.loop, '--loop'),
+        drainMs: parseDuration(flags.drain, '--drain'),
+        // 0, 0s, 0ms…: retry at once (parseDuration refuses a zero duration).
+        retryDelayMs: /^0+(\.0+)?(ms|s|m|h|d|w)?$/.test(flags.retryDelay.trim())
+          ? 0
+          : parseDuration(flags.retryDelay, '--retry-delay'),
+      };
+      const listenAt = flags.listen ? parseHostPort(flags.listen) : undefined;
+      if (timing.heartbeatMs >= timing.leaseMs)
+        log.warn(
+          { heartbeatMs: timing.heartbeatMs, leaseMs: timing.leaseMs },
+          `--heartbeat ${flags.heartbeat} is not shorter than --lease ${flags.lease}: a session's lease may end between two of its heartbeats and its work be taken over; make the heartbeat a third of the lease or less`,
+        );
       const store = Store.open(db, { durable, actor: 'supervisor' });
       let runtime: Runtime | undefined;
       let opened:
@@ -118,18 +136,6 @@ export function registerRunCommand(program: Command): void {
           overrides.model ??= 'demo';
         }
         const namespace = namespaceOf(db);
-        // Every flag is checked before a connection is opened, so a typo never leaves one behind.
-        const timing = {
-          leaseMs: parseDuration(flags.lease, '--lease'),
-          heartbeatMs: parseDuration(flags.heartbeat, '--heartbeat'),
-          loopMs: parseDuration(flags.loop, '--loop'),
-          drainMs: parseDuration(flags.drain, '--drain'),
-          // 0, 0s, 0ms…: retry at once (parseDuration refuses a zero duration).
-          retryDelayMs: /^0+(\.0+)?(ms|s|m|h|d|w)?$/.test(flags.retryDelay.trim())
-            ? 0
-            : parseDuration(flags.retryDelay, '--retry-delay'),
-        };
-        const listenAt = flags.listen ? parseHostPort(flags.listen) : undefined;
         const adapters = await createAdapters({ redisUrl: flags.redis, namespace, log });
         opened = adapters;
         const { queue, bus } = adapters;
