@@ -248,7 +248,9 @@ export class Runtime {
         this.#agents.push({ id: agent.id, identity: identity.name });
       }
       this.#agentTimer = setInterval(() => {
-        for (const a of this.#agents) this.store.agents.heartbeat(a.id, 0);
+        // Each agent's load: the sessions its identity runs here (mlos status shows it).
+        for (const a of this.#agents)
+          this.store.agents.heartbeat(a.id, this.#worker?.runningOf(a.identity) ?? 0);
       }, this.#config.heartbeatMs);
       this.#agentTimer.unref();
       this.#worker = new Worker({

@@ -143,7 +143,9 @@ export function registerWorkerCommand(program: Command): void {
       });
       const beat = setInterval(() => {
         void connector
-          .request('/worker/heartbeat', { agents: agents.map((a) => ({ id: a.id, load: worker.running })) })
+          .request('/worker/heartbeat', {
+            agents: agents.map((a) => ({ id: a.id, load: worker.runningOf(a.identity) })),
+          })
           .catch((error: unknown) => log.warn({ err: error }, 'agent heartbeat failed'));
       }, heartbeatMs);
       await worker.start();
