@@ -108,6 +108,15 @@ describe('mlos CLI', () => {
     const dup = mlos('workspace', 'add', 'kernel', '--out', 'x');
     expect(dup.code).toBe(1);
     expect(dup.stderr).toContain('already exists');
+    // One folder per workspace: each compile would remove the other's need pages.
+    const shared = mlos('workspace', 'add', 'cleanup', '--tags', 'cleanup', '--out', './views/');
+    expect(shared.code).toBe(1);
+    expect(shared.stderr.trim()).toBe(
+      'mlos: --out ./views/ is the folder of workspace default: give each workspace its own folder',
+    );
+    expect(
+      mlos('workspace', 'add', 'kernel', '--tags', 'kernel', '--out', 'views-kernel', '--replace').code,
+    ).toBe(0);
     expect(mlos('workspace', 'list').stdout).toMatch(/kernel\s+tags any of kernel/);
   });
 

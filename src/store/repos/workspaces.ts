@@ -1,3 +1,4 @@
+import { isAbsolute, resolve } from 'node:path';
 import type { StoreContext } from '../context.js';
 import { NotFoundError, UserError } from '../errors.js';
 import { NameSchema, parseInput, type WorkspaceInput, WorkspaceInputSchema } from '../schemas.js';
@@ -32,6 +33,14 @@ export class WorkspaceRepository {
       if (existing && !options.replace) {
         throw new UserError(
           `workspace ${w.name} already exists: pick another name, or pass --replace to change it`,
+        );
+      }
+      // Each workspace owns its folder: a compile removes the pages of needs it no longer holds,
+      // so two workspaces in one folder would undo each other's views.
+      const clash = this.list().find((o) => o.name !== w.name && sameDir(o.outDir, w.outDir));
+      if (clash) {
+        throw new UserError(
+          `--out ${w.outDir} is the folder of workspace ${clash.name}: give each workspace its own folder`,
         );
       }
       this.#ctx
@@ -112,4 +121,13 @@ function toWorkspace(row: WorkspaceRow): Workspace {
     outDir: row.out_dir,
     createdAt: row.created_at,
   };
+}
+
+/** An output folder as a comparable path (relative ones are relative to the database folder). */
+function comparable(dir: string): string {
+  return isAbsolute(dir) ? resolve(dir) : resolve('/@db', dir);
+}
+
+function sameDir(a: string, b: string): boolean {
+  return comparable(a) === comparable(b);
 }
