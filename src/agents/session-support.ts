@@ -3,6 +3,38 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Timers } from '../store/index.js';
 import type { LlmResponse, LlmUsage, ToolDefinition } from './provider.js';
+import type { LlmCallErrorKind } from './provider-error.js';
+import type { SessionResult } from './session-types.js';
+
+/**
+ * Keys of `_meta` shared with the guard (src/mcp/guard.ts and tools/lifecycle.ts): the structured
+ * boot payload, and what `finish` carries besides its arguments (transcript, progress, settlement).
+ */
+export const BOOT_META = 'mlos/boot';
+export const TRANSCRIPT_META = 'mlos/transcript';
+/** See CAUSE_META and RETRY_AFTER_META in the guard's lifecycle tools. */
+export const CAUSE_META = 'mlos/cause';
+export const RETRY_AFTER_META = 'mlos/retryAfterMs';
+
+/**
+ * Model call failures that mean the model is unavailable rather than the task at fault: rate
+ * limits, server errors and lost connections, when the provider did not say that retrying is
+ * useless. Timeouts are not among them: a request that is too slow (a huge context) would time
+ * out again, and must use up its need's attempts.
+ */
+export const OUTAGE_KINDS: ReadonlySet<LlmCallErrorKind> = new Set(['rate_limit', 'server', 'connection']);
+export const PROGRESS_META = 'mlos/progress';
+export const SETTLE_META = 'mlos/settle';
+
+/** Ends the loop with an outcome from inside a model call attempt. */
+export class Stop extends Error {
+  constructor(
+    readonly outcome: SessionResult['outcome'],
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
 
 /**
  * Tools the loop calls itself and never hands to the model: budgets and heartbeats are the loop's

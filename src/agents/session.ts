@@ -3,16 +3,24 @@ import { tokenCounterFor } from '../kernel/tokens.js';
 import { BudgetExceededError, systemClock, type TaskOutcome } from '../store/index.js';
 import { Conversation } from './conversation.js';
 import type { LlmResponse, LlmUsage } from './provider.js';
-import { LlmCallError, type LlmCallErrorKind } from './provider-error.js';
+import { LlmCallError } from './provider-error.js';
 import { realSleep, withRetries } from './retry.js';
 import {
+  BOOT_META,
+  CAUSE_META,
   callsFinish,
   everyMs,
   isObject,
   modelTools,
+  OUTAGE_KINDS,
+  PROGRESS_META,
+  RETRY_AFTER_META,
   resultText,
+  SETTLE_META,
   type Settlement,
+  Stop,
   settlementFor,
+  TRANSCRIPT_META,
   totalTokens,
 } from './session-support.js';
 import {
@@ -24,35 +32,6 @@ import {
 import { Transcript } from './transcript.js';
 
 export * from './session-types.js';
-
-/**
- * Keys of `_meta` shared with the guard (src/mcp/guard.ts and tools/lifecycle.ts): the structured
- * boot payload, and what `finish` carries besides its arguments (transcript, progress, settlement).
- */
-const BOOT_META = 'mlos/boot';
-const TRANSCRIPT_META = 'mlos/transcript';
-/** See CAUSE_META and RETRY_AFTER_META in the guard's lifecycle tools. */
-const CAUSE_META = 'mlos/cause';
-const RETRY_AFTER_META = 'mlos/retryAfterMs';
-
-/**
- * Model call failures that mean the model is unavailable rather than the task at fault: rate
- * limits, server errors and lost connections, when the provider did not say that retrying is
- * useless. Timeouts are not among them: a request that is too slow (a huge context) would time
- * out again, and must use up its need's attempts.
- */
-const OUTAGE_KINDS: ReadonlySet<LlmCallErrorKind> = new Set(['rate_limit', 'server', 'connection']);
-const PROGRESS_META = 'mlos/progress';
-const SETTLE_META = 'mlos/settle';
-
-class Stop extends Error {
-  constructor(
-    readonly outcome: SessionResult['outcome'],
-    readonly reason: string,
-  ) {
-    super(reason);
-  }
-}
 
 /**
  * Runs one agent session on a task through the guard: boot, then call the model with the guard's
