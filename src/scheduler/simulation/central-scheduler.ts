@@ -28,10 +28,11 @@ export interface CentralStats {
  * The omniscient central scheduler: the baseline the round table is measured against. It sees the
  * whole state at once (every need, every lease, which agent processes are alive) and, whenever
  * something changed and an agent is free, assigns each actionable need without a live task, most
- * urgent first (priority, then age; with graduation's retry delay and dead letter), to the best free agent: the most tags in its primary scope,
- * then in its peripheral scope, then the least loaded. No grace, no takeover loop, no queue: it
- * creates the task and hands it to that agent's own inbox, and the agent's worker starts it
- * through the guard like any job (the same claim, lease and fencing token as every other path).
+ * urgent first (priority, then age; with graduation's retry delay and dead letter), to the best
+ * free agent: the most tags in its primary scope, then in its peripheral scope, then the least
+ * loaded. No grace, no takeover loop, no queue: it creates the task and hands it to that agent's
+ * own inbox, and the agent's worker starts it through the guard like any job (the same claim,
+ * lease and fencing token as every other path).
  *
  * What it cannot do is break a live lease (nobody can): a crashed agent's need is dispatched again
  * at the instant its lease expires — the scheduler wakes up then, declares the task lost and
