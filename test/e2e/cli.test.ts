@@ -141,6 +141,7 @@ describe('mlos CLI', () => {
         /unknown relation "blocks": use one of depends_on/,
       ],
       [['need', 'add', 'x', '--cadence', '1h'], /--cadence needs --standing/],
+      [['need', 'list', '--limit', '0'], /--limit must be a whole number of at least 1, not 0/],
       [['need', 'add', 'x', '--standing', '--cadence', 'soon'], /is not a duration/],
       [['artifact', 'add', join(dir, 'missing.txt')], /no such file/],
       [['run', '--concurrency', '0'], /--concurrency must be a whole number of at least 1, not 0/],

@@ -2,7 +2,15 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { formatDurationMs } from '../../kernel/identity/index.js';
 import { NEED_STATUSES, type Need, type NeedStatus, UserError } from '../../store/index.js';
-import { collect, collectList, output, parseDuration, parseIntFlag, withStore } from '../context.js';
+import {
+  collect,
+  collectList,
+  output,
+  parseDuration,
+  parseIntFlag,
+  parsePositiveIntFlag,
+  withStore,
+} from '../context.js';
 
 interface NeedFlags {
   body?: string;
@@ -72,7 +80,7 @@ export function registerNeedCommands(program: Command): void {
     .option('--tag <tag>', 'needs carrying any of these tags; repeatable', collectList)
     .option('--scope <scope>', 'needs in this scope')
     .option('--text <text>', 'needs whose title or body contains this text')
-    .option('--limit <n>', 'at most n needs', parseIntFlag('--limit'))
+    .option('--limit <n>', 'at most n needs', parsePositiveIntFlag('--limit'))
     .option('--json', 'print JSON')
     .action(
       async (

@@ -51,8 +51,13 @@ export function registerSimCommand(program: Command): void {
       const { runSeeds } = await import('../../scheduler/simulation/batch.js');
       if (flags.scheduler !== 'roundtable' && flags.scheduler !== 'central')
         throw new UserError(`--scheduler must be roundtable or central, not ${flags.scheduler}`);
-      if (flags.agents < 1 || flags.needs < 1 || flags.seeds < 1 || flags.maxVirtualMinutes < 1)
-        throw new UserError('--agents, --needs, --seeds and --max-virtual-minutes must be at least 1');
+      for (const [flag, value] of [
+        ['--agents', flags.agents],
+        ['--needs', flags.needs],
+        ['--seeds', flags.seeds],
+        ['--max-virtual-minutes', flags.maxVirtualMinutes],
+      ] as const)
+        if (value < 1) throw new UserError(`${flag} must be at least 1, not ${value}`);
       if (flags.jobs < 0) throw new UserError('--jobs must be 0 (one per CPU) or more');
       // Seeds are 32-bit: a larger one would run the same faults as a smaller one.
       if (flags.seed < 0 || flags.seed + flags.seeds > 2 ** 32)
