@@ -66,9 +66,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
    * are spent on work that can no longer be committed.
    */
   const stop = new AbortController();
-  const onCancel = () => stop.abort();
-  options.signal?.addEventListener('abort', onCancel, { once: true });
-  if (options.signal?.aborted) stop.abort();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
 
   const callTool = async (name: string, args: Record<string, unknown>, meta?: Record<string, unknown>) => {
     const result = (await client.callTool({
@@ -287,7 +285,6 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
     }
   } finally {
     stopHeartbeats();
-    options.signal?.removeEventListener('abort', onCancel);
     await settleUnsettled();
   }
 
@@ -335,7 +332,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
             maxOutputTokens: limits.maxOutputTokens,
             timeoutMs: limits.callTimeoutMs,
             promptTokens,
-            signal: stop.signal,
+            signal,
             context: {
               identity: task.identity.name,
               needId: task.needId,
@@ -358,7 +355,7 @@ export async function runAgentSession(options: AgentSessionOptions): Promise<Ses
         maxDelayMs: 20_000,
         sleep,
         jitterKey: task.id,
-        signal: stop.signal,
+        signal,
         // Waiting renews nothing. A wait is taken only if the lease left after it is at least as
         // long as the wait (or a whole call timeout, if shorter) for the attempt. Otherwise the
         // session ends now (after an outage, the identity is held and it costs a quarter of an

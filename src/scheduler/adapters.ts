@@ -4,7 +4,7 @@ import { RedisNeedBus } from '../roundtable/redis-need-bus.js';
 import { BullmqTaskQueue } from './bullmq-task-queue.js';
 import type { Logger } from './logger.js';
 import { MemoryTaskQueue } from './memory-task-queue.js';
-import { awaitRedis, withoutPassword } from './redis-connection.js';
+import { awaitRedis } from './redis-connection.js';
 import type { TaskQueue } from './task-queue.js';
 
 export interface AdapterOptions {
@@ -28,10 +28,7 @@ export async function createAdapters(options: AdapterOptions): Promise<{ queue: 
       }),
     };
   }
-  await awaitRedis(options.redisUrl, {
-    onWait: (reason) =>
-      options.log.warn({ reason }, `waiting for Redis at ${withoutPassword(options.redisUrl!)} to answer`),
-  });
+  await awaitRedis(options.redisUrl, options.log);
   return {
     queue: new BullmqTaskQueue({ url: options.redisUrl, namespace: options.namespace, log: options.log }),
     bus: new RedisNeedBus({

@@ -1,10 +1,11 @@
 /**
- * Connection helpers of the BullMQ task queue: bounded waits, and quitting or ending ioredis
- * connections whatever their state. Internal to the BullMQ adapter (bullmq-task-queue.ts and
- * bullmq-consumer.ts); ioredis types do not leave this folder.
+ * Redis connection helpers: bounded waits, quitting or ending ioredis connections whatever their
+ * state (for the BullMQ adapter: bullmq-task-queue.ts and bullmq-consumer.ts), and the wait for
+ * Redis at start (createAdapters, mlos worker). ioredis types do not leave this folder.
  */
 import { Redis } from 'ioredis';
 import { UserError } from '../store/index.js';
+import type { Logger } from './logger.js';
 
 /** After a close timeout, how long BullMQ may take to record the aborted jobs before connections are cut. */
 export const GRACE_MS = 1000;
@@ -61,15 +62,13 @@ export function withoutPassword(url: string): string {
 
 /**
  * Waits until the Redis server at `url` answers a PING, at most `timeoutMs` (trying every half
- * second: a server still starting, as in docker-compose, gets that long); then throws a UserError
- * naming the server and the last reason. At start only: a wrong --redis fails there, instead of
- * reconnecting forever as the adapters do once they ran (so that a Redis restart loses no run).
+ * second: a server still starting, as in docker-compose, gets that long; `log` hears once that it
+ * waits); then throws a UserError naming the server and the last reason. At start only: a wrong
+ * --redis fails there, instead of reconnecting forever as the adapters do once they ran (so that
+ * a Redis restart loses no run).
  */
-export async function awaitRedis(
-  url: string,
-  options: { timeoutMs?: number; onWait?: (reason: string) => void } = {},
-): Promise<void> {
-  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+export async function awaitRedis(url: string, log: Logger, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   let reason = 'no answer';
   for (let attempt = 0; ; attempt++) {
     const client = new Redis(url, {
@@ -98,7 +97,7 @@ export async function awaitRedis(
       throw new UserError(
         `Redis at ${withoutPassword(url)} does not answer (${reason}): is redis-server running there, and does --redis name it (redis://HOST:PORT)?`,
       );
-    if (attempt === 0) options.onWait?.(reason);
+    if (attempt === 0) log.warn({ reason }, `waiting for Redis at ${withoutPassword(url)} to answer`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }

@@ -45,8 +45,9 @@ export interface WorkerOptions {
   readonly clock?: Clock;
   readonly timers?: Timers;
   /**
-   * Passed to each session (each default: real time, the connector's guard clock for the clock): its clock, its sleep
-   * (retry back-off) and the heartbeat timers. The simulator sets all three to virtual time.
+   * Passed to each session: its clock (default: the connector's, the guard's time), its sleep
+   * (retry back-off) and the heartbeat timers (default: real time). The simulator sets all three
+   * to virtual time.
    */
   readonly sessionTime?: { readonly clock?: Clock; readonly sleep?: Sleep; readonly timers?: Timers };
   readonly onSessionEvent?: (taskId: string, event: SessionEvent) => void;

@@ -55,7 +55,7 @@ export function registerWorkerCommand(program: Command): void {
         { BullmqTaskQueue },
         { RemoteConnector },
         { takeoverSeats, Worker },
-        { awaitRedis, withoutPassword },
+        { awaitRedis },
       ] = await Promise.all([
         import('../../agents/providers/index.js'),
         import('../../roundtable/redis-need-bus.js'),
@@ -69,10 +69,7 @@ export function registerWorkerCommand(program: Command): void {
       const log = createLogger(flags.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json'));
       // Redis first: agents registered with the guard by a worker that cannot fetch jobs would
       // look live to the supervisor, which would route work to them.
-      await awaitRedis(flags.redis, {
-        onWait: (reason) =>
-          log.warn({ reason }, `waiting for Redis at ${withoutPassword(flags.redis)} to answer`),
-      });
+      await awaitRedis(flags.redis, log);
       const connector = new RemoteConnector({ mcpUrl: flags.mcp, workerToken: token });
       const { data: info } = await connector.request<{ namespace: string | null }>('/worker/identities');
       if (!info.namespace)
