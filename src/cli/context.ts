@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Store, UserError } from '../store/index.js';
+import { Store, UsageError, UserError } from '../store/index.js';
 
 /** Options every command inherits from the root program. */
 export interface GlobalOptions {
@@ -64,11 +64,11 @@ const UNITS: Record<string, number> = {
 export function parseDuration(text: string, what = 'duration'): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(text.trim());
   if (!m)
-    throw new UserError(
+    throw new UsageError(
       `${what} ${JSON.stringify(text)} is not a duration: use a number and a unit, e.g. 90s, 15m, 1h, 2d`,
     );
   const ms = Math.round(Number(m[1]) * UNITS[m[2]!]!);
-  if (ms <= 0) throw new UserError(`${what} must be longer than 0`);
+  if (ms <= 0) throw new UsageError(`${what} must be longer than 0`);
   return ms;
 }
 
@@ -91,7 +91,7 @@ export function collect(value: string, previous: string[] = []): string[] {
 export function parseIntFlag(flag: string): (value: string) => number {
   return (value) => {
     if (!/^-?\d+$/.test(value.trim()))
-      throw new UserError(`${flag} must be a whole number, not ${JSON.stringify(value)}`);
+      throw new UsageError(`${flag} must be a whole number, not ${JSON.stringify(value)}`);
     return Number(value);
   };
 }
@@ -101,7 +101,7 @@ export function parsePositiveIntFlag(flag: string): (value: string) => number {
   const parse = parseIntFlag(flag);
   return (value) => {
     const n = parse(value);
-    if (n < 1) throw new UserError(`${flag} must be a whole number of at least 1, not ${n}`);
+    if (n < 1) throw new UsageError(`${flag} must be a whole number of at least 1, not ${n}`);
     return n;
   };
 }
@@ -110,7 +110,7 @@ export function parsePositiveIntFlag(flag: string): (value: string) => number {
 export function parseRedisUrl(flag: string): (value: string) => string {
   return (value) => {
     if (!/^rediss?:\/\/[^/\s]/.test(value.trim()))
-      throw new UserError(
+      throw new UsageError(
         `${flag} ${JSON.stringify(value)} is not a Redis URL: use redis://HOST:PORT or rediss://HOST:PORT (TLS), e.g. redis://127.0.0.1:6379`,
       );
     return value.trim();

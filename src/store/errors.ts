@@ -19,6 +19,13 @@ export class UserError extends MlosError {
   }
 }
 
+/** A command line that cannot mean anything: a bad flag value, flags that exclude each other. */
+export class UsageError extends UserError {
+  constructor(message: string) {
+    super(message, { code: 'usage' });
+  }
+}
+
 /** An id that names nothing. */
 export class NotFoundError extends UserError {
   constructor(kind: string, id: string, hint = '') {

@@ -122,41 +122,45 @@ describe('mlos CLI', () => {
 
   it('refuses bad input with one clear line and leaves the database unchanged', () => {
     const before = snapshot();
-    const cases: [string[], RegExp][] = [
+    // A command line that cannot mean anything is a usage error (exit 2); input the store refuses,
+    // or a file that is not there, is a failure (exit 1).
+    const cases: [string[], RegExp, number?][] = [
       [['need', 'add', 'x', '--tags', 'Bad Tag'], /tag "Bad Tag" is malformed/],
       [
         ['need', 'add', 'x', '--priority', '7'],
         /priority 7 is out of range: use 0 \(highest\) to 4 \(lowest\)/,
       ],
-      [['need', 'add', 'x', '--priority', 'high'], /--priority must be a whole number/],
+      [['need', 'add', 'x', '--priority', 'high'], /--priority must be a whole number/, 2],
       [['need', 'add', '   '], /title must not be empty/],
       [
         ['need', 'add', 'x', '--depends-on', 'need_01AAAAAAAAAAAAAAAAAAAAAAAA'],
         /need need_01AAAAAAAAAAAAAAAAAAAAAAAA does not exist/,
       ],
-      [['need', 'add', 'x', '--depends-on', 'nope'], /"nope" is not a need id/],
+      [['need', 'add', 'x', '--depends-on', 'nope'], /"nope" is not a need id/, 2],
       [['need', 'show', 'need_01AAAAAAAAAAAAAAAAAAAAAAAA'], /does not exist/],
       [
         ['link', 'need_01AAAAAAAAAAAAAAAAAAAAAAAA', 'blocks', 'need_01AAAAAAAAAAAAAAAAAAAAAAAB'],
         /unknown relation "blocks": use one of depends_on/,
       ],
-      [['need', 'add', 'x', '--cadence', '1h'], /--cadence needs --standing/],
-      [['need', 'list', '--limit', '0'], /--limit must be a whole number of at least 1, not 0/],
-      [['need', 'add', 'x', '--standing', '--cadence', 'soon'], /is not a duration/],
+      [['need', 'add', 'x', '--cadence', '1h'], /--cadence needs --standing/, 2],
+      [['need', 'list', '--limit', '0'], /--limit must be a whole number of at least 1, not 0/, 2],
+      [['need', 'add', 'x', '--standing', '--cadence', 'soon'], /is not a duration/, 2],
       [['artifact', 'add', join(dir, 'missing.txt')], /no such file/],
-      [['run', '--concurrency', '0'], /--concurrency must be a whole number of at least 1, not 0/],
+      [['run', '--concurrency', '0'], /--concurrency must be a whole number of at least 1, not 0/, 2],
       // Checked before the demo seeds its needs.
-      [['run', '--demo', '--lease', 'bogus'], /--lease "bogus" is not a duration/],
-      [['run', '--max-attempts', '0'], /--max-attempts must be a whole number of at least 1/],
-      [['run', '--run-tokens', '-5'], /--run-tokens must be a whole number of at least 1, not -5/],
-      [['run', '--redis', 'http://x'], /--redis "http:\/\/x" is not a Redis URL: use redis:\/\/HOST:PORT/],
+      [['run', '--demo', '--lease', 'bogus'], /--lease "bogus" is not a duration/, 2],
+      [['run', '--max-attempts', '0'], /--max-attempts must be a whole number of at least 1/, 2],
+      [['run', '--run-tokens', '-5'], /--run-tokens must be a whole number of at least 1, not -5/, 2],
+      [['run', '--redis', 'http://x'], /--redis "http:\/\/x" is not a Redis URL: use redis:\/\/HOST:PORT/, 2],
       [
         ['worker', '--redis', 'localhost:6379', '--mcp', 'http://127.0.0.1:1/mcp'],
         /--redis "localhost:6379" is not a Redis URL/,
+        2,
       ],
       [
         ['worker', '--redis', 'redis://127.0.0.1:6379', '--mcp', 'notaurl', '--token', 't'],
         /--mcp notaurl is not an http\(s\) URL: give the guard's MCP endpoint/,
+        2,
       ],
       // Checked before anything connects (nothing listens on port 1).
       [
@@ -172,11 +176,12 @@ describe('mlos CLI', () => {
           'x',
         ],
         /--heartbeat "x" is not a duration/,
+        2,
       ],
     ];
-    for (const [args, message] of cases) {
+    for (const [args, message, code = 1] of cases) {
       const r = mlos(...args);
-      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.code, args.join(' ')).toBe(code);
       expect(r.stderr, args.join(' ')).toMatch(message);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }

@@ -72,10 +72,10 @@ describe('mlos sim', () => {
 
   it('refuses an unknown fault, naming the ones it knows; --help documents every fault', () => {
     const r = runCli(['sim', '--faults', 'explode=0.1'], { cwd: cwd.dir });
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/unknown fault "explode": use crash, agent_crash, hang, slow/);
     const none = runCli(['sim', '--needs', '0'], { cwd: cwd.dir });
-    expect(none.code).toBe(1);
+    expect(none.code).toBe(2);
     expect(none.stderr.trim()).toBe('mlos: --needs must be at least 1, not 0');
     const help = runCli(['sim', '--help'], { cwd: cwd.dir }).stdout;
     for (const fault of [

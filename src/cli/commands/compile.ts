@@ -1,7 +1,7 @@
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { compileWorkspace, ViewsOutOfDateError, type WorkspaceReport } from '../../kernel/views/index.js';
-import { UserError } from '../../store/index.js';
+import { UsageError } from '../../store/index.js';
 import { output, withStore } from '../context.js';
 
 interface CompileFlags {
@@ -30,9 +30,8 @@ export function registerCompileCommand(program: Command): void {
           ? [store.workspaces.require(flags.workspace)]
           : store.workspaces.list();
         if (flags.out !== undefined && workspaces.length > 1) {
-          throw new UserError(
+          throw new UsageError(
             `--out names one folder but there are ${workspaces.length} workspaces (${workspaces.map((w) => w.name).join(', ')}): add --workspace NAME`,
-            { code: 'usage' },
           );
         }
         const reports = workspaces.map((w) =>

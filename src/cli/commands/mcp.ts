@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { Store, UserError } from '../../store/index.js';
+import { Store, UsageError, UserError } from '../../store/index.js';
 import { globalOptions, parseDuration } from '../context.js';
 import { VERSION } from '../version.js';
 
@@ -80,7 +80,7 @@ export function parseHostPort(text: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[3]) : Number.NaN;
   if (!m || port > 65535)
-    throw new UserError(`${JSON.stringify(text)} is not HOST:PORT (e.g. 127.0.0.1:7411)`);
+    throw new UsageError(`${JSON.stringify(text)} is not HOST:PORT (e.g. 127.0.0.1:7411)`);
   return { host: m[1] ?? m[2]!, port };
 }
 

@@ -1,9 +1,15 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { formatDurationMs } from '../../kernel/identity/index.js';
-import { NEED_STATUSES, type Need, type NeedStatus, UserError } from '../../store/index.js';
 import {
-  collect,
+  NEED_STATUSES,
+  type Need,
+  NeedIdSchema,
+  type NeedStatus,
+  UsageError,
+  UserError,
+} from '../../store/index.js';
+import {
   collectList,
   output,
   parseDuration,
@@ -38,21 +44,23 @@ export function registerNeedCommands(program: Command): void {
     .option('--tags <a,b>', 'tags (lowercase); repeatable', collectList)
     .option('--priority <0-4>', '0 highest … 4 lowest (default 2)', parseIntFlag('--priority'))
     .option('--scope <scope>', 'grouping label, e.g. Sprint_X (default "default")')
-    .option('--depends-on <id>', 'a need this one waits for; repeatable', collect)
+    .option('--depends-on <id>', 'a need this one waits for; repeatable', collectNeedId('--depends-on'))
     .option('--acceptance <text>', 'what "met" means')
     .option('--standing', 'a standing need: never resolved, graduates again on its cadence')
     .option('--cadence <duration>', 'how often a standing need graduates (e.g. 1h)')
     .option('--not-before <iso>', 'not actionable before this time (ISO 8601)')
     .option('--json', 'print the need as JSON')
     .action(async (title: string, flags: NeedFlags, command: Command) => {
+      if (flags.cadence && !flags.standing)
+        throw new UsageError('--cadence needs --standing (only standing needs recur)');
+      if (flags.standing && !flags.cadence)
+        throw new UsageError('--standing needs --cadence (e.g. --cadence 1h)');
+      const cadenceMs = flags.cadence === undefined ? undefined : parseDuration(flags.cadence, '--cadence');
+      const notBefore = flags.notBefore === undefined ? undefined : parseTime(flags.notBefore);
       readBodyFile(flags);
       await withStore(
         command,
         (store) => {
-          if (flags.cadence && !flags.standing)
-            throw new UserError('--cadence needs --standing (only standing needs recur)');
-          if (flags.standing && !flags.cadence)
-            throw new UserError('--standing needs --cadence (e.g. --cadence 1h)');
           const created = store.needs.create({
             title,
             ...(flags.body !== undefined && { body: flags.body }),
@@ -61,11 +69,8 @@ export function registerNeedCommands(program: Command): void {
             ...(flags.priority !== undefined && { priority: flags.priority }),
             ...(flags.scope !== undefined && { scope: flags.scope }),
             ...(flags.dependsOn && { dependsOn: flags.dependsOn }),
-            ...(flags.standing && {
-              mode: 'standing' as const,
-              cadenceMs: parseDuration(flags.cadence!, '--cadence'),
-            }),
-            ...(flags.notBefore !== undefined && { notBefore: parseTime(flags.notBefore) }),
+            ...(cadenceMs !== undefined && { mode: 'standing' as const, cadenceMs }),
+            ...(notBefore !== undefined && { notBefore }),
           });
           output(flags.json, created, () => created.id);
         },
@@ -102,7 +107,7 @@ export function registerNeedCommands(program: Command): void {
             ...(flags.text && { text: flags.text }),
             ...(flags.limit !== undefined && { limit: flags.limit }),
           });
-          output(flags.json, needs, () => (needs.length ? needs.map(needLine).join('\n') : 'no needs match'));
+          output(flags.json, needs, () => (needs.length ? needLines(needs) : 'no needs match'));
         });
       },
     );
@@ -236,10 +241,10 @@ function registerRetry(need: Command): void {
       ) => {
         await withStore(command, (store) => {
           if (flags.allFailed && ids.length > 0)
-            throw new UserError('give need ids or --all-failed, not both');
+            throw new UsageError('give need ids or --all-failed, not both');
           const targets = flags.allFailed ? store.scheduling.failedNeeds() : ids;
           if (targets.length === 0) {
-            if (!flags.allFailed) throw new UserError('name the needs to retry, or pass --all-failed');
+            if (!flags.allFailed) throw new UsageError('name the needs to retry, or pass --all-failed');
             output(flags.json, [], () => 'no open need has a failed attempt: nothing to retry');
             return;
           }
@@ -255,21 +260,28 @@ function registerRetry(need: Command): void {
     );
 }
 
-export function needLine(n: Need): string {
-  const tags = n.tags.length ? ` [${n.tags.join(', ')}]` : '';
-  return `${n.id}  P${n.priority}  ${n.status.padEnd(8)}  ${n.scope}  ${n.title}${tags}`;
+/** One line per need, the status and scope columns padded to the widest in the list. */
+function needLines(needs: readonly Need[]): string {
+  const statusWidth = Math.max(...needs.map((n) => n.status.length));
+  const scopeWidth = Math.max(...needs.map((n) => n.scope.length));
+  return needs
+    .map((n) => {
+      const tags = n.tags.length ? ` [${n.tags.join(', ')}]` : '';
+      return `${n.id}  P${n.priority}  ${n.status.padEnd(statusWidth)}  ${n.scope.padEnd(scopeWidth)}  ${n.title}${tags}`;
+    })
+    .join('\n');
 }
 
 function checkStatus(s: string): NeedStatus {
   if (!(NEED_STATUSES as readonly string[]).includes(s)) {
-    throw new UserError(`unknown status ${JSON.stringify(s)}: use one of ${NEED_STATUSES.join(', ')}`);
+    throw new UsageError(`unknown status ${JSON.stringify(s)}: use one of ${NEED_STATUSES.join(', ')}`);
   }
   return s as NeedStatus;
 }
 
 function readBodyFile(flags: NeedFlags): void {
   if (flags.bodyFile === undefined) return;
-  if (flags.body !== undefined) throw new UserError('give the body with --body or --body-file, not both');
+  if (flags.body !== undefined) throw new UsageError('give the body with --body or --body-file, not both');
   try {
     flags.body = readFileSync(flags.bodyFile === '-' ? 0 : flags.bodyFile, 'utf8');
   } catch (error) {
@@ -277,9 +289,21 @@ function readBodyFile(flags: NeedFlags): void {
   }
 }
 
+/** A repeatable flag naming need ids, each checked before anything is opened. */
+function collectNeedId(flag: string): (value: string, previous?: string[]) => string[] {
+  return (value, previous = []) => {
+    const id = value.trim();
+    if (!NeedIdSchema.safeParse(id).success)
+      throw new UsageError(
+        `${flag} ${JSON.stringify(value)} is not a need id: they look like need_01J… (26 characters after the prefix); find them with \`mlos need list\``,
+      );
+    return [...previous, id];
+  };
+}
+
 function parseTime(text: string): number {
   const ms = Date.parse(text);
   if (Number.isNaN(ms))
-    throw new UserError(`${JSON.stringify(text)} is not a time: use ISO 8601, e.g. 2026-12-01T09:00:00Z`);
+    throw new UsageError(`${JSON.stringify(text)} is not a time: use ISO 8601, e.g. 2026-12-01T09:00:00Z`);
   return ms;
 }

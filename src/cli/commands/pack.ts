@@ -4,15 +4,18 @@ import { identityFromPin } from '../../kernel/identity/index.js';
 import type { Identity } from '../../kernel/identity/schema.js';
 import { type ContextPack, compilePack, DEFAULT_PACK_BUDGET } from '../../kernel/pack/compile.js';
 import { formatCount } from '../../kernel/tokens.js';
-import { type Store, UserError } from '../../store/index.js';
+import { type Store, UsageError, UserError } from '../../store/index.js';
 import { output, parseIntFlag, withStore } from '../context.js';
 
 /** The identity as pinned in the database: packs and boot payloads never read identity files. */
 function pinnedIdentity(store: Store, name: string): Identity {
   const pin = store.identities.get(name);
   if (!pin) {
+    const pinned = store.identities.list().map((p) => p.name);
     throw new UserError(
-      `identity ${name} has no pin in this database: pin the identity files with \`mlos identity sync\` (see \`mlos identity list\`)`,
+      pinned.length
+        ? `identity ${name} has no pin in this database: use one of ${pinned.join(', ')}, or pin a new identity file with \`mlos identity sync\``
+        : `identity ${name} has no pin in this database, nor has any other: pin the identity files with \`mlos identity sync\``,
       { code: 'not_found' },
     );
   }
@@ -23,7 +26,7 @@ function positiveBudget(flag: string): (value: string) => number {
   const parse = parseIntFlag(flag);
   return (value) => {
     const n = parse(value);
-    if (n <= 0) throw new UserError(`${flag} must be a positive number of tokens, not ${n}`);
+    if (n <= 0) throw new UsageError(`${flag} must be a positive number of tokens, not ${n}`);
     return n;
   };
 }

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { FAULT_HELP, parseFaults, type SimFaults } from '../../scheduler/simulation/faults.js';
 import type { SimProgress, SimReport, SimScheduler } from '../../scheduler/simulation/run.js';
-import { MlosError, UserError } from '../../store/index.js';
+import { MlosError, UsageError, UserError } from '../../store/index.js';
 import { parseIntFlag } from '../context.js';
 
 interface SimFlags {
@@ -50,23 +50,23 @@ export function registerSimCommand(program: Command): void {
       // Loaded here, not at the CLI's start (see mlos run).
       const { runSeeds } = await import('../../scheduler/simulation/batch.js');
       if (flags.scheduler !== 'roundtable' && flags.scheduler !== 'central')
-        throw new UserError(`--scheduler must be roundtable or central, not ${flags.scheduler}`);
+        throw new UsageError(`--scheduler must be roundtable or central, not ${flags.scheduler}`);
       for (const [flag, value] of [
         ['--agents', flags.agents],
         ['--needs', flags.needs],
         ['--seeds', flags.seeds],
         ['--max-virtual-minutes', flags.maxVirtualMinutes],
       ] as const)
-        if (value < 1) throw new UserError(`${flag} must be at least 1, not ${value}`);
-      if (flags.jobs < 0) throw new UserError('--jobs must be 0 (one per CPU) or more');
+        if (value < 1) throw new UsageError(`${flag} must be at least 1, not ${value}`);
+      if (flags.jobs < 0) throw new UsageError('--jobs must be 0 (one per CPU) or more');
       // Seeds are 32-bit: a larger one would run the same faults as a smaller one.
       if (flags.seed < 0 || flags.seed + flags.seeds > 2 ** 32)
-        throw new UserError(`--seed and --seeds must keep every seed within 0 … ${2 ** 32 - 1}`);
+        throw new UsageError(`--seed and --seeds must keep every seed within 0 … ${2 ** 32 - 1}`);
       let faults: SimFaults;
       try {
         faults = parseFaults(flags.faults);
       } catch (error) {
-        throw new UserError(`--faults: ${(error as Error).message}`);
+        throw new UsageError(`--faults: ${(error as Error).message}`);
       }
       const jobs = flags.jobs === 0 ? availableParallelism() : flags.jobs;
       const progressEvery = Math.max(1, Math.ceil(flags.seeds / 20));

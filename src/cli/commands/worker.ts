@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { UserError } from '../../store/index.js';
+import { UsageError, UserError } from '../../store/index.js';
 import { collectList, parseDuration, parsePositiveIntFlag, parseRedisUrl } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
 
@@ -40,10 +40,10 @@ export function registerWorkerCommand(program: Command): void {
     .option('--no-takeover', 'take no unmet needs over: run only what the queue hands out')
     .action(async (flags: WorkerFlags) => {
       const token = flags.token ?? process.env['MLOS_WORKER_TOKEN'];
-      if (!token) throw new UserError('a worker needs the worker token: --token T or MLOS_WORKER_TOKEN');
+      if (!token) throw new UsageError('a worker needs the worker token: --token T or MLOS_WORKER_TOKEN');
       // Every flag is checked before anything connects.
       if (!URL.canParse(flags.mcp) || !/^https?:$/.test(new URL(flags.mcp).protocol))
-        throw new UserError(
+        throw new UsageError(
           `--mcp ${flags.mcp} is not an http(s) URL: give the guard's MCP endpoint, e.g. http://10.0.0.5:7411/mcp`,
         );
       const heartbeatMs = parseDuration(flags.heartbeat, '--heartbeat');

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { NEED_STATUSES, type NeedStatus, UserError, type Workspace } from '../../store/index.js';
+import { NEED_STATUSES, type NeedStatus, UsageError, UserError, type Workspace } from '../../store/index.js';
 import { collectList, output, withStore } from '../context.js';
 
 export function registerWorkspaceCommands(program: Command): void {
@@ -34,7 +34,7 @@ export function registerWorkspaceCommands(program: Command): void {
       ) => {
         for (const s of flags.status ?? []) {
           if (!(NEED_STATUSES as readonly string[]).includes(s)) {
-            throw new UserError(
+            throw new UsageError(
               `unknown status ${JSON.stringify(s)}: use one of ${NEED_STATUSES.join(', ')}`,
             );
           }

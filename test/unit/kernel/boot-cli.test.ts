@@ -101,11 +101,11 @@ describe('mlos pack / mlos boot', () => {
   it('fails with a clear message for an unpinned identity, a bad budget and a budget too small', async () => {
     const unpinned = await run('pack', needId, '--identity', 'nobody');
     expect(unpinned.code).toBe(1);
-    expect(unpinned.stderr).toContain(
-      'identity nobody has no pin in this database: pin the identity files with `mlos identity sync`',
+    expect(unpinned.stderr).toMatch(
+      /identity nobody has no pin in this database: use one of [a-z, -]*janitor[a-z, -]*, or pin a new identity file with `mlos identity sync`/,
     );
     const zero = await run('pack', needId, '--identity', 'janitor', '--budget', '0');
-    expect(zero.code).toBe(1);
+    expect(zero.code).toBe(2);
     expect(zero.stderr).toContain('--budget must be a positive number of tokens, not 0');
     const tiny = await run('boot', 'janitor', '--need', needId, '--budget', '100');
     expect(tiny.code).toBe(1);
