@@ -87,6 +87,28 @@ describe('mlos identity', () => {
     );
   });
 
+  it('names the folder with --identities, as init and run do (--dir still works); a missing one lists the pins', () => {
+    cpSync(join(dir, 'identities'), join(dir, 'team'), { recursive: true });
+    expect(mlos('identity', 'list', '--identities', 'team').stdout).toMatch(
+      /^janitor\s+pinned\s+[0-9a-f]{12}\s+yes\s+team\/janitor\.md$/m,
+    );
+    expect(mlos('identity', 'list', '--dir', 'team').stdout).toContain('team/janitor.md');
+    expect(mlos('identity', 'lint', '--identities', 'team').stdout.trim()).toBe(
+      'ok: 3 identities (architect, context-manager, janitor)',
+    );
+    expect(mlos('identity', 'show', 'janitor', '--identities', 'team').stdout).toMatch(
+      /^janitor — team\/janitor\.md$/m,
+    );
+    // The pins are what agents run: a wrong folder shows them, each missing its file, and says why.
+    const missing = mlos('identity', 'list', '--identities', 'nowhere');
+    expect(missing.code).toBe(0);
+    expect(missing.stdout).toMatch(/^janitor\s+missing-file\s+[0-9a-f]{12}\s+yes\s+-$/m);
+    expect(missing.stdout).toContain(
+      'nowhere/ does not exist, so only the pins are listed: name the folder that holds your identity files with --identities DIR',
+    );
+    expect(mlos('identity', 'lint', 'nowhere').stderr).toContain('nowhere does not exist');
+  });
+
   it('shows an identity with its defaults applied and durations readable', () => {
     const text = mlos('identity', 'show', 'janitor');
     expect(text.code).toBe(0);

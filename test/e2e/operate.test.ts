@@ -205,6 +205,12 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
       expect(run.stdout).toContain(
         'mlos run stopped (run token budget cannot cover another task): 0 needs resolved',
       );
+      // The demo wrote the example identities, as `mlos init` does: the operator can read them.
+      expect(run.stderr).toContain('demo: wrote 3 example identities to identities/');
+      expect(runCli(['identity', 'list'], { cwd: own }).stdout).toMatch(
+        /^architect\s+pinned\s+[0-9a-f]{12}\s+yes\s+identities\/architect\.md$/m,
+      );
+      expect(runCli(['identity', 'lint'], { cwd: own }).stdout).toContain('ok: 3 identities');
       const store = Store.open(join(own, 'mlos.db'));
       try {
         expect(store.tasks.listByStatus(['failed', 'lost'])).toEqual([]);

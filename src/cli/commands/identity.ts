@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import {
   acceptIdentity,
   displayPath,
@@ -30,6 +30,19 @@ import {
 
 const DEFAULT_DIR = 'identities';
 
+/** `--identities DIR`, as `mlos init` and `mlos run` name it; `--dir` still works, unlisted. */
+interface DirFlags {
+  readonly identities?: string;
+  readonly dir?: string;
+}
+
+const DIR_ALIAS = () =>
+  new Option('--dir <dir>', 'the identities folder (old name of --identities)').hideHelp();
+
+function dirOf(flags: DirFlags): string {
+  return flags.identities ?? flags.dir ?? DEFAULT_DIR;
+}
+
 /** `mlos identity lint` found problems; the issues were printed one per line. */
 class IdentityCheckFailedError extends UserError {
   constructor(message: string) {
@@ -45,10 +58,11 @@ export function registerIdentityCommands(program: Command): void {
   identity
     .command('lint')
     .description('check every identity file; exit 1 listing every error, one per line')
-    .argument('[dir]', 'the identities folder', DEFAULT_DIR)
+    .argument('[dir]', 'the identities folder (default ./identities)')
+    .option('--identities <dir>', 'the identities folder, as the other commands name it')
     .option('--json', 'print JSON')
-    .action((dir: string, flags: { json?: boolean }) => {
-      const loaded = loadIdentityDir(dir);
+    .action((dir: string | undefined, flags: { identities?: string; json?: boolean }) => {
+      const loaded = loadIdentityDir(dir ?? flags.identities ?? DEFAULT_DIR);
       if (loaded.files.length === 0) {
         throw new UserError(
           `${displayPath(loaded.dir)} holds no identity files (*.md): add one, or run \`mlos init\``,
@@ -71,15 +85,20 @@ export function registerIdentityCommands(program: Command): void {
     .description(
       'every identity with its pinned hash and state (pinned, new, drifted, paused, missing-file); writes nothing',
     )
-    .option('--dir <dir>', 'the identities folder', DEFAULT_DIR)
+    .option('--identities <dir>', 'the identities folder (default ./identities)')
+    .addOption(DIR_ALIAS())
     .option('--json', 'print JSON')
-    .action(async (flags: { dir: string; json?: boolean }, command: Command) => {
+    .action(async (flags: DirFlags & { json?: boolean }, command: Command) => {
       await withStore(command, (store) => {
-        const statuses = identityStatuses(store, flags.dir);
+        const dir = resolve(dirOf(flags));
+        const statuses = identityStatuses(store, dir);
+        const note = existsSync(dir)
+          ? ''
+          : `\n\n${displayPath(dir)}/ does not exist, so only the pins are listed: name the folder that holds your identity files with --identities DIR\n`;
         output(flags.json, statuses.map(statusJson), () =>
           statuses.length === 0
-            ? `no identities: add files to ${displayPath(resolve(flags.dir))}/ or run \`mlos init\``
-            : table(statuses),
+            ? `no identities: add files to ${displayPath(dir)}/ or run \`mlos init\``
+            : table(statuses) + note,
         );
       });
     });
@@ -88,15 +107,21 @@ export function registerIdentityCommands(program: Command): void {
     .command('show')
     .description('an identity with every value resolved (defaults applied and marked)')
     .argument('<name>', 'identity name')
-    .option('--dir <dir>', 'the identities folder', DEFAULT_DIR)
+    .option('--identities <dir>', 'the identities folder (default ./identities)')
+    .addOption(DIR_ALIAS())
     .option('--pinned', 'show the pinned bytes (what agents run) instead of the file')
     .option('--json', 'print JSON')
     .action(
-      async (name: string, flags: { dir: string; pinned?: boolean; json?: boolean }, command: Command) => {
+      async (name: string, flags: DirFlags & { pinned?: boolean; json?: boolean }, command: Command) => {
         checkName(name);
         await withStore(command, (store) => {
-          const { identity, explicit, origin } = resolveShown(store, flags.dir, name, flags.pinned ?? false);
-          const status = identityStatus(store, flags.dir, name);
+          const { identity, explicit, origin } = resolveShown(
+            store,
+            dirOf(flags),
+            name,
+            flags.pinned ?? false,
+          );
+          const status = identityStatus(store, dirOf(flags), name);
           const defaults = DEFAULTABLE.filter((f) => !explicit.has(f));
           output(flags.json, { ...identity, origin, status: statusJson(status), defaults }, () =>
             showText(identity, status, origin, explicit),
@@ -109,14 +134,15 @@ export function registerIdentityCommands(program: Command): void {
     .command('accept')
     .description('re-pin an identity to the current bytes of its file (refused when the file does not lint)')
     .argument('<name>', 'identity name')
-    .option('--dir <dir>', 'the identities folder', DEFAULT_DIR)
+    .option('--identities <dir>', 'the identities folder (default ./identities)')
+    .addOption(DIR_ALIAS())
     .option('--json', 'print JSON')
-    .action(async (name: string, flags: { dir: string; json?: boolean }, command: Command) => {
+    .action(async (name: string, flags: DirFlags & { json?: boolean }, command: Command) => {
       checkName(name);
       await withStore(
         command,
         (store) => {
-          const result = acceptIdentity(store, flags.dir, name);
+          const result = acceptIdentity(store, dirOf(flags), name);
           output(flags.json, result, () => acceptText(result));
         },
         { create: true },
@@ -128,13 +154,14 @@ export function registerIdentityCommands(program: Command): void {
     .description(
       'pin new identity files and mark changed ones drifted; exit 1 when any is drifted or does not lint',
     )
-    .option('--dir <dir>', 'the identities folder', DEFAULT_DIR)
+    .option('--identities <dir>', 'the identities folder (default ./identities)')
+    .addOption(DIR_ALIAS())
     .option('--json', 'print JSON')
-    .action(async (flags: { dir: string; json?: boolean }, command: Command) => {
+    .action(async (flags: DirFlags & { json?: boolean }, command: Command) => {
       await withStore(
         command,
         (store) => {
-          const report = syncIdentities(store, flags.dir);
+          const report = syncIdentities(store, dirOf(flags));
           output(flags.json, syncJson(report), () => syncText(report).join('\n'));
           const problems = [
             ...(report.drift.length
@@ -183,13 +210,14 @@ export function registerIdentityCommands(program: Command): void {
   identity
     .command('watch')
     .description('sync, then keep watching the folder and mark changed identities drifted until interrupted')
-    .option('--dir <dir>', 'the identities folder', DEFAULT_DIR)
-    .action(async (flags: { dir: string }, command: Command) => {
+    .option('--identities <dir>', 'the identities folder (default ./identities)')
+    .addOption(DIR_ALIAS())
+    .action(async (flags: DirFlags, command: Command) => {
       await withStore(
         command,
         async (store) => {
-          for (const line of syncText(syncIdentities(store, flags.dir))) process.stdout.write(`${line}\n`);
-          await watchUntilSignal(store, flags.dir);
+          for (const line of syncText(syncIdentities(store, dirOf(flags)))) process.stdout.write(`${line}\n`);
+          await watchUntilSignal(store, dirOf(flags));
         },
         { create: true },
       );

@@ -19,10 +19,7 @@ export function registerInitCommand(program: Command): void {
       if (existsSync(target)) {
         lines.push(`${relative(process.cwd(), target) || '.'}/ exists: left as it is`);
       } else {
-        const source = join(PACKAGE_ROOT, 'identities');
-        mkdirSync(target, { recursive: true });
-        const files = readdirSync(source).filter((f) => f.endsWith('.md'));
-        for (const file of files) copyFileSync(join(source, file), join(target, file));
+        const files = writeExampleIdentities(target);
         lines.push(
           `wrote ${files.length} example identities to ${relative(process.cwd(), target)}/: ${files.join(', ')}`,
         );
@@ -30,4 +27,13 @@ export function registerInitCommand(program: Command): void {
       lines.push('next: mlos need add "…" --tags kernel, then mlos compile');
       process.stdout.write(`${lines.join('\n')}\n`);
     });
+}
+
+/** Copies the example identities shipped with mlos into `target` (created); returns their file names. */
+export function writeExampleIdentities(target: string): string[] {
+  const source = join(PACKAGE_ROOT, 'identities');
+  mkdirSync(target, { recursive: true });
+  const files = readdirSync(source).filter((f) => f.endsWith('.md'));
+  for (const file of files) copyFileSync(join(source, file), join(target, file));
+  return files;
 }

@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { displayPath } from '../../kernel/identity/index.js';
 import { seedDemo } from '../../scheduler/demo.js';
 import { type RuntimeCounters, renderMetrics } from '../../scheduler/metrics.js';
 import type { Runtime } from '../../scheduler/runtime.js';
 import type { TickStats } from '../../scheduler/supervisor.js';
-import { Store, UserError } from '../../store/index.js';
+import { Store, UsageError, UserError } from '../../store/index.js';
 import { globalOptions, parseDuration, parsePositiveIntFlag, parseRedisUrl } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
-import { PACKAGE_ROOT } from '../version.js';
+import { writeExampleIdentities } from './init.js';
 import { parseHostPort } from './mcp.js';
 import { ProgressLine } from './progress.js';
 
@@ -96,7 +97,7 @@ export function registerRunCommand(program: Command): void {
       ]);
       const { db, durable } = globalOptions(command);
       const format: LogFormat = flags.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
-      if (format !== 'json' && format !== 'pretty') throw new UserError('--log-format is json or pretty');
+      if (format !== 'json' && format !== 'pretty') throw new UsageError('--log-format is json or pretty');
       const progress = process.stderr.isTTY && format === 'pretty' ? new ProgressLine() : undefined;
       const log = createLogger(format, 'info', () => progress?.clear());
       // Every flag is checked before the database is opened, the demo writes or a connection is
@@ -123,7 +124,7 @@ export function registerRunCommand(program: Command): void {
         | { queue: { close(ms?: number): Promise<void> }; bus: { close(): Promise<void> } }
         | undefined;
       try {
-        let identitiesDir = resolve(flags.identities);
+        const identitiesDir = resolve(flags.identities);
         const overrides = { provider: flags.provider, model: flags.model, baseUrl: flags.baseUrl };
         if (flags.demo) {
           const seeded = seedDemo(store);
@@ -131,7 +132,14 @@ export function registerRunCommand(program: Command): void {
             { seeded },
             seeded ? `demo: seeded ${seeded} needs` : 'demo: the database already has needs',
           );
-          if (!existsSync(identitiesDir)) identitiesDir = join(PACKAGE_ROOT, 'identities');
+          // As `mlos init` does: the operator can then read, lint and edit what the agents run.
+          if (!existsSync(identitiesDir)) {
+            const files = writeExampleIdentities(identitiesDir);
+            log.info(
+              { identities: displayPath(identitiesDir) },
+              `demo: wrote ${files.length} example identities to ${displayPath(identitiesDir)}/`,
+            );
+          }
           overrides.provider ??= 'scripted';
           overrides.model ??= 'demo';
         }

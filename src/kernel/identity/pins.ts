@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   DatabaseError,
   holdOf,
@@ -179,6 +179,9 @@ export function runnableIdentities(store: Store): readonly Identity[] {
 
 /** The state of every identity, from the folder and the database, without writing anything. */
 export function identityStatuses(store: Store, dir: string): IdentityStatus[] {
+  // A missing folder is no error while pins exist: each is listed as missing its file.
+  if (!existsSync(dir) && store.identities.list().length > 0)
+    return statusesOf(store, { dir: resolve(dir), files: [], identities: [], errors: [] });
   return statusesOf(store, loadIdentityDir(dir));
 }
 
