@@ -109,9 +109,9 @@ export function parsePositiveIntFlag(flag: string): (value: string) => number {
 /** A commander parser for a Redis URL: redis:// or rediss:// (TLS), e.g. redis://127.0.0.1:6379. */
 export function parseRedisUrl(flag: string): (value: string) => string {
   return (value) => {
-    if (!/^rediss?:\/\/[^/\s]/.test(value.trim()))
+    if (!/^rediss?:\/\/[^/\s?]+(\/\d*)?(\?\S*)?$/.test(value.trim()))
       throw new UsageError(
-        `${flag} ${JSON.stringify(value)} is not a Redis URL: use redis://HOST:PORT or rediss://HOST:PORT (TLS), e.g. redis://127.0.0.1:6379`,
+        `${flag} ${JSON.stringify(value)} is not a Redis URL: use redis://HOST:PORT or rediss://HOST:PORT (TLS), with an optional database number, e.g. redis://127.0.0.1:6379 or redis://127.0.0.1:6379/2`,
       );
     return value.trim();
   };

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { UserError } from '../store/errors.js';
 
 /** Request and response plumbing of the guard's HTTP server. */
 
@@ -13,6 +14,14 @@ export const GUARD_NOW_HEADER = 'x-mlos-now';
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** A guard reachable off this machine must demand tokens the operator set, not ones it made up. */
+export function refuseOpenBindWithoutTokens(host: string, tokensConfigured: boolean): void {
+  if (!isLoopback(host) && !tokensConfigured)
+    throw new UserError(
+      `refusing to serve the guard on ${host} without tokens: set MLOS_OPERATOR_TOKEN and MLOS_WORKER_TOKEN, or bind 127.0.0.1`,
+    );
 }
 
 export const INVALID = Symbol('invalid body');

@@ -7,7 +7,16 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { MlosError, NotClaimableError, UserError } from '../store/index.js';
 import { assertRunnable } from './agent-claim.js';
 import { createGuardServer } from './guard.js';
-import { bearer, GUARD_NOW_HEADER, hash, INVALID, isLoopback, readJson, sendJson } from './http-io.js';
+import {
+  bearer,
+  GUARD_NOW_HEADER,
+  hash,
+  INVALID,
+  isLoopback,
+  readJson,
+  refuseOpenBindWithoutTokens,
+  sendJson,
+} from './http-io.js';
 import { notifyOnChange } from './notify.js';
 import { OPERATOR, type Principal } from './principal.js';
 import type { GuardDeps } from './session.js';
@@ -54,11 +63,7 @@ export class GuardHttpServer {
   #stopNotify: (() => void) | undefined;
 
   constructor(deps: GuardDeps, options: GuardHttpOptions) {
-    if (!isLoopback(options.host) && !options.tokensConfigured) {
-      throw new UserError(
-        `refusing to serve the guard on ${options.host} without tokens: set MLOS_OPERATOR_TOKEN and MLOS_WORKER_TOKEN, or bind 127.0.0.1`,
-      );
-    }
+    refuseOpenBindWithoutTokens(options.host, options.tokensConfigured);
     this.#deps = deps;
     this.#options = options;
     this.#key = deps.store.secrets.getOrCreate(SIGNING_KEY);

@@ -86,8 +86,10 @@ export async function awaitRedis(url: string, log: Logger, timeoutMs = 30_000): 
     try {
       await client.connect();
       await client.ping();
+      await checkDatabase(client, url);
       return;
     } catch (error) {
+      if (error instanceof UserError) throw error;
       const e = socketError ?? (error as { code?: string; message?: string });
       reason = e.code ?? e.message ?? String(error);
     } finally {
@@ -99,5 +101,22 @@ export async function awaitRedis(url: string, log: Logger, timeoutMs = 30_000): 
       );
     if (attempt === 0) log.warn({ reason }, `waiting for Redis at ${withoutPassword(url)} to answer`);
     await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/**
+ * ioredis reports a failed SELECT of the URL's database (`redis://…/99` on a server with 16) only
+ * as an error event, and goes on in database 0, among other users' keys. Selecting it again here
+ * turns that into a refusal at start.
+ */
+async function checkDatabase(client: Redis, url: string): Promise<void> {
+  const db = client.options.db ?? 0;
+  if (db === 0) return;
+  try {
+    await client.select(db);
+  } catch (error) {
+    throw new UserError(
+      `Redis at ${withoutPassword(url)} has no database ${db} (${(error as Error).message}): name one the server has, e.g. redis://HOST:PORT/0 (a default server has 0 to 15)`,
+    );
   }
 }

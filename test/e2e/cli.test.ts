@@ -151,6 +151,10 @@ describe('mlos CLI', () => {
       [['run', '--demo', '--lease', 'bogus'], /--lease "bogus" is not a duration/, 2],
       [['run', '--max-attempts', '0'], /--max-attempts must be a whole number of at least 1/, 2],
       [['run', '--run-tokens', '-5'], /--run-tokens must be a whole number of at least 1, not -5/, 2],
+      [['run', '--redis', 'redis://127.0.0.1:6379/x'], /is not a Redis URL/, 2],
+      // Refused before a token is generated and printed (the one-line check below).
+      [['run', '--listen', '0.0.0.0:7499'], /refusing to serve the guard on 0\.0\.0\.0 without tokens/],
+      [['mcp', '--http', '0.0.0.0:7499'], /refusing to serve the guard on 0\.0\.0\.0 without tokens/],
       [['run', '--redis', 'http://x'], /--redis "http:\/\/x" is not a Redis URL: use redis:\/\/HOST:PORT/, 2],
       [
         ['worker', '--redis', 'localhost:6379', '--mcp', 'http://127.0.0.1:1/mcp'],

@@ -10,6 +10,22 @@ describe('awaitRedis', () => {
     await expect(awaitRedis(redisUrl(), silentLogger, 5000)).resolves.toBeUndefined();
   });
 
+  it.skipIf(!inject('redisAvailable'))(
+    'refuses at once a database the server does not have (ioredis would go on in database 0)',
+    async () => {
+      const base = redisUrl().replace(/\/\d*$/, '');
+      await expect(awaitRedis(`${base}/1`, silentLogger, 5000)).resolves.toBeUndefined();
+      const waits: unknown[] = [];
+      await expect(
+        awaitRedis(`${base}/9999`, { ...silentLogger, warn: (obj) => waits.push(obj) }, 20_000),
+      ).rejects.toThrow(
+        `Redis at ${base}/9999 has no database 9999 (ERR DB index is out of range): name one the server has, e.g. redis://HOST:PORT/0`,
+      );
+      // Refused on the first answer: no "waiting for Redis", no retry until the deadline.
+      expect(waits).toEqual([]);
+    },
+  );
+
   it('gives up after its time with the server and the reason, having said once that it waits', async () => {
     const url = `redis://127.0.0.1:${await freePort()}`;
     const waits: string[] = [];

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
+import { refuseOpenBindWithoutTokens } from '../../mcp/http-io.js';
 import { Store, UsageError, UserError } from '../../store/index.js';
 import { globalOptions, parseDuration } from '../context.js';
 import { VERSION } from '../version.js';
@@ -26,13 +27,18 @@ export function registerMcpCommand(program: Command): void {
         import('@modelcontextprotocol/sdk/server/stdio.js'),
         import('../../mcp/index.js'),
       ]);
+      // Flags first: a typo opens no database and prints no token.
+      const leaseMs = parseDuration(flags.lease, '--lease');
+      const at = flags.http ? parseHostPort(flags.http) : undefined;
+      const configured = Boolean(process.env['MLOS_OPERATOR_TOKEN'] && process.env['MLOS_WORKER_TOKEN']);
+      if (at) refuseOpenBindWithoutTokens(at.host, configured);
       const { db, durable } = globalOptions(command);
       const store = Store.open(db, { durable, actor: 'mcp' });
       const deps = createGuardDeps(store, {
-        leaseMs: parseDuration(flags.lease, '--lease'),
+        leaseMs,
         compiler: createKernelCompiler(store),
       });
-      if (!flags.http) {
+      if (!at) {
         const server = createGuardServer(deps, OPERATOR, VERSION);
         await server.connect(new StdioServerTransport());
         const stopNotify = notifyOnChange(store, () => [server]);
@@ -47,8 +53,7 @@ export function registerMcpCommand(program: Command): void {
         );
         return;
       }
-      const { host, port } = parseHostPort(flags.http);
-      const configured = Boolean(process.env['MLOS_OPERATOR_TOKEN'] && process.env['MLOS_WORKER_TOKEN']);
+      const { host, port } = at;
       const operatorToken =
         process.env['MLOS_OPERATOR_TOKEN'] || `mlos_op_${randomBytes(24).toString('base64url')}`;
       const workerToken =

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { displayPath } from '../../kernel/identity/index.js';
+import { refuseOpenBindWithoutTokens } from '../../mcp/http-io.js';
 import { seedDemo } from '../../scheduler/demo.js';
 import { type RuntimeCounters, renderMetrics } from '../../scheduler/metrics.js';
 import type { Runtime } from '../../scheduler/runtime.js';
@@ -113,6 +114,11 @@ export function registerRunCommand(program: Command): void {
           : parseDuration(flags.retryDelay, '--retry-delay'),
       };
       const listenAt = flags.listen ? parseHostPort(flags.listen) : undefined;
+      const tokensConfigured = Boolean(
+        process.env['MLOS_OPERATOR_TOKEN'] && process.env['MLOS_WORKER_TOKEN'],
+      );
+      // Refused before any token is generated and printed for a guard that never serves.
+      if (listenAt) refuseOpenBindWithoutTokens(listenAt.host, tokensConfigured);
       if (timing.heartbeatMs >= timing.leaseMs)
         log.warn(
           { heartbeatMs: timing.heartbeatMs, leaseMs: timing.leaseMs },
@@ -155,9 +161,6 @@ export function registerRunCommand(program: Command): void {
             process.env['MLOS_OPERATOR_TOKEN'] || `mlos_op_${randomBytes(24).toString('base64url')}`;
           const workerToken =
             process.env['MLOS_WORKER_TOKEN'] || `mlos_wk_${randomBytes(24).toString('base64url')}`;
-          const tokensConfigured = Boolean(
-            process.env['MLOS_OPERATOR_TOKEN'] && process.env['MLOS_WORKER_TOKEN'],
-          );
           if (!process.env['MLOS_OPERATOR_TOKEN'])
             process.stderr.write(`operator token (generated): ${operatorToken}\n`);
           if (!process.env['MLOS_WORKER_TOKEN'])
