@@ -44,7 +44,9 @@ async function rounds(compileViews) {
     heapMbPerRound: heapMb,
     // Growth from the second round on (the first warms caches and prepared statements up).
     heapKbPerTask:
-      ROUNDS > 2 ? Math.round(((heapMb.at(-1) - heapMb[1]) * 1024 * 10) / ((ROUNDS - 2) * PER_ROUND)) / 10 : null,
+      ROUNDS > 2
+        ? Math.round(((heapMb.at(-1) - heapMb[1]) * 1024 * 10) / ((ROUNDS - 2) * PER_ROUND)) / 10
+        : null,
   };
 }
 
