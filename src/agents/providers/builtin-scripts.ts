@@ -36,6 +36,17 @@ const NOOP_SCRIPT: ScriptInput = {
 const readNeed = { tool: 'get_need', args: { id: '${need.id}' }, as: 'need' } as const;
 
 /**
+ * A standing need is never resolved (the guard refuses it): its round of work ends as progressed,
+ * and it graduates again on its cadence. Played in place of the resolving finish that follows it.
+ */
+const finishStanding = (summary: string) =>
+  ({
+    when: { path: 'steps.need.need.mode', equals: 'standing' },
+    tool: 'finish',
+    args: { outcome: 'progressed', summary: `${summary} (a standing need: done for this round)` },
+  }) as const;
+
+/**
  * A small, plausible session per example identity. The architect blocks a need tagged
  * `architecture` on its first attempt (one with no dependencies yet) with a sub-need for a design
  * record, and resolves it once that sub-need is met and the need comes back.
@@ -75,6 +86,7 @@ const DEMO_SCRIPT: ScriptInput = {
             ],
           },
         },
+        finishStanding('The design decision is recorded and the structure holds.'),
         {
           tool: 'finish',
           args: {
@@ -98,6 +110,7 @@ const DEMO_SCRIPT: ScriptInput = {
               'Reviewed "${steps.need.need.title}": consistent with the kernel layering; no structural change needed.',
           },
         },
+        finishStanding('Reviewed by the architect.'),
         { tool: 'finish', args: { outcome: 'resolved', summary: 'Reviewed and resolved by the architect.' } },
       ],
     },
@@ -116,6 +129,7 @@ const DEMO_SCRIPT: ScriptInput = {
               'The context pack for "${steps.need.need.title}" was compiled within its budget; pointers cover what was left out.',
           },
         },
+        finishStanding('Context verified.'),
         { tool: 'finish', args: { outcome: 'resolved', summary: 'Context verified; resolved.' } },
       ],
     },
@@ -133,6 +147,7 @@ const DEMO_SCRIPT: ScriptInput = {
               'Checked "${steps.need.need.title}" and its tags ${steps.need.need.tags}; nothing left untidy.',
           },
         },
+        finishStanding('Cleaned up.'),
         { tool: 'finish', args: { outcome: 'resolved', summary: 'Cleaned up; resolved.' } },
       ],
     },
@@ -148,6 +163,7 @@ const DEMO_SCRIPT: ScriptInput = {
             content: 'Looked at "${steps.need.need.title}" and did the work it asks for.',
           },
         },
+        finishStanding('Done.'),
         { tool: 'finish', args: { outcome: 'resolved', summary: 'Done; resolved.' } },
       ],
     },

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { refuseOpenBindWithoutTokens } from '../../mcp/http-io.js';
-import { Store, UsageError, UserError } from '../../store/index.js';
+import { Store, UsageError } from '../../store/index.js';
 import { globalOptions, parseDuration } from '../context.js';
 import { VERSION } from '../version.js';
 

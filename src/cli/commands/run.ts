@@ -8,7 +8,7 @@ import { seedDemo } from '../../scheduler/demo.js';
 import { type RuntimeCounters, renderMetrics } from '../../scheduler/metrics.js';
 import type { Runtime } from '../../scheduler/runtime.js';
 import type { TickStats } from '../../scheduler/supervisor.js';
-import { Store, UsageError, UserError } from '../../store/index.js';
+import { Store, UsageError } from '../../store/index.js';
 import { globalOptions, parseDuration, parsePositiveIntFlag, parseRedisUrl } from '../context.js';
 import { createLogger, type LogFormat } from '../logging.js';
 import { writeExampleIdentities } from './init.js';
@@ -337,7 +337,7 @@ function idleWaits(stats: TickStats, { open, escalated }: { open: number; escala
   const others = open - escalated - stats.budgetBlocked - stats.unroutable;
   if (others > 0)
     parts.push(
-      `${others} more ${others === 1 ? 'waits' : 'wait'} on dependencies or a later start (mlos need list --status open)`,
+      `${others} more ${others === 1 ? 'waits' : 'wait'} on dependencies, a later start (--not-before) or a standing need's next round (mlos need list --status open)`,
     );
   return parts.join('; ');
 }

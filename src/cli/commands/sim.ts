@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { FAULT_HELP, parseFaults, type SimFaults } from '../../scheduler/simulation/faults.js';
 import type { SimProgress, SimReport, SimScheduler } from '../../scheduler/simulation/run.js';
-import { MlosError, UsageError, UserError } from '../../store/index.js';
+import { MlosError, UsageError } from '../../store/index.js';
 import { parseIntFlag } from '../context.js';
 
 interface SimFlags {

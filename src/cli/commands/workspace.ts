@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { NEED_STATUSES, type NeedStatus, UsageError, UserError, type Workspace } from '../../store/index.js';
+import { NEED_STATUSES, type NeedStatus, UsageError, type Workspace } from '../../store/index.js';
 import { collectList, output, withStore } from '../context.js';
 
 export function registerWorkspaceCommands(program: Command): void {

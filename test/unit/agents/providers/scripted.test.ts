@@ -385,6 +385,25 @@ describe('built-in scripts', () => {
     },
   );
 
+  it.each(['architect', 'janitor', 'context-manager', 'someone-else'])(
+    'demo: %s ends a round of a standing need as progressed (it is never resolved)',
+    async (identity) => {
+      const p = new ScriptedProvider({ script: loadScript('demo') });
+      const standing = JSON.stringify({
+        need: { id: 'need_1', title: 'Sweep', tags: ['architecture'], mode: 'standing' },
+        dependsOn: [{ id: 'need_B', status: 'resolved' }],
+        tasks: [],
+      });
+      const log = await drive(p, { ...CONTEXT, identity, needTags: ['architecture'] }, (call) =>
+        call.name === 'get_need' ? { content: standing } : { content: '{}' },
+      );
+      expect(log.finish?.input).toMatchObject({
+        outcome: 'progressed',
+        summary: expect.stringContaining('(a standing need: done for this round)'),
+      });
+    },
+  );
+
   it.each(['default', 'noop'])('%s: finishes resolved at once', async (name) => {
     const p = new ScriptedProvider({ script: loadScript(name) });
     const log = await drive(p, CONTEXT, okJson);
