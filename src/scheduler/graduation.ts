@@ -92,7 +92,7 @@ export class Graduation {
       if (short) {
         const limit = Math.max(SHORT_PASS, free * 4);
         const page = store.scheduling.graduationCandidates(now, limit, this.#policy);
-        this.#scan(page, now, { slots, anyRoute, openRoute }, counts);
+        this.#scan(page, { slots, anyRoute, openRoute }, counts);
         if (page.length < limit || (counts.graduated > 0 && counts.graduated >= free)) {
           // The page held every candidate, or it filled every free slot: the last full counts stand for
           // the needs it did not reach (a pass that graduated is not idle anyway).
@@ -110,7 +110,6 @@ export class Graduation {
       this.#lastFullPassAt = now;
       this.#scan(
         store.scheduling.graduationCandidates(now, FULL_PASS, this.#policy),
-        now,
         { slots, anyRoute, openRoute },
         counts,
       );
@@ -163,20 +162,12 @@ export class Graduation {
   /** Routes `candidates` in order: graduates into free slots, escalates, counts what waits. */
   #scan(
     candidates: readonly GraduationCandidate[],
-    now: number,
     routes: { slots: RoutingSlot[]; anyRoute: RoutingSlot[]; openRoute: RoutingSlot[] },
     counts: { -readonly [K in keyof GraduationPass]: number },
   ): void {
     const { store, log } = this.#o;
     const { slots, anyRoute, openRoute } = routes;
     for (const need of candidates) {
-      if (
-        need.mode === 'standing' &&
-        need.lastFinishedAt !== null &&
-        need.lastFinishedAt + (need.cadenceMs ?? 0) > now
-      ) {
-        continue;
-      }
       if (need.failures >= this.#o.maxAttempts) {
         // Not orphaned yet, or no longer: an operator's retry cleared the mark and its fresh
         // attempts failed as well.

@@ -22,14 +22,24 @@ export function policyParams(policy: RetryPolicy | undefined): Record<string, nu
 /** Per need `n`: when its latest task ended (what the retry delay counts from). */
 export const LAST_FINISHED_AT = '(SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id)';
 
-/** Actionable needs without a live task (columns of GraduationCandidate); `@now` decides. */
+/**
+ * Per standing need `n`: when its latest successful round ended. Its cadence counts from there; a
+ * failed or lost round waits out the retry delay instead (see RETRY_AT), not a whole cadence.
+ */
+const LAST_SUCCEEDED_AT = `(SELECT max(finished_at) FROM tasks t WHERE t.need_id = n.id AND t.status = 'succeeded')`;
+
+/**
+ * Actionable needs without a live task (columns of GraduationCandidate); `@now` decides. A standing
+ * need is a candidate once its cadence is due, so that needs not due never fill a page.
+ */
 export const CANDIDATES = `SELECT n.id, n.priority, n.created_at AS createdAt, n.mode, n.cadence_ms AS cadenceMs, n.orphaned,
      (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
      ${FAILURES_SINCE_SUCCESS} AS failures,
      ${LAST_FINISHED_AT} AS lastFinishedAt
    FROM ready_needs n
    WHERE (n.not_before IS NULL OR n.not_before <= @now)
-     AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.need_id = n.id AND t.status IN ('queued', 'running'))`;
+     AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.need_id = n.id AND t.status IN ('queued', 'running'))
+     AND NOT (n.mode = 'standing' AND coalesce(${LAST_SUCCEEDED_AT} + n.cadence_ms > @now, 0))`;
 
 /** A candidate `c` escalated after @max failures: graduation is done with it. */
 export const DEAD_LETTERED = '(c.orphaned = 1 AND c.failures >= @max)';
@@ -44,7 +54,8 @@ export const RETRY_WAITING = `(@base > 0 AND c.failures > 0 AND c.lastFinishedAt
 /**
  * The compact need state, one row per need; `@now` decides actionability. The last takeover is the
  * latest `need.claimed` event that took work over from another task or went through the round
- * table; a standing need is due again when its latest task's end plus its cadence has passed.
+ * table; a standing need is due again when its latest successful round's end plus its cadence has
+ * passed.
  */
 export const NEED_STATE_SELECT = `SELECT n.id, n.title, n.status, n.priority, n.scope, n.unmet_since AS unmetSince, n.orphaned,
    (SELECT json_group_array(tag) FROM need_tags t WHERE t.need_id = n.id) AS tags,
@@ -54,7 +65,7 @@ export const NEED_STATE_SELECT = `SELECT n.id, n.title, n.status, n.priority, n.
    (SELECT max(e.at) FROM events e WHERE e.need_id = n.id AND e.kind = 'need.claimed'
      AND (json_extract(e.payload, '$.takeover') = 1 OR json_extract(e.payload, '$.roundTable') = 1)) AS lastTakeoverAt,
    CASE WHEN n.mode = 'standing'
-     THEN (SELECT max(t.finished_at) FROM tasks t WHERE t.need_id = n.id) + coalesce(n.cadence_ms, 0) END AS dueAt
+     THEN ${LAST_SUCCEEDED_AT} + coalesce(n.cadence_ms, 0) END AS dueAt
  FROM needs n JOIN leases l ON l.need_id = n.id`;
 
 export type RawNeedState = Omit<NeedStateRow, 'tags' | 'actionable' | 'orphaned'> & {

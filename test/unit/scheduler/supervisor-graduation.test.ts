@@ -149,6 +149,56 @@ describe('supervisor graduation', () => {
     expect(world.store.tasks.liveFor(need.id)?.attempt).toBe(2);
   });
 
+  it('a failed round of a standing need is retried under the retry policy, not after a whole cadence', async () => {
+    await supervisor.start();
+    const need = world.store.needs.create({
+      title: 'Sweep',
+      tags: ['cleanup'],
+      mode: 'standing',
+      cadenceMs: 3_600_000,
+    });
+    const round = async (outcome: 'progressed' | 'failed') => {
+      expect((await supervisor.tick()).graduated).toBe(1);
+      const claim = world.store.claims.claim(need.id, { identity: 'janitor', leaseMs: 60_000 });
+      world.store.claims.finish(
+        claim.fence,
+        outcome === 'failed'
+          ? { outcome, summary: 'the sweep broke', reason: 'disk full' }
+          : { outcome, summary: 'swept' },
+      );
+    };
+    await round('progressed');
+    world.clock.advance(3_600_001);
+    await round('failed');
+    // Retried at once (this supervisor has no retry delay): the cadence counts from the last
+    // successful round, which the failure did not replace.
+    await round('progressed');
+    expect(world.store.tasks.forNeed(need.id).map((t) => t.attempt)).toEqual([1, 2, 3]);
+    world.clock.advance(3_599_000);
+    expect((await supervisor.tick()).graduated).toBe(0);
+    expect(world.store.scheduling.needState(need.id, world.clock.now())?.dueAt).toBe(
+      world.store.tasks.forNeed(need.id).at(-1)!.finishedAt! + 3_600_000,
+    );
+  });
+
+  it('standing needs not due leave the candidate page to needs that can graduate', () => {
+    for (let i = 0; i < 3; i++) {
+      const standing = world.store.needs.create({
+        title: `Sweep ${i}`,
+        tags: ['cleanup'],
+        priority: 0,
+        mode: 'standing',
+        cadenceMs: 3_600_000,
+      });
+      const claim = world.store.claims.claim(standing.id, { identity: 'janitor', leaseMs: 60_000 });
+      world.store.claims.finish(claim.fence, { outcome: 'progressed', summary: 'swept' });
+    }
+    const once = world.store.needs.create({ title: 'Fix it', tags: ['cleanup'], priority: 4 });
+    expect(world.store.scheduling.graduationCandidates(world.clock.now(), 2).map((c) => c.id)).toEqual([
+      once.id,
+    ]);
+  });
+
   it('reconciles: a task queued in SQLite but missing from the queue is enqueued again', async () => {
     const need = world.store.needs.create({ title: 'Lost job', tags: ['kernel'] });
     const task = world.store.tasks.create(need.id, 'architect');
