@@ -16,7 +16,7 @@ import { EmbeddedConnector } from './connector.js';
 import { type Logger, silentLogger } from './logger.js';
 import { Supervisor, type TickStats } from './supervisor.js';
 import type { TaskQueue } from './task-queue.js';
-import { ViewKeeper } from './view-keeper.js';
+import { VIEW_THREAD, ViewKeeper } from './view-keeper.js';
 import { takeoverSeats, Worker } from './worker.js';
 
 export interface RuntimeConfig {
@@ -112,7 +112,9 @@ export class Runtime {
       for (const d of report.drift) this.#log.warn({ identity: d.name }, d.error.message);
     }
     this.runId = this.store.budgets.startRun(config.runTokenLimit);
-    this.#views = config.compileViews ? new ViewKeeper({ store: this.store, log: this.#log }) : undefined;
+    this.#views = config.compileViews
+      ? new ViewKeeper({ store: this.store, log: this.#log, thread: VIEW_THREAD })
+      : undefined;
     this.deps = createGuardDeps(this.store, {
       leaseMs: config.leaseMs,
       runId: this.runId,
@@ -314,7 +316,7 @@ export class Runtime {
     await this.#config.bus.close();
     this.store.budgets.stopRun(this.runId);
     this.store.scheduling.releaseLock();
-    if (this.#supervised) this.#views?.maybeCompile(true);
+    await this.#views?.close(this.#supervised);
     await this.#checkpointer?.close();
   }
 }

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { type CompileOptions, compileWorkspace, type WorkspaceReport } from '../kernel/views/compile.js';
 import type { Store, Workspace } from '../store/index.js';
 import type { Logger } from './logger.js';
@@ -8,9 +11,10 @@ export interface ViewKeeperOptions {
   /** The least time between two compiles, in ms (default 1000). */
   readonly minIntervalMs?: number;
   /**
-   * The share of the process's time views may take (default 0.1): after a compile that took T ms,
-   * the next waits at least T / share. A compile still reads every need of the workspace, so its
-   * cost grows with the graph; without this a large graph would leave the supervisor no time.
+   * The share of the time views may take (default 0.1): after a compile that took T ms, the next
+   * waits at least T / share. A compile still reads every need of the workspace, so its cost grows
+   * with the graph; without this a large graph would leave the supervisor no time (in its thread)
+   * or no core (in the view thread, on a small machine).
    */
   readonly maxShare?: number;
   /**
@@ -19,24 +23,89 @@ export interface ViewKeeperOptions {
    * since this keeper wrote it is not rendered, and a file whose bytes have not changed is not read.
    */
   readonly verifyEveryMs?: number;
+  /**
+   * Compile in a worker thread with its own read-only connection, so that a large graph's compile
+   * never holds up the supervisor's loop, heartbeats or pickups: the module of that thread (see
+   * VIEW_THREAD). Absent (tests, the simulator) or not built (running from the TypeScript sources):
+   * compiles run in this thread.
+   */
+  readonly thread?: URL;
   /** Wall-clock ms; for tests. */
   readonly now?: () => number;
-  /** The compile of one workspace; for tests. */
+  /** The compile of one workspace, in this thread; for tests. */
   readonly compile?: (store: Store, workspace: Workspace, options: CompileOptions) => WorkspaceReport;
+}
+
+/** The view thread's module, built next to this one (absent when running from the sources). */
+export const VIEW_THREAD = new URL('./view-thread.js', import.meta.url);
+
+/** A workspace whose compile failed, and why. */
+export interface ViewFailure {
+  readonly workspace: string;
+  readonly message: string;
+}
+
+/** What the view thread answers to a compile request. */
+export interface ViewThreadReply {
+  readonly tookMs: number;
+  readonly failures: readonly ViewFailure[];
+}
+
+/**
+ * Compiles every workspace of a store, keeping per workspace the header of every file it last
+ * wrote or found in place, so that the next compile renders and reads back only what moved. Runs
+ * in the view thread, or in the supervisor's when there is none.
+ */
+export class WorkspaceCompiler {
+  readonly #store: Store;
+  readonly #compile: NonNullable<ViewKeeperOptions['compile']>;
+  readonly #known = new Map<string, Map<string, string>>();
+
+  constructor(store: Store, compile: ViewKeeperOptions['compile'] = compileWorkspace) {
+    this.#store = store;
+    this.#compile = compile;
+  }
+
+  /** Compiles every workspace; `verify` renders every page and reads every file back. */
+  compileAll(verify: boolean): ViewFailure[] {
+    const workspaces = this.#store.workspaces.list();
+    for (const name of this.#known.keys()) {
+      if (!workspaces.some((w) => w.name === name)) this.#known.delete(name);
+    }
+    const failures: ViewFailure[] = [];
+    for (const workspace of workspaces) {
+      let known = this.#known.get(workspace.name);
+      if (!known || verify) {
+        known = new Map();
+        this.#known.set(workspace.name, known);
+      }
+      try {
+        this.#compile(this.#store, workspace, { known });
+      } catch (error) {
+        // What the failed sync left on disk is unknown: read it all back next time.
+        this.#known.delete(workspace.name);
+        failures.push({ workspace: workspace.name, message: (error as Error).message ?? String(error) });
+      }
+    }
+    return failures;
+  }
 }
 
 /**
  * Keeps every workspace's views compiled while `mlos run` works: after the event log moved, at
  * most once per `minIntervalMs`, and no more often than keeps views within `maxShare` of the time.
+ * With a view thread, a compile runs there while this thread goes on; one at a time.
  */
 export class ViewKeeper {
-  readonly #o: Required<Omit<ViewKeeperOptions, 'store' | 'log'>> & Pick<ViewKeeperOptions, 'store' | 'log'>;
-  /** Per workspace: the header line of every file last written or found in place, by path. */
-  readonly #known = new Map<string, Map<string, string>>();
+  readonly #o: Required<Omit<ViewKeeperOptions, 'store' | 'log' | 'thread'>> &
+    Pick<ViewKeeperOptions, 'store' | 'log'>;
+  #local: WorkspaceCompiler | undefined;
+  #thread: ViewThread | undefined;
   #compiledSeq = -1;
   #nextAt = Number.NEGATIVE_INFINITY;
   #verifiedAt = Number.NEGATIVE_INFINITY;
   #warnedSlow = false;
+  #inFlight: Promise<void> | undefined;
 
   constructor(options: ViewKeeperOptions) {
     this.#o = {
@@ -47,37 +116,75 @@ export class ViewKeeper {
       compile: compileWorkspace,
       ...options,
     };
+    const thread = options.thread;
+    if (thread && existsSync(fileURLToPath(thread)) && options.store.path !== ':memory:') {
+      this.#thread = new ViewThread(thread, options.store.path, (error) => {
+        // Views are still kept, at the old price: compiles hold this thread up again.
+        options.log.error(
+          { err: error },
+          "the view thread stopped: views are compiled in the supervisor's thread from now on",
+        );
+        this.#thread = undefined;
+        this.#local = new WorkspaceCompiler(options.store, this.#o.compile);
+      });
+    } else {
+      this.#local = new WorkspaceCompiler(options.store, this.#o.compile);
+    }
+  }
+
+  /** Whether compiles run in a view thread. */
+  get threaded(): boolean {
+    return this.#thread !== undefined;
   }
 
   /**
-   * Compiles when the log moved since the last compile and the pacing allows it. `force` (at
-   * shutdown) compiles now, checking every file on disk. Returns whether it compiled.
+   * Compiles (or, with a view thread, starts a compile) when the log moved since the last compile
+   * and the pacing allows it. `force` compiles now, checking every file on disk (with a view
+   * thread: unless one is running). Returns whether it compiled or started one.
    */
   maybeCompile(force = false): boolean {
-    const { store, log, now } = this.#o;
+    const { store, now } = this.#o;
     const seq = store.events.headSeq();
     const started = now();
+    if (this.#inFlight) return false;
     if (!force && (seq === this.#compiledSeq || started < this.#nextAt)) return false;
     const verify = force || started - this.#verifiedAt >= this.#o.verifyEveryMs;
-    const workspaces = store.workspaces.list();
-    for (const name of this.#known.keys()) {
-      if (!workspaces.some((w) => w.name === name)) this.#known.delete(name);
+    if (this.#local) {
+      const failures = this.#local.compileAll(verify);
+      this.#done(seq, started, verify, now() - started, failures);
+      return true;
     }
-    for (const workspace of workspaces) {
-      let known = this.#known.get(workspace.name);
-      if (!known || verify) {
-        known = new Map();
-        this.#known.set(workspace.name, known);
-      }
-      try {
-        this.#o.compile(store, workspace, { known });
-      } catch (error) {
-        // What the failed sync left on disk is unknown: read it all back next time.
-        this.#known.delete(workspace.name);
-        log.warn({ err: error, workspace: workspace.name }, 'views not compiled');
-      }
-    }
-    const took = now() - started;
+    this.#inFlight = this.#thread!.compile(verify).then(
+      (reply) => {
+        this.#inFlight = undefined;
+        this.#done(seq, started, verify, reply.tookMs, reply.failures);
+      },
+      () => {
+        // The thread stopped (said once, by its error handler): the next compile runs here.
+        this.#inFlight = undefined;
+      },
+    );
+    return true;
+  }
+
+  /** Waits for the compile in flight (with a view thread); resolves at once without one. */
+  async settled(): Promise<void> {
+    await this.#inFlight;
+  }
+
+  /**
+   * Stops keeping views. `final` (a run that worked) brings them up to date first, checking every
+   * file on disk; then the view thread, if any, ends.
+   */
+  async close(final: boolean): Promise<void> {
+    await this.settled();
+    if (final && this.maybeCompile(true)) await this.settled();
+    await this.#thread?.close();
+  }
+
+  #done(seq: number, started: number, verify: boolean, took: number, failures: readonly ViewFailure[]) {
+    const { log } = this.#o;
+    for (const f of failures) log.warn({ err: f.message, workspace: f.workspace }, 'views not compiled');
     this.#compiledSeq = seq;
     this.#nextAt = started + Math.max(this.#o.minIntervalMs, took / this.#o.maxShare);
     if (verify) this.#verifiedAt = started;
@@ -88,6 +195,47 @@ export class ViewKeeper {
         'compiling the views takes long on this graph: they are refreshed less often (mlos compile writes them at once)',
       );
     }
-    return true;
+  }
+}
+
+/** The view thread from this side: one compile request at a time, each answered once. */
+class ViewThread {
+  readonly #worker: Worker;
+  readonly #exited: Promise<void>;
+  #pending: { resolve: (reply: ViewThreadReply) => void; reject: (error: Error) => void } | undefined;
+
+  constructor(module: URL, path: string, onError: (error: Error) => void) {
+    this.#worker = new Worker(module, { workerData: { path } });
+    // It must never keep a finished process alive.
+    this.#worker.unref();
+    this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
+    this.#worker.on('message', (reply: ViewThreadReply) => {
+      const pending = this.#pending;
+      this.#pending = undefined;
+      pending?.resolve(reply);
+    });
+    this.#worker.on('error', (error) => {
+      this.#pending?.reject(error);
+      this.#pending = undefined;
+      onError(error);
+    });
+  }
+
+  compile(verify: boolean): Promise<ViewThreadReply> {
+    return new Promise((resolve, reject) => {
+      this.#pending = { resolve, reject };
+      this.#worker.postMessage({ verify });
+    });
+  }
+
+  /** Closes the thread's connection and ends it (terminated after `timeoutMs`). */
+  async close(timeoutMs = 5000): Promise<void> {
+    this.#worker.postMessage('close');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), timeoutMs);
+    });
+    if ((await Promise.race([this.#exited, late])) === 'late') await this.#worker.terminate();
+    clearTimeout(timer);
   }
 }

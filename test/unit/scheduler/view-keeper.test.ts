@@ -2,9 +2,10 @@
  * The views `mlos run` keeps compiled: refreshed after the log moved, paced so that compiling a
  * large graph takes at most its share of the time, and read back from disk once a minute.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { compileWorkspace } from '../../../src/kernel/views/compile.js';
 import { silentLogger } from '../../../src/scheduler/logger.js';
 import { ViewKeeper, type ViewKeeperOptions } from '../../../src/scheduler/view-keeper.js';
@@ -130,5 +131,73 @@ describe('the view keeper', () => {
     now += 60_000;
     k.maybeCompile();
     expect(existsSync(keptPage)).toBe(true);
+  });
+});
+
+/** The built view thread (npm test builds first); the keeper itself runs from the sources. */
+const BUILT_THREAD = new URL('../../../dist/scheduler/view-thread.js', import.meta.url);
+
+describe('the view keeper with a view thread', () => {
+  it('compiles in the thread while this one goes on, one compile at a time, and brings views up to date at close', async () => {
+    const k = new ViewKeeper({ store, log: silentLogger, now: () => now, thread: BUILT_THREAD });
+    expect(k.threaded).toBe(true);
+    const first = store.needs.create({ title: 'first' });
+    expect(k.maybeCompile()).toBe(true);
+    // Started, not done: this thread is not held up, and a second compile waits for the first.
+    store.needs.create({ title: 'second' });
+    now += 5000;
+    expect(k.maybeCompile()).toBe(false);
+    await k.settled();
+    const problem = join(dir, 'views', 'PROBLEM.md');
+    expect(existsSync(join(dir, 'views', 'needs', `${first.id}.md`))).toBe(true);
+    expect(readFileSync(problem, 'utf8')).toContain('first');
+    // The log moved since: the next compile picks the second need up.
+    expect(k.maybeCompile()).toBe(true);
+    await k.settled();
+    expect(readFileSync(problem, 'utf8')).toContain('second');
+    // At close, what changed since the last compile is written, however soon.
+    const third = store.needs.create({ title: 'third' });
+    await k.close(true);
+    expect(readFileSync(problem, 'utf8')).toContain('third');
+    expect(existsSync(join(dir, 'views', 'needs', `${third.id}.md`))).toBe(true);
+  });
+
+  it('compiles in this thread from the moment the view thread stops, having said so once', async () => {
+    const broken = join(dir, 'broken-thread.mjs');
+    writeFileSync(broken, "throw new Error('the view thread broke');\n");
+    const errors: string[] = [];
+    const k = new ViewKeeper({
+      store,
+      log: {
+        ...silentLogger,
+        error: (_fields: unknown, message?: string) => void errors.push(message ?? ''),
+      },
+      now: () => now,
+      thread: pathToFileURL(broken),
+    });
+    expect(k.threaded).toBe(true);
+    store.needs.create({ title: 'still compiled' });
+    expect(k.maybeCompile()).toBe(true);
+    await k.settled();
+    await vi.waitFor(() => expect(k.threaded).toBe(false));
+    expect(errors).toEqual([
+      "the view thread stopped: views are compiled in the supervisor's thread from now on",
+    ]);
+    expect(k.maybeCompile()).toBe(true);
+    expect(readFileSync(join(dir, 'views', 'PROBLEM.md'), 'utf8')).toContain('still compiled');
+    await k.close(true);
+  });
+
+  it('compiles in this thread when the thread module is not built (running from the sources)', () => {
+    const k = new ViewKeeper({
+      store,
+      log: silentLogger,
+      now: () => now,
+      thread: new URL('./no-such-view-thread.js', import.meta.url),
+    });
+    expect(k.threaded).toBe(false);
+    store.needs.create({ title: 'here' });
+    expect(k.maybeCompile()).toBe(true);
+    expect(readFileSync(join(dir, 'views', 'PROBLEM.md'), 'utf8')).toContain('here');
   });
 });
