@@ -12,9 +12,20 @@ import {
 
 export interface MemoryTaskQueueOptions {
   readonly log?: Logger;
-  /** Used only by `close` while handlers still run (its timeout); jobs themselves need no timer. */
+  /**
+   * Used by `close` while handlers still run (its timeout); jobs themselves need no timer. Given
+   * (virtual time), a handler starts on a microtask; absent (Node's timers), on a macrotask: see
+   * MemoryTaskQueue.
+   */
   readonly timers?: Timers;
 }
+
+/** How a handler's start is put off: never inside the caller's `enqueue` or `release`. */
+type Defer = () => Promise<void>;
+
+const onMicrotask: Defer = () => Promise.resolve();
+
+const onMacrotask: Defer = () => new Promise((resolve) => setImmediate(resolve));
 
 /** A FIFO with O(1) shift: an array and a head index, compacted once the dead prefix dominates. */
 class Fifo<T> {
@@ -51,8 +62,11 @@ interface Held {
  * Its durable state is SQLite (the tasks and outbox tables), so losing it on exit loses nothing:
  * the supervisor's reconciliation enqueues again what is queued in SQLite.
  *
- * Dispatch is synchronous bookkeeping plus a microtask per handler start, so it runs the same on
- * virtual time: no timer is involved except `close`'s timeout while handlers still run.
+ * Dispatch is synchronous bookkeeping plus a deferred start per handler. On Node's timers the start
+ * is a macrotask (setImmediate): a backlog of jobs whose handlers never wait for I/O (the scripted
+ * model) would otherwise run as one chain of microtasks, holding timers, signals and sockets
+ * (heartbeats, Ctrl-C, /healthz) up until the whole backlog is done. On injected timers it is a
+ * microtask, so it runs the same on virtual time: no timer is involved except `close`'s timeout.
  * Fairness: consumers take turns one job at a time, and each consumer takes its identities in
  * round-robin order, so one busy identity cannot starve another.
  */
@@ -60,6 +74,7 @@ export class MemoryTaskQueue implements TaskQueue {
   readonly kind = 'memory' as const;
   readonly #log: Logger;
   readonly #timers: Timers;
+  readonly #defer: Defer;
   readonly #waiting = new Map<string, Fifo<Held>>();
   readonly #held = new Map<string, Held>();
   #consumers: MemoryConsumer[] = [];
@@ -70,6 +85,7 @@ export class MemoryTaskQueue implements TaskQueue {
   constructor(options: MemoryTaskQueueOptions = {}) {
     this.#log = options.log ?? silentLogger;
     this.#timers = options.timers ?? realTimers;
+    this.#defer = options.timers ? onMicrotask : onMacrotask;
   }
 
   async enqueue(job: QueuedJob): Promise<void> {
@@ -93,6 +109,7 @@ export class MemoryTaskQueue implements TaskQueue {
       {
         log: this.#log,
         timers: this.#timers,
+        defer: this.#defer,
         detach: (c) => {
           this.#consumers = this.#consumers.filter((other) => other !== c);
         },
@@ -164,6 +181,7 @@ export class MemoryTaskQueue implements TaskQueue {
 interface ConsumerHost {
   readonly log: Logger;
   readonly timers: Timers;
+  readonly defer: Defer;
   /** The consumer stops taking jobs. */
   detach(consumer: MemoryConsumer): void;
   /** A job ended (or was abandoned by a closing consumer). */
@@ -214,8 +232,8 @@ class MemoryConsumer implements Consumer {
   }
 
   async #run(job: QueuedJob, controller: AbortController): Promise<void> {
-    // Start on a microtask: a handler never runs inside the caller's `enqueue`.
-    await Promise.resolve();
+    // Put off (see MemoryTaskQueue): a handler never runs inside the caller's `enqueue`.
+    await this.#queue.defer();
     try {
       await this.#handler(job, controller.signal);
     } catch (err) {

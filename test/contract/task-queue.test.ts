@@ -79,6 +79,30 @@ describe('MemoryTaskQueue on virtual time', () => {
     await queue.close();
   });
 
+  it("on Node's timers, starts each handler on a macrotask: a backlog of handlers that never wait holds no timer up", async () => {
+    const queue = new MemoryTaskQueue();
+    const ended: number[] = [];
+    let seenByTimer = -1;
+    const consumer = queue.consume(
+      ['alpha'],
+      async () => {
+        ended.push(ended.length);
+        return 'done';
+      },
+      { concurrency: 1 },
+    );
+    setTimeout(() => {
+      seenByTimer = ended.length;
+    }, 0);
+    for (let i = 0; i < 200; i++) await queue.enqueue(makeJob('alpha'));
+    await waitFor('every job', () => ended.length === 200);
+    // The timer ran while jobs were left (on microtask starts, the whole backlog ran first).
+    expect(seenByTimer).toBeGreaterThanOrEqual(0);
+    expect(seenByTimer).toBeLessThan(200);
+    await consumer.close(1000);
+    await queue.close();
+  });
+
   it('never calls onReconnect', async () => {
     const queue = new MemoryTaskQueue();
     let calls = 0;
