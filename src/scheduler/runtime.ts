@@ -44,6 +44,8 @@ export interface RuntimeConfig {
     namespace: string;
   };
   readonly compileViews: boolean;
+  /** Compile views in the view thread (default) or, `false`, in this one: for benchmarks. */
+  readonly viewThread?: boolean;
   /**
    * Checkpoint the WAL in a worker thread instead of in whichever commit fills it (see
    * Checkpointer): what `mlos run` does, so no graduation or claim waits for a checkpoint.
@@ -99,6 +101,7 @@ export class Runtime {
   /** Whether the supervisor started: a run refused at start has no views to bring up to date. */
   #supervised = false;
   #closed = false;
+  #kickPending = false;
 
   constructor(config: RuntimeConfig) {
     this.#config = config;
@@ -113,7 +116,11 @@ export class Runtime {
     }
     this.runId = this.store.budgets.startRun(config.runTokenLimit);
     this.#views = config.compileViews
-      ? new ViewKeeper({ store: this.store, log: this.#log, thread: VIEW_THREAD })
+      ? new ViewKeeper({
+          store: this.store,
+          log: this.#log,
+          ...(config.viewThread !== false && { thread: VIEW_THREAD }),
+        })
       : undefined;
     this.deps = createGuardDeps(this.store, {
       leaseMs: config.leaseMs,
@@ -280,11 +287,24 @@ export class Runtime {
             ...(this.#config.takeoverCheckMs !== undefined && { checkMs: this.#config.takeoverCheckMs }),
           },
         }),
-        onSessionEnd: () => this.supervisor.kick(),
+        onSessionEnd: () => this.#kickSoon(),
       });
       await this.#worker.start();
       this.supervisor.kick();
     }
+  }
+
+  /**
+   * A tick on the next turn of the event loop: the sessions that end in one turn share one tick
+   * (each tick runs a graduation pass over the open needs), instead of one tick each.
+   */
+  #kickSoon(): void {
+    if (this.#kickPending) return;
+    this.#kickPending = true;
+    setImmediate(() => {
+      this.#kickPending = false;
+      this.supervisor.kick();
+    });
   }
 
   get runningSessions(): number {
