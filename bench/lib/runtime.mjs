@@ -31,7 +31,12 @@ function identitiesDir(dir, concurrency) {
  * Starts a runtime; `redisUrl` puts its queue and bus on Redis (else the in-process ones).
  * `close()` stops it, deletes its folder and the Redis keys it left.
  */
-export async function benchRuntime({ redisUrl, concurrency = 8, compileViews = false } = {}) {
+export async function benchRuntime({
+  redisUrl,
+  concurrency = 8,
+  compileViews = false,
+  viewThread = true,
+} = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'mlos-bench-'));
   const store = Store.open(join(dir, 'mlos.db'), { actor: 'bench' });
   const namespace = `bench${randomUUID().slice(0, 8)}`;
@@ -50,6 +55,7 @@ export async function benchRuntime({ redisUrl, concurrency = 8, compileViews = f
     providerOverrides: { provider: 'scripted', model: 'noop' },
     env: {},
     compileViews,
+    viewThread,
     // As mlos run does: WAL checkpoints in a worker thread, not in the commit that fills the log.
     backgroundCheckpoints: true,
     runTokenLimit: null,
