@@ -110,7 +110,15 @@ describe.skipIf(!inject('redisAvailable'))('mlos run (distributed, Redis)', { ti
     expect(await sup.exited, sup.output()).toBe(0);
     expectEachResolvedOnce(db, ids);
     b.child.kill('SIGTERM');
-    await b.exited;
+    expect(await b.exited).toBe(0);
+    // The surviving worker says what it did: its sessions by outcome and their tokens.
+    expect(b.output()).toContain('SIGTERM: draining (a second signal exits at once)');
+    const closing =
+      /mlos worker stopped \(SIGTERM\): (\d+) sessions \((\d+) resolved[^)]*\), (\d+) tokens, \$0\.0000/.exec(
+        b.output(),
+      );
+    expect(closing, b.output()).not.toBeNull();
+    expect(Number(closing![2])).toBeGreaterThan(0);
   });
 
   it('the supervisor SIGKILLed mid-run and restarted: the run completes, each need resolved once', async () => {

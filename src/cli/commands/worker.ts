@@ -118,7 +118,19 @@ export function registerWorkerCommand(program: Command): void {
             onError: (error, context) => log.warn({ err: error, context }, `need bus: ${context}`),
           })
         : undefined;
+      // What this worker's sessions came to, for its closing line.
+      const ended = new Map<string, number>();
+      let tokens = 0;
+      let costUsd = 0;
       const worker = new Worker({
+        onSessionEnd: (_taskId, result) => {
+          const outcome = result?.outcome ?? 'crashed';
+          ended.set(outcome, (ended.get(outcome) ?? 0) + 1);
+          // As the budgets count them: the whole prompt (cached parts included) and the output.
+          const u = result?.usage;
+          tokens += u ? u.inputTokens + u.outputTokens + u.cacheReadTokens + u.cacheWriteTokens : 0;
+          costUsd += result?.costUsd ?? 0;
+        },
         queue,
         connector,
         identities: identities.map((i) => i.name),
@@ -156,21 +168,29 @@ export function registerWorkerCommand(program: Command): void {
         },
         'mlos worker started',
       );
-      await new Promise<void>((resolve) => {
+      const signal = await new Promise<string>((resolve) => {
         let count = 0;
-        const stop = () => {
-          if (++count > 1) process.exit(130);
-          resolve();
+        const stop = (name: string) => {
+          if (++count > 1) {
+            log.error({ signal: name }, 'second signal: exiting now');
+            process.exit(130);
+          }
+          resolve(name);
         };
         // SIGHUP too (a closed terminal): see mlos run.
-        for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop);
+        for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(name, () => stop(name));
       });
-      log.info({}, 'draining');
+      log.info({ signal, drainMs }, `${signal}: draining (a second signal exits at once)`);
       clearInterval(beat);
       await worker.close(drainMs);
       await connector.request('/worker/stop', { agents: agents.map((a) => a.id) }).catch(() => undefined);
       await queue.close(5000);
       await bus?.close();
       await connector.close();
+      const sessions = [...ended.values()].reduce((a, b) => a + b, 0);
+      const outcomes = [...ended].map(([outcome, n]) => `${n} ${outcome}`).join(', ');
+      process.stdout.write(
+        `mlos worker stopped (${signal}): ${sessions} ${sessions === 1 ? 'session' : 'sessions'}${outcomes ? ` (${outcomes})` : ''}, ${tokens} tokens, $${costUsd.toFixed(4)}\n`,
+      );
     });
 }
