@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { type CompileOptions, compileWorkspace, type WorkspaceReport } from '../kernel/views/compile.js';
 import type { Store, Workspace } from '../store/index.js';
+import { OwnedThread } from '../store/thread.js';
 import type { Logger } from './logger.js';
 
 export interface ViewKeeperOptions {
@@ -200,21 +201,17 @@ export class ViewKeeper {
 
 /** The view thread from this side: one compile request at a time, each answered once. */
 class ViewThread {
-  readonly #worker: Worker;
-  readonly #exited: Promise<void>;
+  readonly #thread: OwnedThread;
   #pending: { resolve: (reply: ViewThreadReply) => void; reject: (error: Error) => void } | undefined;
 
   constructor(module: URL, path: string, onError: (error: Error) => void) {
-    this.#worker = new Worker(module, { workerData: { path } });
-    // It must never keep a finished process alive.
-    this.#worker.unref();
-    this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
-    this.#worker.on('message', (reply: ViewThreadReply) => {
+    this.#thread = new OwnedThread(new Worker(module, { workerData: { path } }));
+    this.#thread.worker.on('message', (reply: ViewThreadReply) => {
       const pending = this.#pending;
       this.#pending = undefined;
       pending?.resolve(reply);
     });
-    this.#worker.on('error', (error) => {
+    this.#thread.worker.on('error', (error) => {
       this.#pending?.reject(error);
       this.#pending = undefined;
       onError(error);
@@ -224,18 +221,12 @@ class ViewThread {
   compile(verify: boolean): Promise<ViewThreadReply> {
     return new Promise((resolve, reject) => {
       this.#pending = { resolve, reject };
-      this.#worker.postMessage({ verify });
+      this.#thread.worker.postMessage({ verify });
     });
   }
 
   /** Closes the thread's connection and ends it (terminated after `timeoutMs`). */
-  async close(timeoutMs = 5000): Promise<void> {
-    this.#worker.postMessage('close');
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), timeoutMs);
-    });
-    if ((await Promise.race([this.#exited, late])) === 'late') await this.#worker.terminate();
-    clearTimeout(timer);
+  close(timeoutMs = 5000): Promise<void> {
+    return this.#thread.close(timeoutMs);
   }
 }

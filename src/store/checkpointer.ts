@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { OwnedThread } from './thread.js';
 
 /**
  * WAL checkpoints off the write path. SQLite's automatic checkpoint runs inside the commit that
@@ -42,37 +43,29 @@ parentPort.on('message', (message) => {
 const betterSqlite3 = createRequire(import.meta.url).resolve('better-sqlite3');
 
 export class Checkpointer {
-  readonly #worker: Worker;
-  readonly #exited: Promise<void>;
+  readonly #thread: OwnedThread;
 
-  private constructor(worker: Worker) {
-    this.#worker = worker;
-    this.#exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+  private constructor(thread: OwnedThread) {
+    this.#thread = thread;
   }
 
   /** Starts checkpointing the database at `path` (a file in WAL mode) in a worker thread. */
   static start(path: string, options: CheckpointerOptions = {}): Checkpointer {
-    const worker = new Worker(SOURCE, {
-      eval: true,
-      workerData: { module: betterSqlite3, path, everyMs: options.everyMs ?? 1000 },
-    });
-    // It must never keep a finished process alive.
-    worker.unref();
-    worker.on('message', (m: { error?: string }) => {
+    const thread = new OwnedThread(
+      new Worker(SOURCE, {
+        eval: true,
+        workerData: { module: betterSqlite3, path, everyMs: options.everyMs ?? 1000 },
+      }),
+    );
+    thread.worker.on('message', (m: { error?: string }) => {
       if (m.error) options.onError?.(m.error);
     });
-    worker.on('error', (error) => options.onError?.(error.message));
-    return new Checkpointer(worker);
+    thread.worker.on('error', (error) => options.onError?.(error.message));
+    return new Checkpointer(thread);
   }
 
   /** Runs a last checkpoint and stops the thread (terminated after `timeoutMs`). */
-  async close(timeoutMs = 5000): Promise<void> {
-    this.#worker.postMessage('close');
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), timeoutMs);
-    });
-    if ((await Promise.race([this.#exited, late])) === 'late') await this.#worker.terminate();
-    clearTimeout(timer);
+  close(timeoutMs = 5000): Promise<void> {
+    return this.#thread.close(timeoutMs);
   }
 }
