@@ -107,6 +107,8 @@ export class ViewKeeper {
   #verifiedAt = Number.NEGATIVE_INFINITY;
   #warnedSlow = false;
   #inFlight: Promise<void> | undefined;
+  /** The thread stopped during the compile in flight, which is lost. */
+  #lost = false;
 
   constructor(options: ViewKeeperOptions) {
     this.#o = {
@@ -120,6 +122,7 @@ export class ViewKeeper {
     const thread = options.thread;
     if (thread && existsSync(fileURLToPath(thread)) && options.store.path !== ':memory:') {
       this.#thread = new ViewThread(thread, options.store.path, (error) => {
+        if (this.#local) return; // said already (an error, then the exit)
         // Views are still kept, at the old price: compiles hold this thread up again.
         options.log.error(
           { err: error },
@@ -163,6 +166,7 @@ export class ViewKeeper {
       () => {
         // The thread stopped (said once, by its error handler): the next compile runs here.
         this.#inFlight = undefined;
+        this.#lost = true;
       },
     );
     return true;
@@ -179,7 +183,12 @@ export class ViewKeeper {
    */
   async close(final: boolean): Promise<void> {
     await this.settled();
-    if (final && this.maybeCompile(true)) await this.settled();
+    if (final) {
+      this.#lost = false;
+      if (this.maybeCompile(true)) await this.settled();
+      // The thread stopped during that compile: this one compiles, so the views are not left behind.
+      if (this.#lost) this.maybeCompile(true);
+    }
     await this.#thread?.close();
   }
 
@@ -204,25 +213,32 @@ class ViewThread {
   readonly #thread: OwnedThread;
   #pending: { resolve: (reply: ViewThreadReply) => void; reject: (error: Error) => void } | undefined;
 
-  constructor(module: URL, path: string, onError: (error: Error) => void) {
-    this.#thread = new OwnedThread(new Worker(module, { workerData: { path } }));
-    this.#thread.worker.on('message', (reply: ViewThreadReply) => {
-      const pending = this.#pending;
-      this.#pending = undefined;
-      pending?.resolve(reply);
-    });
-    this.#thread.worker.on('error', (error) => {
+  /** `onStopped`: the thread failed or exited on its own; it compiles nothing more. */
+  constructor(module: URL, path: string, onStopped: (error: Error) => void) {
+    const stopped = (error: Error) => {
       this.#pending?.reject(error);
       this.#pending = undefined;
-      onError(error);
+      onStopped(error);
+    };
+    this.#thread = new OwnedThread(new Worker(module, { workerData: { path } }), {
+      message: (reply) => {
+        const pending = this.#pending;
+        this.#pending = undefined;
+        pending?.resolve(reply as ViewThreadReply);
+      },
+      error: stopped,
+      // An exit after an error was reported already (onStopped runs once: see ViewKeeper).
+      exit: (code) => stopped(new Error(`the view thread exited (code ${code})`)),
     });
   }
 
   compile(verify: boolean): Promise<ViewThreadReply> {
-    return new Promise((resolve, reject) => {
-      this.#pending = { resolve, reject };
-      this.#thread.worker.postMessage({ verify });
-    });
+    return this.#thread.busy(
+      new Promise<ViewThreadReply>((resolve, reject) => {
+        this.#pending = { resolve, reject };
+        this.#thread.post({ verify });
+      }),
+    );
   }
 
   /** Closes the thread's connection and ends it (terminated after `timeoutMs`). */

@@ -56,11 +56,14 @@ export class Checkpointer {
         eval: true,
         workerData: { module: betterSqlite3, path, everyMs: options.everyMs ?? 1000 },
       }),
+      {
+        message: (m) => {
+          const error = (m as { error?: string }).error;
+          if (error) options.onError?.(error);
+        },
+        error: (error) => options.onError?.(error.message),
+      },
     );
-    thread.worker.on('message', (m: { error?: string }) => {
-      if (m.error) options.onError?.(m.error);
-    });
-    thread.worker.on('error', (error) => options.onError?.(error.message));
     return new Checkpointer(thread);
   }
 

@@ -2,6 +2,7 @@
  * The views `mlos run` keeps compiled: refreshed after the log moved, paced so that compiling a
  * large graph takes at most its share of the time, and read back from disk once a minute.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -186,6 +187,59 @@ describe('the view keeper with a view thread', () => {
     expect(k.maybeCompile()).toBe(true);
     expect(readFileSync(join(dir, 'views', 'PROBLEM.md'), 'utf8')).toContain('still compiled');
     await k.close(true);
+  });
+
+  it.each([
+    [
+      'fails on a compile',
+      "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => { throw new Error('broke mid-compile'); });\n",
+    ],
+    [
+      'exits on a compile',
+      "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => process.exit(0));\n",
+    ],
+  ])('a view thread that %s neither hangs the close nor loses the final compile', async (_what, source) => {
+    const module = join(dir, 'flaky-thread.mjs');
+    writeFileSync(module, source);
+    const errors: string[] = [];
+    const k = new ViewKeeper({
+      store,
+      log: {
+        ...silentLogger,
+        error: (_fields: unknown, message?: string) => void errors.push(message ?? ''),
+      },
+      now: () => now,
+      thread: pathToFileURL(module),
+    });
+    store.needs.create({ title: 'written at close' });
+    await k.close(true);
+    expect(readFileSync(join(dir, 'views', 'PROBLEM.md'), 'utf8')).toContain('written at close');
+    expect(errors).toEqual([
+      "the view thread stopped: views are compiled in the supervisor's thread from now on",
+    ]);
+  });
+
+  it('keeps no finished process alive, yet the process waits for a compile it awaits', () => {
+    const script = `
+      import { ViewKeeper } from ${JSON.stringify(new URL('../../../dist/scheduler/view-keeper.js', import.meta.url).href)};
+      import { Store } from ${JSON.stringify(new URL('../../../dist/store/index.js', import.meta.url).href)};
+      const store = Store.open(${JSON.stringify(join(dir, 'child.db'))});
+      store.needs.create({ title: 'from the child' });
+      const k = new ViewKeeper({ store, log: { info() {}, warn() {}, error() {}, debug() {} }, thread: new URL(${JSON.stringify(BUILT_THREAD.href)}) });
+      // Another keeper that never compiles.
+      new ViewKeeper({ store, log: { info() {}, warn() {}, error() {}, debug() {} }, thread: new URL(${JSON.stringify(BUILT_THREAD.href)}) });
+      k.maybeCompile();
+      await k.settled();
+      console.log(k.threaded ? 'compiled in the thread' : 'not threaded');
+      // Neither is closed: the process must still end.`;
+    // A file, not --eval: a worker inherits the parent's flags, and --input-type breaks its module.
+    const file = join(dir, 'child.mjs');
+    writeFileSync(file, script);
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('compiled in the thread');
+    expect(readFileSync(join(dir, 'views', 'PROBLEM.md'), 'utf8')).toContain('from the child');
   });
 
   it('compiles in this thread when the thread module is not built (running from the sources)', () => {
