@@ -234,6 +234,8 @@ class MemoryConsumer implements Consumer {
   async #run(job: QueuedJob, controller: AbortController): Promise<void> {
     // Put off (see MemoryTaskQueue): a handler never runs inside the caller's `enqueue`.
     await this.#queue.defer();
+    // Abandoned by a `close` that timed out before it started: it never starts.
+    if (this.#running.get(job) !== controller) return;
     try {
       await this.#handler(job, controller.signal);
     } catch (err) {

@@ -128,7 +128,8 @@ describe('mlos CLI', () => {
       [['need', 'add', 'x', '--tags', 'Bad Tag'], /tag "Bad Tag" is malformed/],
       [
         ['need', 'add', 'x', '--priority', '7'],
-        /priority 7 is out of range: use 0 \(highest\) to 4 \(lowest\)/,
+        /--priority 7 is out of range: use 0 \(highest\) to 4 \(lowest\)/,
+        2,
       ],
       [['need', 'add', 'x', '--priority', 'high'], /--priority must be a whole number/, 2],
       [['need', 'add', '   '], /title must not be empty/],

@@ -42,7 +42,7 @@ export function registerNeedCommands(program: Command): void {
     .option('--body <text>', 'the detail')
     .option('--body-file <path>', 'read the body from a file ("-" for stdin)')
     .option('--tags <a,b>', 'tags (lowercase); repeatable', collectList)
-    .option('--priority <0-4>', '0 highest … 4 lowest (default 2)', parseIntFlag('--priority'))
+    .option('--priority <0-4>', '0 highest … 4 lowest (default 2)', parsePriorityFlag)
     .option('--scope <scope>', 'grouping label, e.g. Sprint_X (default "default")')
     .option('--depends-on <id>', 'a need this one waits for; repeatable', collectNeedId('--depends-on'))
     .option('--acceptance <text>', 'what "met" means')
@@ -160,7 +160,7 @@ export function registerNeedCommands(program: Command): void {
     .option('--body <text>', 'new body')
     .option('--body-file <path>', 'read the new body from a file ("-" for stdin)')
     .option('--tags <a,b>', 'replace the tags', collectList)
-    .option('--priority <0-4>', 'new priority', parseIntFlag('--priority'))
+    .option('--priority <0-4>', 'new priority', parsePriorityFlag)
     .option('--scope <scope>', 'new scope')
     .option('--acceptance <text>', 'new acceptance')
     .option('--cadence <duration>', 'new cadence (standing needs)')
@@ -287,6 +287,13 @@ function readBodyFile(flags: NeedFlags): void {
   } catch (error) {
     throw new UserError(`cannot read --body-file ${flags.bodyFile}: ${(error as Error).message}`);
   }
+}
+
+/** --priority: 0 (highest) to 4 (lowest), checked before anything is opened. */
+function parsePriorityFlag(value: string): number {
+  const n = parseIntFlag('--priority')(value);
+  if (n < 0 || n > 4) throw new UsageError(`--priority ${n} is out of range: use 0 (highest) to 4 (lowest)`);
+  return n;
 }
 
 /** A repeatable flag naming need ids, each checked before anything is opened. */
