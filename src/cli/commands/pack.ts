@@ -15,7 +15,7 @@ function pinnedIdentity(store: Store, name: string): Identity {
     throw new UserError(
       pinned.length
         ? `identity ${name} has no pin in this database: use one of ${pinned.join(', ')}, or pin a new identity file with \`mlos identity sync\``
-        : `identity ${name} has no pin in this database, nor has any other: pin the identity files with \`mlos identity sync\``,
+        : `identity ${name} has no pin, and this database pins no identity yet: pin the identity files with \`mlos identity sync\``,
       { code: 'not_found' },
     );
   }

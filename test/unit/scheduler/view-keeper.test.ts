@@ -138,6 +138,20 @@ describe('the view keeper', () => {
 /** The built view thread (npm test builds first); the keeper itself runs from the sources. */
 const BUILT_THREAD = new URL('../../../dist/scheduler/view-thread.js', import.meta.url);
 
+/** A keeper whose view thread runs `source` (a module that misbehaves), with the errors it logs. */
+function keeperOnThread(source: string) {
+  const module = join(dir, 'thread-under-test.mjs');
+  writeFileSync(module, source);
+  const errors: string[] = [];
+  const k = new ViewKeeper({
+    store,
+    log: { ...silentLogger, error: (_fields: unknown, message?: string) => void errors.push(message ?? '') },
+    now: () => now,
+    thread: pathToFileURL(module),
+  });
+  return { k, errors };
+}
+
 describe('the view keeper with a view thread', () => {
   it('compiles in the thread while this one goes on, one compile at a time, and brings views up to date at close', async () => {
     const k = new ViewKeeper({ store, log: silentLogger, now: () => now, thread: BUILT_THREAD });
@@ -164,18 +178,7 @@ describe('the view keeper with a view thread', () => {
   });
 
   it('compiles in this thread from the moment the view thread stops, having said so once', async () => {
-    const broken = join(dir, 'broken-thread.mjs');
-    writeFileSync(broken, "throw new Error('the view thread broke');\n");
-    const errors: string[] = [];
-    const k = new ViewKeeper({
-      store,
-      log: {
-        ...silentLogger,
-        error: (_fields: unknown, message?: string) => void errors.push(message ?? ''),
-      },
-      now: () => now,
-      thread: pathToFileURL(broken),
-    });
+    const { k, errors } = keeperOnThread("throw new Error('the view thread broke');\n");
     expect(k.threaded).toBe(true);
     store.needs.create({ title: 'still compiled' });
     expect(k.maybeCompile()).toBe(true);
@@ -199,18 +202,7 @@ describe('the view keeper with a view thread', () => {
       "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => process.exit(0));\n",
     ],
   ])('a view thread that %s neither hangs the close nor loses the final compile', async (_what, source) => {
-    const module = join(dir, 'flaky-thread.mjs');
-    writeFileSync(module, source);
-    const errors: string[] = [];
-    const k = new ViewKeeper({
-      store,
-      log: {
-        ...silentLogger,
-        error: (_fields: unknown, message?: string) => void errors.push(message ?? ''),
-      },
-      now: () => now,
-      thread: pathToFileURL(module),
-    });
+    const { k, errors } = keeperOnThread(source);
     store.needs.create({ title: 'written at close' });
     await k.close(true);
     expect(readFileSync(join(dir, 'views', 'PROBLEM.md'), 'utf8')).toContain('written at close');
