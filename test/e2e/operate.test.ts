@@ -242,6 +242,35 @@ describe('operating mlos from the CLI', { timeout: 120_000 }, () => {
     });
   });
 
+  it('answers SIGINT in the middle of a backlog of scripted sessions, not once the backlog is done', async () => {
+    return inOwnFolder(async (own, here) => {
+      expect(here('init').code).toBe(0);
+      const store = Store.open(join(own, 'mlos.db'));
+      store.transaction(() => {
+        for (let i = 0; i < 3000; i++) store.needs.create({ title: `noop ${i}`, tags: ['kernel'] });
+      });
+      store.close();
+      // The noop model never waits for I/O: the event loop must still get turns between sessions.
+      const run = spawnMlos(
+        ['run', '--provider', 'scripted', '--model', 'noop', '--log-format', 'json'],
+        own,
+      );
+      await waitFor(
+        () => run.output().includes('"msg":"session ended: resolved"'),
+        30_000,
+        'the first session',
+      );
+      run.child.kill('SIGINT');
+      expect(await run.exited).toBe(0);
+      expect(run.output()).toContain('"msg":"SIGINT: draining"');
+      const stopped = /mlos run stopped \(SIGINT\): (\d+) needs resolved.*; (\d+) open or active remain/.exec(
+        run.output(),
+      );
+      expect(stopped, run.output().slice(-2000)).not.toBeNull();
+      expect(Number(stopped![2])).toBeGreaterThan(0);
+    });
+  });
+
   it('drains on SIGHUP (a closed terminal) as on SIGTERM, and exits 0', async () => {
     return inOwnFolder(async (own) => {
       const run = spawnMlos(['run', '--demo', '--log-format', 'json'], own);
