@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UserError } from '../store/errors.js';
 
@@ -22,6 +22,39 @@ export function refuseOpenBindWithoutTokens(host: string, tokensConfigured: bool
     throw new UserError(
       `refusing to serve the guard on ${host} without tokens: set MLOS_OPERATOR_TOKEN and MLOS_WORKER_TOKEN, or bind 127.0.0.1`,
     );
+}
+
+/** The guard's bearer tokens for `mlos run --listen` and `mlos mcp --http`. */
+export interface GuardTokens {
+  readonly operatorToken: string;
+  readonly workerToken: string;
+  /** Both came from the environment (required off loopback). */
+  readonly tokensConfigured: boolean;
+  /** One line per token made up here, for the operator to read once (they are not stored). */
+  readonly generated: readonly string[];
+}
+
+/**
+ * The tokens from MLOS_OPERATOR_TOKEN and MLOS_WORKER_TOKEN, each missing one made up; refused
+ * before any is made up when `host` is off loopback and either is missing.
+ */
+export function guardTokens(host: string, env: NodeJS.ProcessEnv): GuardTokens {
+  const tokensConfigured = Boolean(env['MLOS_OPERATOR_TOKEN'] && env['MLOS_WORKER_TOKEN']);
+  refuseOpenBindWithoutTokens(host, tokensConfigured);
+  const generated: string[] = [];
+  const token = (name: string, prefix: string, what: string) => {
+    const given = env[name];
+    if (given) return given;
+    const made = `${prefix}${randomBytes(24).toString('base64url')}`;
+    generated.push(`${what} token (generated): ${made}`);
+    return made;
+  };
+  return {
+    operatorToken: token('MLOS_OPERATOR_TOKEN', 'mlos_op_', 'operator'),
+    workerToken: token('MLOS_WORKER_TOKEN', 'mlos_wk_', 'worker'),
+    tokensConfigured,
+    generated,
+  };
 }
 
 export const INVALID = Symbol('invalid body');

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { refuseOpenBindWithoutTokens } from '../../mcp/http-io.js';
+import { guardTokens } from '../../mcp/http-io.js';
 import { Store, UsageError } from '../../store/index.js';
 import { globalOptions, parseDuration } from '../context.js';
 import { VERSION } from '../version.js';
@@ -30,15 +29,15 @@ export function registerMcpCommand(program: Command): void {
       // Flags first: a typo opens no database and prints no token.
       const leaseMs = parseDuration(flags.lease, '--lease');
       const at = flags.http ? parseHostPort(flags.http) : undefined;
-      const configured = Boolean(process.env['MLOS_OPERATOR_TOKEN'] && process.env['MLOS_WORKER_TOKEN']);
-      if (at) refuseOpenBindWithoutTokens(at.host, configured);
+      // Refused off loopback without tokens before any is made up and printed.
+      const tokens = at && guardTokens(at.host, process.env);
       const { db, durable } = globalOptions(command);
       const store = Store.open(db, { durable, actor: 'mcp' });
       const deps = createGuardDeps(store, {
         leaseMs,
         compiler: createKernelCompiler(store),
       });
-      if (!at) {
+      if (!at || !tokens) {
         const server = createGuardServer(deps, OPERATOR, VERSION);
         await server.connect(new StdioServerTransport());
         const stopNotify = notifyOnChange(store, () => [server]);
@@ -53,24 +52,11 @@ export function registerMcpCommand(program: Command): void {
         );
         return;
       }
-      const { host, port } = at;
-      const operatorToken =
-        process.env['MLOS_OPERATOR_TOKEN'] || `mlos_op_${randomBytes(24).toString('base64url')}`;
-      const workerToken =
-        process.env['MLOS_WORKER_TOKEN'] || `mlos_wk_${randomBytes(24).toString('base64url')}`;
-      const http = new GuardHttpServer(deps, {
-        host,
-        port,
-        operatorToken,
-        workerToken,
-        tokensConfigured: configured,
-      });
+      const { operatorToken, workerToken, tokensConfigured, generated } = tokens;
+      const http = new GuardHttpServer(deps, { ...at, operatorToken, workerToken, tokensConfigured });
       const { url } = await http.start();
       process.stderr.write(`mlos guard on ${url}, database ${db}\n`);
-      if (!process.env['MLOS_OPERATOR_TOKEN'])
-        process.stderr.write(`operator token (generated): ${operatorToken}\n`);
-      if (!process.env['MLOS_WORKER_TOKEN'])
-        process.stderr.write(`worker token (generated): ${workerToken}\n`);
+      for (const line of generated) process.stderr.write(`${line}\n`);
       await untilSignal(
         async () => {
           await http.close();

@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { displayPath } from '../../kernel/identity/index.js';
-import { refuseOpenBindWithoutTokens } from '../../mcp/http-io.js';
+import { guardTokens } from '../../mcp/http-io.js';
 import { seedDemo } from '../../scheduler/demo.js';
 import { type RuntimeCounters, renderMetrics } from '../../scheduler/metrics.js';
 import type { Runtime } from '../../scheduler/runtime.js';
@@ -114,11 +113,8 @@ export function registerRunCommand(program: Command): void {
           : parseDuration(flags.retryDelay, '--retry-delay'),
       };
       const listenAt = flags.listen ? parseHostPort(flags.listen) : undefined;
-      const tokensConfigured = Boolean(
-        process.env['MLOS_OPERATOR_TOKEN'] && process.env['MLOS_WORKER_TOKEN'],
-      );
-      // Refused before any token is generated and printed for a guard that never serves.
-      if (listenAt) refuseOpenBindWithoutTokens(listenAt.host, tokensConfigured);
+      // Refused off loopback without tokens before any is made up and printed.
+      const guard = listenAt && guardTokens(listenAt.host, process.env);
       if (timing.heartbeatMs >= timing.leaseMs)
         log.warn(
           { heartbeatMs: timing.heartbeatMs, leaseMs: timing.leaseMs },
@@ -155,17 +151,10 @@ export function registerRunCommand(program: Command): void {
         const { queue, bus } = adapters;
         const counters: RuntimeCounters = { takeovers: 0, leaseExpiries: 0, graduated: 0 };
         let listen: ConstructorParameters<typeof Runtime>[0]['listen'];
-        if (flags.listen) {
-          const { host, port } = listenAt!;
-          const operatorToken =
-            process.env['MLOS_OPERATOR_TOKEN'] || `mlos_op_${randomBytes(24).toString('base64url')}`;
-          const workerToken =
-            process.env['MLOS_WORKER_TOKEN'] || `mlos_wk_${randomBytes(24).toString('base64url')}`;
-          if (!process.env['MLOS_OPERATOR_TOKEN'])
-            process.stderr.write(`operator token (generated): ${operatorToken}\n`);
-          if (!process.env['MLOS_WORKER_TOKEN'])
-            process.stderr.write(`worker token (generated): ${workerToken}\n`);
-          listen = { host, port, operatorToken, workerToken, tokensConfigured, namespace };
+        if (listenAt && guard) {
+          for (const line of guard.generated) process.stderr.write(`${line}\n`);
+          const { operatorToken, workerToken, tokensConfigured } = guard;
+          listen = { ...listenAt, operatorToken, workerToken, tokensConfigured, namespace };
         }
         let idleTicks = 0;
         let lastStats: TickStats | undefined;
