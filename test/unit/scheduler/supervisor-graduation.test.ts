@@ -37,6 +37,9 @@ describe('supervisor graduation', () => {
   });
 
   const held = async (identity: string) => [...(await queue.held(identity))];
+  /** A standing cleanup need (the janitor's) recurring every `cadenceMs`. */
+  const sweep = (cadenceMs: number, extra: { title?: string; priority?: number } = {}) =>
+    world.store.needs.create({ title: 'Sweep', tags: ['cleanup'], mode: 'standing', cadenceMs, ...extra });
 
   it('graduates actionable needs to the best-matching identity, writes the outbox and drains it at once', async () => {
     await supervisor.start();
@@ -131,12 +134,7 @@ describe('supervisor graduation', () => {
 
   it('graduates a standing need again on its cadence', async () => {
     await supervisor.start();
-    const need = world.store.needs.create({
-      title: 'Sweep',
-      tags: ['cleanup'],
-      mode: 'standing',
-      cadenceMs: 60_000,
-    });
+    const need = sweep(60_000);
     await supervisor.tick();
     const first = world.store.tasks.liveFor(need.id)!;
     const claim = world.store.claims.claim(need.id, { identity: 'janitor', leaseMs: 60_000 });
@@ -151,12 +149,7 @@ describe('supervisor graduation', () => {
 
   it('a failed round of a standing need is retried under the retry policy, not after a whole cadence', async () => {
     await supervisor.start();
-    const need = world.store.needs.create({
-      title: 'Sweep',
-      tags: ['cleanup'],
-      mode: 'standing',
-      cadenceMs: 3_600_000,
-    });
+    const need = sweep(3_600_000);
     const round = async (outcome: 'progressed' | 'failed') => {
       expect((await supervisor.tick()).graduated).toBe(1);
       const claim = world.store.claims.claim(need.id, { identity: 'janitor', leaseMs: 60_000 });
@@ -183,13 +176,7 @@ describe('supervisor graduation', () => {
 
   it('standing needs not due leave the candidate page to needs that can graduate', () => {
     for (let i = 0; i < 3; i++) {
-      const standing = world.store.needs.create({
-        title: `Sweep ${i}`,
-        tags: ['cleanup'],
-        priority: 0,
-        mode: 'standing',
-        cadenceMs: 3_600_000,
-      });
+      const standing = sweep(3_600_000, { title: `Sweep ${i}`, priority: 0 });
       const claim = world.store.claims.claim(standing.id, { identity: 'janitor', leaseMs: 60_000 });
       world.store.claims.finish(claim.fence, { outcome: 'progressed', summary: 'swept' });
     }
